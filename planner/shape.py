@@ -1,0 +1,314 @@
+"""ModelShape: a Llama-family decoder, its exact parameter counts and FLOPs per token.
+
+Conventions (stated once, used everywhere):
+
+* ``total_params`` counts every weight: input embedding, L blocks (attention, MLP, two norms),
+  the final norm and, when untied, the output projection. Biases are never present (Llama).
+* ``embedding_params`` = input embedding + output projection (the latter only when untied), both
+  at the *padded* vocabulary, as model cards such as llm-jp-3 report them.
+* ``non_embedding_params`` = ``total_params - embedding_params`` (Kaplan et al. 2020's N).
+* FLOPs per token (training: forward + backward = 3 x forward, 2 FLOPs per multiply-add):
+
+  - ``flops_per_token_6n``: 6 x total_params (Hoffmann et al. 2022's C = 6ND uses total N).
+  - ``flops_per_token_palm``: 6 x N_matmul + 12 L H Q T (Chowdhery et al. 2022, App. B), with
+    N_matmul = total minus the input-embedding lookup (a lookup is not a matmul; a tied embedding
+    is counted since it doubles as the output matmul). Attention is *not* halved for the causal
+    mask; torchtitan's MFU uses the same count.
+  - ``flops_per_token_megatron``: Megatron-LM's ``num_floating_point_operations`` (training.py,
+    core_v0.12+) divided by tokens: 6 x (MLP + QKV/out projections + logits at the padded vocab)
+    + 6 T L q for causal attention (QK^T and PV, halved for the mask). Norms are not counted.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from planner.errors import UserError
+
+
+def pad_vocab(vocab: int, multiple: int | None, tp: int = 1) -> int:
+    """Megatron's padding: ceil(V / (m * TP)) * m * TP (no padding when ``multiple`` is falsy)."""
+    if not multiple:
+        return int(vocab)
+    step = int(multiple) * int(tp)
+    return int(math.ceil(vocab / step) * step)
+
+
+@dataclass(frozen=True)
+class ModelShape:
+    """A Llama-style decoder: RMSNorm, SwiGLU, RoPE, no biases, optional GQA and tying."""
+
+    n_layers: int
+    d_model: int
+    d_ffn: int
+    n_heads: int
+    vocab_size: int
+    n_kv_heads: int | None = None
+    head_dim: int | None = None
+    seq_len: int = 2048
+    tied: bool = False
+    pad_vocab_to: int | None = None  # pad the vocab to a multiple of this (x TP), Megatron style
+    tp: int = 1  # tensor-parallel size used for vocab padding
+    norm: str = "rmsnorm"  # rmsnorm | layernorm (LayerNorm has a bias: 2 vectors per norm)
+    activation: str = "swiglu"  # swiglu (3 matrices) | gelu (2 matrices)
+    rope_theta: float = 10000.0
+    norm_eps: float = 1e-5
+    name: str | None = field(default=None, compare=False)
+
+    def __post_init__(self) -> None:
+        for attr in ("n_layers", "d_model", "d_ffn", "n_heads", "vocab_size", "seq_len", "tp"):
+            v = getattr(self, attr)
+            if not isinstance(v, (int,)) or isinstance(v, bool) or v <= 0:
+                raise UserError(f"{attr} must be a positive integer, got {v!r}")
+        if self.n_kv_heads is None:
+            object.__setattr__(self, "n_kv_heads", self.n_heads)
+        if self.head_dim is None:
+            if self.d_model % self.n_heads:
+                raise UserError(
+                    f"d_model {self.d_model} is not divisible by heads {self.n_heads}; "
+                    "choose heads that divide d_model or give head_dim explicitly"
+                )
+            object.__setattr__(self, "head_dim", self.d_model // self.n_heads)
+        if self.n_kv_heads <= 0 or self.head_dim <= 0:
+            raise UserError(f"kv heads and head_dim must be positive, got {self.n_kv_heads} and {self.head_dim}")
+        if self.n_heads % self.n_kv_heads:
+            raise UserError(
+                f"kv heads {self.n_kv_heads} do not divide heads {self.n_heads}; "
+                "GQA needs heads to be a multiple of kv heads (kv heads = heads for MHA, 1 for MQA)"
+            )
+        if self.pad_vocab_to is not None and self.pad_vocab_to <= 0:
+            raise UserError(f"pad_vocab_to must be positive, got {self.pad_vocab_to}")
+        if self.norm not in ("rmsnorm", "layernorm"):
+            raise UserError(f"norm must be rmsnorm or layernorm, got {self.norm!r}")
+        if self.activation not in ("swiglu", "gelu"):
+            raise UserError(f"activation must be swiglu or gelu, got {self.activation!r}")
+
+    # ------------------------------------------------------------------ derived sizes
+    @property
+    def padded_vocab(self) -> int:
+        return pad_vocab(self.vocab_size, self.pad_vocab_to, self.tp)
+
+    @property
+    def q_dim(self) -> int:
+        return self.n_heads * self.head_dim
+
+    @property
+    def kv_dim(self) -> int:
+        return self.n_kv_heads * self.head_dim
+
+    @property
+    def gqa_groups(self) -> int:
+        return self.n_heads // self.n_kv_heads
+
+    # ------------------------------------------------------------------ parameter counts
+    @property
+    def attention_params_per_layer(self) -> int:
+        d = self.d_model
+        return d * self.q_dim + 2 * d * self.kv_dim + self.q_dim * d
+
+    @property
+    def mlp_params_per_layer(self) -> int:
+        mats = 3 if self.activation == "swiglu" else 2
+        return mats * self.d_model * self.d_ffn
+
+    @property
+    def norm_params(self) -> int:
+        """Parameters of one norm layer (gain, plus bias for LayerNorm)."""
+        return self.d_model * (1 if self.norm == "rmsnorm" else 2)
+
+    @property
+    def params_per_layer(self) -> int:
+        return self.attention_params_per_layer + self.mlp_params_per_layer + 2 * self.norm_params
+
+    @property
+    def input_embedding_params(self) -> int:
+        return self.padded_vocab * self.d_model
+
+    @property
+    def output_params(self) -> int:
+        return 0 if self.tied else self.padded_vocab * self.d_model
+
+    @property
+    def embedding_params(self) -> int:
+        return self.input_embedding_params + self.output_params
+
+    @property
+    def non_embedding_params(self) -> int:
+        return self.n_layers * self.params_per_layer + self.norm_params
+
+    @property
+    def total_params(self) -> int:
+        return self.non_embedding_params + self.embedding_params
+
+    # ------------------------------------------------------------------ FLOPs per token
+    @property
+    def flops_per_token_6n(self) -> float:
+        return 6.0 * self.total_params
+
+    @property
+    def flops_per_token_6n_nonembed(self) -> float:
+        return 6.0 * self.non_embedding_params
+
+    @property
+    def matmul_params(self) -> int:
+        """Parameters that take part in a matmul (all but the input-embedding lookup)."""
+        lookup = 0 if self.tied else self.input_embedding_params
+        return self.total_params - lookup
+
+    @property
+    def flops_per_token_palm(self) -> float:
+        attn = 12.0 * self.n_layers * self.n_heads * self.head_dim * self.seq_len
+        return 6.0 * self.matmul_params + attn
+
+    @property
+    def flops_per_token_megatron(self) -> float:
+        L, h, s = self.n_layers, self.d_model, self.seq_len
+        q, k = self.q_dim, self.kv_dim
+        expansion = 3 if self.activation == "swiglu" else 2
+        mlp = 6.0 * h * self.d_ffn * expansion * L
+        proj = 6.0 * L * (h * (q + 2 * k) + q * h)
+        logits = 6.0 * h * self.padded_vocab
+        attn = 6.0 * s * L * q  # causal: (QK^T + PV) x 3 passes x 2 FLOPs / 2 for the mask
+        return mlp + proj + logits + attn
+
+    def flops_per_token(self, convention: str = "megatron") -> float:
+        table = {
+            "6n": self.flops_per_token_6n,
+            "palm": self.flops_per_token_palm,
+            "megatron": self.flops_per_token_megatron,
+        }
+        if convention not in table:
+            raise UserError(f"unknown FLOPs convention {convention!r}; use one of {sorted(table)}")
+        return table[convention]
+
+    # ------------------------------------------------------------------ reports
+    def counts(self) -> dict[str, Any]:
+        """Every number a user asks for about this shape (the ``scaleplan count --json`` payload)."""
+        return {
+            "total_params": self.total_params,
+            "non_embedding_params": self.non_embedding_params,
+            "embedding_params": self.embedding_params,
+            "input_embedding_params": self.input_embedding_params,
+            "output_params": self.output_params,
+            "params_per_layer": self.params_per_layer,
+            "vocab_size": self.vocab_size,
+            "padded_vocab": self.padded_vocab,
+            "head_dim": self.head_dim,
+            "n_kv_heads": self.n_kv_heads,
+            "seq_len": self.seq_len,
+            "flops_per_token_6n": self.flops_per_token_6n,
+            "flops_per_token_6n_nonembed": self.flops_per_token_6n_nonembed,
+            "flops_per_token_palm": self.flops_per_token_palm,
+            "flops_per_token_megatron": self.flops_per_token_megatron,
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "ModelShape":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(d) - known
+        if unknown:
+            raise UserError(f"unknown model-shape fields {sorted(unknown)}; known fields: {sorted(known)}")
+        return cls(**d)
+
+    def replace(self, **changes: Any) -> "ModelShape":
+        return dataclasses.replace(self, **changes)
+
+    # ------------------------------------------------------------------ Hugging Face config.json
+    def to_hf_config(self) -> dict[str, Any]:
+        """A LlamaConfig dict; vocab_size is the padded vocab (the embedding's real row count)."""
+        return {
+            "architectures": ["LlamaForCausalLM"],
+            "model_type": "llama",
+            "num_hidden_layers": self.n_layers,
+            "hidden_size": self.d_model,
+            "intermediate_size": self.d_ffn,
+            "num_attention_heads": self.n_heads,
+            "num_key_value_heads": self.n_kv_heads,
+            "head_dim": self.head_dim,
+            "vocab_size": self.padded_vocab,
+            "tie_word_embeddings": self.tied,
+            "max_position_embeddings": self.seq_len,
+            "rope_theta": self.rope_theta,
+            "rms_norm_eps": self.norm_eps,
+            "hidden_act": "silu",
+            "attention_bias": False,
+            "mlp_bias": False,
+            "torch_dtype": "bfloat16",
+        }
+
+    @classmethod
+    def from_hf_config(cls, cfg: dict[str, Any] | str | Path, name: str | None = None) -> "ModelShape":
+        if not isinstance(cfg, dict):
+            path = Path(cfg)
+            if not path.exists():
+                raise UserError(f"HF config not found: {path}; pass the path of a config.json")
+            try:
+                cfg = json.loads(path.read_text(encoding="utf-8"))
+            except (json.JSONDecodeError, UnicodeDecodeError) as e:
+                raise UserError(f"{path} is not valid JSON ({e}); pass a Hugging Face config.json") from None
+            if not isinstance(cfg, dict):
+                raise UserError(f"{path} holds a JSON {type(cfg).__name__}, not an object; pass a config.json")
+        required = ["num_hidden_layers", "hidden_size", "intermediate_size", "num_attention_heads", "vocab_size"]
+        missing = [k for k in required if k not in cfg]
+        if missing:
+            raise UserError(f"HF config lacks {missing}; a LlamaConfig needs {required}")
+        mt = cfg.get("model_type", "llama")
+        act = cfg.get("hidden_act", "silu")
+        if act not in ("silu", "swish"):
+            raise UserError(f"hidden_act {act!r} is not SwiGLU (silu); only Llama-family configs are supported")
+        if cfg.get("attention_bias") or cfg.get("mlp_bias"):
+            raise UserError("config has attention_bias/mlp_bias set; only bias-free Llama-family models are supported")
+        ints = {}
+        for k in required + ["num_key_value_heads", "head_dim", "max_position_embeddings"]:
+            v = cfg.get(k)
+            if v is None:
+                continue
+            if not isinstance(v, int) or isinstance(v, bool):
+                raise UserError(f"HF config field {k} must be an integer, got {v!r}")
+            ints[k] = v
+        return cls(
+            n_layers=ints["num_hidden_layers"],
+            d_model=ints["hidden_size"],
+            d_ffn=ints["intermediate_size"],
+            n_heads=ints["num_attention_heads"],
+            n_kv_heads=ints.get("num_key_value_heads"),
+            head_dim=ints.get("head_dim"),
+            vocab_size=ints["vocab_size"],
+            seq_len=ints.get("max_position_embeddings", 2048),
+            tied=bool(cfg.get("tie_word_embeddings", False)),
+            rope_theta=float(cfg.get("rope_theta", 10000.0)),
+            norm_eps=float(cfg.get("rms_norm_eps", 1e-5)),
+            name=name or cfg.get("_name_or_path") or (None if mt == "llama" else mt),
+        )
+
+
+# Published shapes, each with its source; counts are asserted in tests/test_shape.py.
+PRESETS: dict[str, dict[str, Any]] = {
+    # Touvron et al. 2023 (Llama 2), HF meta-llama/Llama-2-7b-hf config.json
+    "llama-2-7b": dict(n_layers=32, d_model=4096, d_ffn=11008, n_heads=32, vocab_size=32000, seq_len=4096),
+    "llama-2-13b": dict(n_layers=40, d_model=5120, d_ffn=13824, n_heads=40, vocab_size=32000, seq_len=4096),
+    "llama-2-70b": dict(n_layers=80, d_model=8192, d_ffn=28672, n_heads=64, n_kv_heads=8, vocab_size=32000,
+                        seq_len=4096),
+    # Llama 3 (2024), HF meta-llama/Meta-Llama-3-8B config.json
+    "llama-3-8b": dict(n_layers=32, d_model=4096, d_ffn=14336, n_heads=32, n_kv_heads=8, vocab_size=128256,
+                       seq_len=8192, rope_theta=500000.0),
+    # Llama 1 (Touvron et al. 2023a), 65B: 80 layers, 8192, 64 heads, ffn 22016
+    "llama-65b": dict(n_layers=80, d_model=8192, d_ffn=22016, n_heads=64, vocab_size=32000, seq_len=2048),
+    # LLM-jp-3 1.8B model card (llm-jp/llm-jp-3-1.8b): vocab 99,487 padded to 99,584 (multiple of 128)
+    "llm-jp-3-1.8b": dict(n_layers=24, d_model=2048, d_ffn=7168, n_heads=16, vocab_size=99487, pad_vocab_to=128,
+                          seq_len=4096),
+}
+
+
+def preset_shape(name: str, **overrides: Any) -> ModelShape:
+    key = name.lower()
+    if key not in PRESETS:
+        raise UserError(f"unknown model preset {name!r}; known presets: {', '.join(sorted(PRESETS))}")
+    return ModelShape(**{**PRESETS[key], **overrides, "name": key})
