@@ -18,7 +18,8 @@ COMMAND_MODULES = [
     "proxy_train.commands",        # data prepare, train, coord-check
     "proxy_train.sweep_commands",  # sweep, sweep export, transfer-check
     "proxy_train.ladder_commands",  # ladder, demo
-    "planner.commands.fit",        # fit, optimal
+    "planner.commands.fit",        # fit
+    "planner.commands.optimal",    # optimal
     "planner.commands.plan",       # plan, export
     "app.commands",                # app
     "planner.commands.model",      # count, shape
