@@ -1,0 +1,225 @@
+"""TrainConfig: every option of ``scaleplan train`` in one dataclass (plain JSON round trip).
+
+Width conventions (μP, see docs/CONTRACTS.md and /work/shared/notes/mup-and-sweeps.md §0):
+``m_d = d_model / base_width``; hidden matrices get init std ``init_std / sqrt(m_d)`` and AdamW LR
+``lr / m_d``; embedding, readout and norm gains keep ``lr`` and (embedding/readout) ``init_std``;
+logits = ``out_mult * (x W_out^T) / m_d``; attention logits = ``attn_mult * q.k / head_dim``.
+Under SP the same numbers are used without any width factor and attention uses
+``attn_mult * q.k / sqrt(head_dim)``.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from planner.errors import UserError
+from proxy_train.schedules import COOLDOWN_SHAPES, SCHEDULES
+
+DEPTH_SCALINGS = ("none", "depth-mup", "completep")
+# Fields that change how fast a run goes, not what it computes (left out of the config hash).
+_RUNTIME_FIELDS = ("threads", "device", "compile", "eval_every", "ckpt_every", "progress")
+
+
+@dataclass
+class TrainConfig:
+    data: str = ""
+    d_model: int = 128
+    n_layers: int = 2
+    n_heads: int | None = None     # fixed head count (head_dim = d_model / n_heads) ...
+    head_dim: int | None = None    # ... or fixed head size (n_heads = d_model / head_dim); default 32
+    param: str = "mup"             # mup | sp
+    base_width: int = 128          # d_model at which the base hyperparameters hold (m_d = 1)
+    base_depth: int | None = None  # for depth scaling; default n_layers
+    lr: float = 1e-2
+    init_std: float = 0.02
+    out_mult: float = 1.0
+    in_mult: float = 1.0
+    attn_mult: float = 1.0
+    wd: float = 0.0
+    wd_rule: str = "mup"           # mup (MuAdamW: hidden wd * m_d) | unscaled (own param groups)
+    readout_zero_init: bool | None = None  # default: True under muP, False under SP
+    query_zero_init: bool | None = None    # default: True under muP, False under SP
+    depth_scaling: str = "none"    # none | depth-mup | completep
+    betas: tuple[float, float] = (0.9, 0.95)
+    eps: float = 1e-8
+    tokens: int | None = None
+    steps: int | None = None
+    batch: int = 16
+    seq_len: int = 128
+    schedule: str = "cosine"
+    warmup_frac: float = 0.05
+    warmup_steps: int | None = None  # overrides warmup_frac when given (WSD branches use it)
+    cooldown_frac: float = 0.2
+    cooldown_shape: str = "1-sqrt"
+    min_lr_frac: float = 0.1
+    clip: float = 1.0
+    seed: int = 0
+    threads: int = 1
+    device: str = "auto"
+    compile: bool = False
+    eval_every: int | None = None  # default: about 10 evaluations per run
+    eval_batches: int = 8
+    ckpt_every: int | None = None  # default: at every evaluation
+    progress: bool = True
+    extra: dict = field(default_factory=dict)  # free-form provenance (e.g. the hparams source)
+
+    # ------------------------------------------------------------------ derived values
+    @property
+    def tokens_per_step(self) -> int:
+        return self.batch * self.seq_len
+
+    @property
+    def total_steps(self) -> int:
+        if self.steps is not None:
+            return int(self.steps)
+        return max(1, math.ceil(int(self.tokens) / self.tokens_per_step))
+
+    @property
+    def resolved_warmup_steps(self) -> int:
+        if self.warmup_steps is not None:
+            return int(self.warmup_steps)
+        return int(round(self.warmup_frac * self.total_steps))
+
+    @property
+    def zero_readout(self) -> bool:
+        return (self.param == "mup") if self.readout_zero_init is None else bool(self.readout_zero_init)
+
+    @property
+    def zero_query(self) -> bool:
+        return (self.param == "mup") if self.query_zero_init is None else bool(self.query_zero_init)
+
+    # ------------------------------------------------------------------ checks
+    def validate(self) -> "TrainConfig":
+        if not self.data:
+            raise UserError("no data folder given; pass --data DIR (made by `scaleplan data prepare`)")
+        for name in ("d_model", "n_layers", "base_width", "batch", "seq_len", "threads", "eval_batches"):
+            v = getattr(self, name)
+            if not isinstance(v, int) or isinstance(v, bool) or v <= 0:
+                raise UserError(f"{name} must be a positive integer, got {v!r}")
+        if self.param not in ("mup", "sp"):
+            raise UserError(f"param must be mup or sp, got {self.param!r}")
+        if self.n_heads is not None and self.head_dim is not None:
+            raise UserError("give either --heads or --head-dim, not both (the other follows from d_model)")
+        if self.n_heads is not None:
+            if self.n_heads <= 0 or self.d_model % self.n_heads:
+                raise UserError(f"d_model {self.d_model} is not divisible by heads {self.n_heads}; "
+                                "choose heads that divide d_model, or use --head-dim")
+            hd = self.d_model // self.n_heads
+        else:
+            hd = self.head_dim if self.head_dim is not None else 32
+            if hd <= 0 or self.d_model % hd:
+                raise UserError(f"d_model {self.d_model} is not divisible by head_dim {hd}; "
+                                "choose a width that is a multiple of the head size, or use --heads")
+        if hd % 2:
+            raise UserError(f"head_dim {hd} is odd; RoPE needs an even head size")
+        if self.tokens is None and self.steps is None:
+            raise UserError("no training length; pass --tokens T or --steps S")
+        if self.tokens is not None and self.steps is not None:
+            raise UserError("give either --tokens or --steps, not both")
+        for name in ("tokens", "steps"):
+            v = getattr(self, name)
+            if v is not None and (not isinstance(v, int) or v <= 0):
+                raise UserError(f"{name} must be a positive integer, got {v!r}")
+        for name in ("lr", "init_std", "out_mult", "in_mult", "attn_mult", "eps"):
+            v = getattr(self, name)
+            if not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
+                raise UserError(f"{name} must be a positive finite number, got {v!r}")
+        if not (math.isfinite(self.wd) and self.wd >= 0):
+            raise UserError(f"wd must be >= 0, got {self.wd!r}")
+        if self.wd_rule not in ("mup", "unscaled"):
+            raise UserError(f"wd_rule must be mup or unscaled, got {self.wd_rule!r}")
+        if self.depth_scaling not in DEPTH_SCALINGS:
+            raise UserError(f"depth_scaling must be one of {DEPTH_SCALINGS}, got {self.depth_scaling!r}")
+        if self.schedule not in SCHEDULES:
+            raise UserError(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
+        if self.cooldown_shape not in COOLDOWN_SHAPES:
+            raise UserError(f"cooldown_shape must be one of {COOLDOWN_SHAPES}, got {self.cooldown_shape!r}")
+        for name in ("warmup_frac", "cooldown_frac", "min_lr_frac"):
+            v = getattr(self, name)
+            if not (0.0 <= v <= 1.0):
+                raise UserError(f"{name} must be between 0 and 1, got {v!r}")
+        if self.warmup_steps is not None and self.warmup_steps < 0:
+            raise UserError(f"warmup_steps must be >= 0, got {self.warmup_steps}")
+        if not (self.clip >= 0):
+            raise UserError(f"clip must be >= 0 (0 turns clipping off), got {self.clip!r}")
+        if self.device not in ("auto", "cpu", "cuda"):
+            raise UserError(f"device must be auto, cpu or cuda, got {self.device!r}")
+        if self.base_depth is not None and self.base_depth <= 0:
+            raise UserError(f"base_depth must be positive, got {self.base_depth}")
+        return self
+
+    @property
+    def resolved_head_dim(self) -> int:
+        if self.n_heads is not None:
+            return self.d_model // self.n_heads
+        return self.head_dim if self.head_dim is not None else 32
+
+    @property
+    def resolved_n_heads(self) -> int:
+        return self.d_model // self.resolved_head_dim
+
+    # ------------------------------------------------------------------ (de)serialisation
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["betas"] = list(self.betas)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "TrainConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(d) - known
+        if unknown:
+            raise UserError(f"unknown training options {sorted(unknown)}; known: {sorted(known)}")
+        d = dict(d)
+        if "betas" in d and d["betas"] is not None:
+            d["betas"] = tuple(float(b) for b in d["betas"])
+        return cls(**d)
+
+    def replace(self, **changes: Any) -> "TrainConfig":
+        return dataclasses.replace(self, **changes)
+
+    def config_hash(self, data_sha256: str = "") -> str:
+        """Hash of everything that changes the result (not threads/device/eval cadence)."""
+        d = {k: v for k, v in self.to_dict().items() if k not in _RUNTIME_FIELDS}
+        d["data"] = data_sha256 or str(Path(self.data))
+        return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+# hparams.yaml keys (docs/CONTRACTS.md) -> TrainConfig fields
+_HPARAM_KEYS = {
+    "parameterization": "param", "base_width": "base_width", "base_depth": "base_depth",
+    "lr": "lr", "init_std": "init_std", "alpha_in": "in_mult", "alpha_out": "out_mult",
+    "attn_mult": "attn_mult", "warmup_frac": "warmup_frac", "weight_decay": "wd", "wd_rule": "wd_rule",
+    "readout_zero_init": "readout_zero_init", "query_zero_init": "query_zero_init", "betas": "betas",
+}
+
+
+def hparams_overrides(path: str | Path, data_vocab: int | None = None) -> dict[str, Any]:
+    """TrainConfig fields from an hparams.yaml; UserError if it disagrees with the data's vocab.
+
+    ``base_head_dim`` becomes ``head_dim`` (fixed head size); an optional ``vocab_size`` key must
+    match the data folder's padded vocab, because multipliers tuned on one vocab do not carry over.
+    """
+    from planner.io import read_yaml
+
+    hp = read_yaml(path, "hparams file")
+    if not isinstance(hp, dict):
+        raise UserError(f"hparams file {path} must hold a mapping of hyperparameters; regenerate it with "
+                        "`scaleplan sweep export`")
+    out: dict[str, Any] = {}
+    for key, fld in _HPARAM_KEYS.items():
+        if key in hp and hp[key] is not None:
+            out[fld] = tuple(hp[key]) if fld == "betas" else hp[key]
+    if hp.get("base_head_dim"):
+        out["head_dim"] = int(hp["base_head_dim"])
+    vocab = hp.get("vocab_size")
+    if vocab is not None and data_vocab is not None and int(vocab) != int(data_vocab):
+        raise UserError(f"hparams file {path} was tuned with vocab {vocab} but the data has vocab {data_vocab}; "
+                        "use the data folder the sweep used or re-run the sweep on this data")
+    out["extra"] = {"hparams_file": str(path), "hparams_source": hp.get("source")}
+    return out
