@@ -304,6 +304,22 @@ PRESETS: dict[str, dict[str, Any]] = {
     # LLM-jp-3 1.8B model card (llm-jp/llm-jp-3-1.8b): vocab 99,487 padded to 99,584 (multiple of 128)
     "llm-jp-3-1.8b": dict(n_layers=24, d_model=2048, d_ffn=7168, n_heads=16, vocab_size=99487, pad_vocab_to=128,
                           seq_len=4096),
+    # LLM-jp-3 model cards (llm-jp/llm-jp-3-3.7b, -13b): same tokenizer and padding as 1.8b
+    "llm-jp-3-3.7b": dict(n_layers=28, d_model=3072, d_ffn=8192, n_heads=24, vocab_size=99487, pad_vocab_to=128,
+                          seq_len=4096),
+    "llm-jp-3-13b": dict(n_layers=40, d_model=5120, d_ffn=13824, n_heads=40, vocab_size=99487, pad_vocab_to=128,
+                         seq_len=4096),
+    # TinyLlama/TinyLlama-1.1B (Zhang et al. 2024), HF config.json
+    "tinyllama-1.1b": dict(n_layers=22, d_model=2048, d_ffn=5632, n_heads=32, n_kv_heads=4, vocab_size=32000,
+                           seq_len=2048),
+    # mistralai/Mistral-7B-v0.1 config.json (Jiang et al. 2023); sliding window does not change counts
+    "mistral-7b": dict(n_layers=32, d_model=4096, d_ffn=14336, n_heads=32, n_kv_heads=8, vocab_size=32000,
+                       seq_len=8192),
+    # meta-llama/Llama-3.2-1B and -3B config.json: tied embeddings, head_dim 64 and 128
+    "llama-3.2-1b": dict(n_layers=16, d_model=2048, d_ffn=8192, n_heads=32, n_kv_heads=8, vocab_size=128256,
+                         tied=True, seq_len=8192, rope_theta=500000.0),
+    "llama-3.2-3b": dict(n_layers=28, d_model=3072, d_ffn=8192, n_heads=24, n_kv_heads=8, vocab_size=128256,
+                         tied=True, seq_len=8192, rope_theta=500000.0),
 }
 
 
