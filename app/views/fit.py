@@ -1,0 +1,126 @@
+"""Scaling-fit page: runs, the fitted law L(N, D) = E + A/N^α + B/D^β, its isoFLOP curves and
+compute-optimal frontier, residuals, held-out points, bootstrap CIs, and published laws overlaid.
+
+Inputs: the chosen study's runs table and fit.json (``scaleplan fit``), or a runs CSV/Parquet the
+user uploads (parsed as data by pandas, validated by planner.runs.load_runs; see app/upload.py).
+Without a study the page shows the published laws only.
+"""
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from app import fmt, loaders, state, upload
+from app.figures import frontier_figure, isoflop_figure, residuals_figure, runs_figure
+from planner.errors import UserError
+from planner.laws import PRESETS, load_law
+
+st.title("Scaling fit: loss vs parameters and tokens")
+st.caption("Chinchilla form L(N, D) = E + A/N^α + B/D^β, loss in nats per token, N parameters, "
+           "D tokens, C = 6·N·D FLOPs (Hoffmann et al. 2022).")
+
+study = st.session_state.get("study")
+runs, law, fit = None, None, None
+
+fit_path = state.study_file(study, *loaders.FIT_FILES)
+runs_path = state.study_file(study, *loaders.RUNS_FILES)
+if fit_path is not None:
+    try:
+        fit = loaders.load_json(fit_path)
+        law = loaders.load_fitted_law(fit_path)
+        law.name = f"{study.name} fit"
+    except UserError as e:
+        st.error(str(e))
+if runs_path is not None:
+    try:
+        table = loaders.load_table(runs_path)
+        meta = (fit or {}).get("meta", {})
+        n_col = meta.get("n_col") if meta.get("n_col") in table.columns else upload.guess_column(table, upload.N_COLUMNS)
+        loss_col = meta.get("loss_col") if meta.get("loss_col") in table.columns else upload.guess_column(
+            table, upload.LOSS_COLUMNS)
+        d_col = upload.guess_column(table, upload.D_COLUMNS)
+        runs = upload.validate_runs(table, n_col=n_col, loss_col=loss_col, d_col=d_col,
+                                    flops_col=None if d_col else upload.guess_column(table, upload.FLOPS_COLUMNS))
+    except UserError as e:
+        st.error(f"runs table of study {study.name}: {e}")
+
+with st.expander("Upload your own runs (CSV or Parquet)", expanded=study is None):
+    st.caption(f"One row per training run with parameters, tokens (or FLOPs) and final loss in nats, e.g. "
+               f"columns `total_params, tokens, final_val_loss`. At most {upload.MAX_UPLOAD_MB} MiB; the file is "
+               "read as a table, never executed.")
+    up = st.file_uploader("runs table", type=["csv", "parquet"], key="runs_upload")
+    if up is not None:
+        try:
+            runs = upload.runs_from_upload(up.name, up.getvalue())
+            st.success(f"{up.name}: {len(runs)} usable runs"
+                       + (f" ({runs.attrs['n_dropped_status']} rows with status != ok dropped)"
+                          if runs.attrs.get("n_dropped_status") else ""))
+            law = None if study is None else law
+        except UserError as e:
+            st.error(f"Upload rejected: {e}")
+
+if study is None and runs is None:
+    st.info("No study chosen: showing published laws only. Pick a study in the sidebar or upload runs.")
+
+# ------------------------------------------------------------------ the law
+published = {name: load_law(name) for name in PRESETS}
+shown = law or published["hoffmann2022"]
+if law is not None:
+    st.subheader(f"Fitted law ({fit_path.relative_to(st.session_state['studies_root']).as_posix()})")
+    ci = (fit or {}).get("ci") or {}
+    rows = [{"parameter": k, "value": f"{getattr(law, k):.4g}",
+             "95% CI": f"[{ci[k][0]:.4g}, {ci[k][1]:.4g}]" if k in ci else ""} for k in ("E", "A", "B", "alpha", "beta")]
+    c1, c2 = st.columns([2, 3])
+    c1.dataframe(pd.DataFrame(rows), hide_index=True)
+    with c2:
+        st.markdown(f"**{fit.get('n_rows', '?')}** rows fitted, {fit.get('n_dropped', 0)} dropped; "
+                    f"objective {fit.get('objective', float('nan')):.3g}; gradient norm {fit.get('grad_norm', float('nan')):.2g}; "
+                    f"converged: **{fit.get('converged')}**; bootstrap resamples: "
+                    f"{(fit.get('bootstrap') or {}).get('n', 0)}")
+        for w in fit.get("warnings") or []:
+            st.warning(w)
+        ho = fit.get("holdout")
+        if ho:
+            st.markdown(f"Held-out extrapolation ({ho.get('n')} highest-compute runs): max relative error "
+                        f"**{100 * ho.get('max_rel_error', float('nan')):.2f}%**, mean "
+                        f"{100 * ho.get('mean_rel_error', float('nan')):.2f}%; inside the prediction interval: "
+                        f"{ho.get('inside_interval')}")
+else:
+    st.subheader("Published laws")
+    st.dataframe(pd.DataFrame([{"law": k, "E": v.E, "A": v.A, "B": v.B, "α": v.alpha, "β": v.beta,
+                                "source": v.source} for k, v in published.items()]), hide_index=True)
+
+# ------------------------------------------------------------------ figures
+if runs is not None:
+    st.plotly_chart(runs_figure(runs), width="stretch")
+    c_lo, c_hi = float(runs["C"].min()), float(runs["C"].max())
+    budgets = sorted({float(f"{c:.1e}") for c in pd.Series(runs["C"]).quantile([0, 0.25, 0.5, 0.75, 1.0])})
+else:
+    c_lo, c_hi = 1e19, 1e24
+    budgets = [1e19, 1e20, 1e21, 1e22, 1e23]
+overlay = st.multiselect("Overlay published laws", list(published), default=["hoffmann2022", "besiroglu2024"]
+                         if law is not None else [], key="overlay")
+st.plotly_chart(isoflop_figure(runs, shown, budgets, {k: published[k] for k in overlay if k != shown.name}),
+                width="stretch")
+frontier = {shown.name or "law": shown, **{k: published[k] for k in overlay or list(published) if k != shown.name}}
+st.plotly_chart(frontier_figure(frontier, min(c_lo, 1e18), max(c_hi * 1e3, 1e25)), width="stretch")
+
+if runs is not None and law is not None:
+    held = None
+    ho = (fit or {}).get("holdout") or {}
+    if ho.get("n"):
+        held = runs["C"].nlargest(int(ho["n"])).index
+    st.plotly_chart(residuals_figure(runs, law, held), width="stretch")
+
+if law is not None:
+    C = st.number_input("Budget for the allocation table (FLOPs)", min_value=1e15, max_value=1e28,
+                        value=float(f"{c_hi * 100:.0e}"), format="%.2e", key="fit_budget")
+    a = law.optimal(C)
+    rows = []
+    for key, label, f in (("N", "N* (params)", fmt.human), ("D", "D* (tokens)", fmt.human),
+                          ("tokens_per_param", "tokens per param", lambda x: f"{x:.1f}"),
+                          ("loss", "loss (nats)", lambda x: f"{x:.4f}")):
+        lo_hi = a.ci.get(key)
+        rows.append({"quantity": label, "value": f(getattr(a, key)),
+                     "95% bootstrap interval": fmt.interval(*lo_hi, f=f) if lo_hi else ""})
+    st.dataframe(pd.DataFrame(rows), hide_index=True)

@@ -1,0 +1,171 @@
+"""Plan page: a compute budget -> a launchable plan, with the evidence behind each number.
+
+Every number comes from :func:`planner.plan.make_plan` (allocation, shape search, μP transfer,
+layout, memory, time, cost, warnings); this page only collects inputs, formats and plots results,
+and offers the exporters' files as downloads. Recomputing a plan takes well under 100 ms, so the
+page recomputes on every change (no submit button).
+"""
+from __future__ import annotations
+
+import streamlit as st
+
+from app import exports, fmt, loaders, state
+from app.figures import memory_bar
+from app.planview import candidates_table, hparams_table, memory_components
+from planner.errors import UserError
+from planner.hardware import get_gpu, list_gpus
+from planner.laws import PRESETS
+
+st.title("Plan: from a compute budget to a launchable run")
+root = st.session_state.get("studies_root")
+study = st.session_state.get("study")
+
+# ------------------------------------------------------------------ inputs
+law_options: dict[str, str] = {f"{k} (published)": k for k in PRESETS}
+for name in state.list_studies(root) if root else []:
+    fit_path = state.study_file(state.inside(root, name), *loaders.FIT_FILES)
+    if fit_path is not None:
+        law_options = {f"{name}: fit.json (fitted)": str(fit_path), **law_options}
+law_labels = list(law_options)
+default_law = next((i for i, lab in enumerate(law_labels) if study is not None and lab.startswith(f"{study.name}:")), 
+                   law_labels.index("hoffmann2022 (published)"))
+gpu_names = [g.name for g in list_gpus()]
+
+left, right = st.columns([1, 2.2], gap="large")
+with left:
+    st.subheader("Budget")
+    mode = st.radio("Budget as", ["FLOPs", "GPUs × days", "GPU-hours"], horizontal=True, key="budget_mode")
+    gpu_name = st.selectbox("GPU type", gpu_names, index=gpu_names.index("H100-SXM"), key="gpu")
+    gpu = get_gpu(gpu_name)
+    mfu = st.slider("MFU (model FLOPs utilisation)", 0.10, 0.70, float(gpu.default_mfu), 0.01, key="mfu",
+                    help="fraction of the GPU's dense BF16 peak the run achieves; defaults: planner/cost.py")
+    n_gpus = None
+    if mode == "FLOPs":
+        flops = st.number_input("Compute budget C (FLOPs)", min_value=1e17, max_value=1e28, value=1e22,
+                                format="%.3e", key="flops")
+        budget_args = ("flops", float(flops))
+        n_gpus = st.number_input("GPUs (0 = pick for ~30 days)", min_value=0, max_value=100_000, value=0, step=8,
+                                 key="n_gpus_flops") or None
+    elif mode == "GPUs × days":
+        n_gpus = st.number_input("GPUs", min_value=1, max_value=100_000, value=256, step=8, key="n_gpus")
+        days = st.number_input("Days", min_value=0.01, max_value=3650.0, value=30.0, key="days")
+        budget_args = ("gpu_days", int(n_gpus), float(days))
+    else:
+        hours = st.number_input("GPU-hours", min_value=1.0, max_value=1e10, value=1e5, format="%.3e", key="gpu_hours")
+        budget_args = ("gpu_hours", float(hours))
+        n_gpus = st.number_input("GPUs (0 = pick for ~30 days)", min_value=0, max_value=100_000, value=0, step=8,
+                                 key="n_gpus_hours") or None
+    law_label = st.selectbox("Scaling law", law_labels, index=default_law, key="law",
+                             help="a published law or a study's fit.json (`scaleplan fit`)")
+    hp_path = state.study_file(study, *loaders.HPARAMS_FILES)
+    use_hp = hp_path is not None and st.checkbox(f"μP hyperparameters from {study.name}/hparams.yaml",
+                                                 value=True, key="use_hparams")
+    with st.expander("Options"):
+        inference = st.number_input("Inference tokens over the model's life (0 = ignore)", min_value=0.0,
+                                    value=0.0, format="%.3e", key="inference_tokens")
+        unique = st.number_input("Unique tokens available (0 = unlimited)", min_value=0.0, value=0.0,
+                                 format="%.3e", key="unique_tokens")
+        seq_len = st.selectbox("Sequence length (tokens)", [1024, 2048, 4096, 8192, 16384], index=2, key="seq_len")
+        vocab = st.number_input("Vocabulary size", min_value=256, max_value=1_000_000, value=32000, step=1, key="vocab")
+        tp_choice = st.selectbox("Tensor parallel (TP)", ["auto", 1, 2, 4, 8], key="tp")
+        schedule = st.selectbox("LR schedule", ["cosine", "wsd"], key="schedule")
+        price = st.number_input("Price per GPU-hour ($, 0 = placeholder)", min_value=0.0, value=0.0, step=0.1,
+                                key="price")
+
+# ------------------------------------------------------------------ the plan
+plan, error = None, None
+try:
+    from planner.plan import Budget, make_plan
+
+    if budget_args[0] == "flops":
+        budget = Budget.from_flops(budget_args[1])
+    elif budget_args[0] == "gpu_days":
+        budget = Budget.from_gpu_days(budget_args[1], budget_args[2], gpu.name, mfu)
+    else:
+        budget = Budget.from_gpu_hours(budget_args[1], gpu.name, mfu)
+    plan = make_plan(
+        budget, law=law_options[law_label], hparams=str(hp_path) if use_hp else None, gpu=gpu.name,
+        n_gpus=int(n_gpus) if n_gpus else None, inference_tokens=float(inference),
+        unique_tokens=float(unique) or None, seq_len=int(seq_len), vocab=int(vocab),
+        tp=None if tp_choice == "auto" else int(tp_choice), mfu=float(mfu),
+        price_per_gpu_hour=float(price) or None, schedule=schedule, command="scaleplan app (Plan page)")
+except UserError as e:
+    error = str(e)
+
+with right:
+    if error:
+        st.error(f"Cannot plan this: {error}")
+    if plan is not None:
+        a, s, t = plan.allocation, plan.model_shape, plan.training
+        ci = a.get("ci") or {}
+        st.subheader(f"Compute-optimal allocation ({a.get('mode')}, law {a.get('law')})")
+        c = st.columns(4)
+        c[0].metric("N* (params)", fmt.human(a.get("N")), help=fmt.interval(*ci["N"]) if "N" in ci else None)
+        c[1].metric("D* (tokens)", fmt.human(a.get("D")), help=fmt.interval(*ci["D"]) if "D" in ci else None)
+        c[2].metric("Tokens per param", f"{a.get('tokens_per_param') or 0:.1f}")
+        c[3].metric("Predicted loss (nats)", f"{a['loss']:.3f}" if a.get("loss") is not None else "n/a")
+        if ci:
+            st.caption("95% bootstrap intervals: " + "; ".join(
+                f"{k} {fmt.interval(*v, f=(lambda x: f'{x:.3f}') if k == 'loss' else fmt.human)}"
+                for k, v in ci.items() if k in ("N", "D", "tokens_per_param", "loss")))
+        st.caption(f"Budget {fmt.flops(plan.budget['flops'])} FLOPs ({plan.budget.get('how')}). "
+                   f"Law source: {a.get('law_source') or a.get('source') or ''}")
+
+        st.subheader(f"Model: {fmt.human(s.total_params)} params, {fmt.human(plan.tokens)} tokens")
+        st.markdown(f"**{s.n_layers} layers**, d_model **{s.d_model}**, ffn {s.d_ffn}, heads {s.n_heads} "
+                    f"({s.n_kv_heads} kv, head dim {s.head_dim}), vocab {s.vocab_size:,} → {s.padded_vocab:,} padded, "
+                    f"seq {s.seq_len:,}; {fmt.human(s.non_embedding_params)} non-embedding params; "
+                    f"{plan.tokens / s.total_params:.1f} tokens/param")
+        if plan.candidates:
+            st.caption("Chosen shape (first row) and runner-ups; ✓ = divisibility rule met")
+            st.dataframe(candidates_table(plan.candidates), hide_index=True)
+
+        st.subheader("Training recipe")
+        st.markdown(
+            f"Global batch **{t['global_batch']:,}** × {t['seq_len']:,} = {fmt.human(t['global_batch'] * t['seq_len'])} "
+            f"tokens/step, **{t['train_iters']:,} steps**; {t['schedule']} LR {t['lr']:.3g} → {t['min_lr']:.3g}, "
+            f"warmup {t['warmup_iters']:,} steps; AdamW β {tuple(t['betas'])}, wd {t['weight_decay']:g}, "
+            f"clip {t['clip_grad']:g}. LR from: {t.get('lr_source')}")
+        if plan.hparams:
+            st.caption(f"μP hyperparameters transferred to width {plan.hparams.get('d_model')} "
+                       f"(m_d = {plan.hparams.get('m_d', 0):.3g}) per parameter group")
+            st.dataframe(hparams_table(plan.hparams), hide_index=True)
+
+        lay, mem, tc = plan.layout, plan.memory, plan.time_cost
+        st.subheader("Layout, memory, time and cost")
+        m1, m2 = st.columns([1.2, 1])
+        with m1:
+            comps = memory_components(mem)
+            if comps:
+                st.plotly_chart(memory_bar(comps, mem.get("capacity_bytes") or gpu.memory_bytes, gpu.name),
+                                width="stretch", key="memory_chart")
+        with m2:
+            st.markdown(f"**{lay.get('n_gpus')} × {lay.get('gpu')}**: TP {lay.get('tp')}, PP {lay.get('pp')}, "
+                        f"CP {lay.get('cp')}, DP {lay.get('dp')}; micro-batch {lay.get('micro_batch')}, "
+                        f"sharding {lay.get('sharding')}, recompute {lay.get('recompute') or 'none'}")
+            if tc:
+                st.metric("Wall-clock", fmt.days(tc.get("days")))
+                st.metric("GPU-hours", fmt.human(tc.get("gpu_hours")))
+                st.metric("Cost" + (" (placeholder price)" if tc.get("price_is_placeholder") else ""),
+                          fmt.money(tc.get("cost")),
+                          help=f"${tc.get('price_per_gpu_hour', 0):.2f} per GPU-hour at MFU {tc.get('mfu', 0):.0%}")
+        for w in plan.warnings:
+            st.warning(w)
+
+        st.subheader("Launch files")
+        st.caption(f"plan hash {plan.plan_hash[:12]}; every exported file carries it in its header")
+        d = st.columns(5)
+        d[0].download_button("plan.yaml", plan.to_yaml(), file_name="plan.yaml", mime="text/yaml",
+                             key="dl_plan", on_click="ignore")
+        for col, trainer in zip(d[1:4], ("megatron", "torchtitan", "hf")):
+            def _zip(trainer=trainer, plan=plan):
+                return exports.zip_bytes(exports.export_files(plan, trainer), f"{trainer}_{plan.plan_hash[:8]}")
+
+            col.download_button(f"{exports.TRAINERS[trainer]} (zip)", _zip, file_name=f"{trainer}.zip",
+                                mime="application/zip", key=f"dl_{trainer}", on_click="ignore")
+
+        def _launch(plan=plan):
+            return exports.export_files(plan, "megatron")[exports.MAIN_FILE["megatron"]]
+
+        d[4].download_button("Megatron launch.sh", _launch, file_name="launch.sh", mime="text/x-shellscript",
+                             key="dl_megatron_sh", on_click="ignore")
