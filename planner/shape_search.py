@@ -314,7 +314,7 @@ def search_shapes(
 
 def _nothing_fits_message(target, non_embedding, v_pad, emb_factor, head_dims, tp, gqa_ratio, aspect,
                           tol) -> str:
-    d_min = min(head_dims) * max(tp, gqa_ratio)
+    d_min = min(head_dims) * math.lcm(tp, gqa_ratio)  # heads are multiples of both
     emb_min = v_pad * d_min * emb_factor
     if not non_embedding and target <= emb_min * (1 + tol):
         return (
