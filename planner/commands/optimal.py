@@ -1,0 +1,143 @@
+"""`scaleplan optimal`: compute-optimal N*, D* for a FLOPs budget or a target loss.
+
+Options add the inference-aware answer (Sardana et al. 2024: --inference-tokens) and the
+data-constrained one (Muennighoff et al. 2023: --unique-tokens). ``--plot`` writes the iso-FLOP
+loss profile with the chosen points as a plotly HTML page.
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+
+from planner.commands import emit, nonneg_float, positive_float
+from planner.errors import UserError
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "optimal", help="compute-optimal params/tokens for a FLOPs budget or a target loss",
+        description="Compute-optimal allocation under a Chinchilla-form law L(N,D) = E + A/N^alpha + "
+                    "B/D^beta (loss in nats, C = 6 N D FLOPs). Give --flops or --target-loss.",
+        epilog="examples:\n  scaleplan optimal --flops 1e23\n"
+               "  scaleplan optimal --law besiroglu2024 --target-loss 2.1 --json\n"
+               "  scaleplan optimal --flops 1e23 --inference-tokens 2e12 --unique-tokens 3e11\n"
+               "  scaleplan optimal --list-laws",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--law", default="hoffmann2022",
+                   help="preset name or a fit.json from `scaleplan fit` (default: hoffmann2022)")
+    goal = p.add_mutually_exclusive_group()
+    goal.add_argument("--flops", type=positive_float, metavar="C", help="training compute budget in FLOPs")
+    goal.add_argument("--target-loss", type=positive_float, metavar="L", help="target loss in nats")
+    p.add_argument("--inference-tokens", type=nonneg_float, metavar="T",
+                   help="tokens the model will serve: add the inference-aware size (Sardana et al. 2024)")
+    p.add_argument("--unique-tokens", type=positive_float, metavar="U",
+                   help="unique training tokens available: add the data-constrained allocation "
+                        "(Muennighoff et al. 2023; needs --flops)")
+    p.add_argument("--flops-per-token-per-param", type=positive_float, default=6.0, metavar="K",
+                   help="k in C = k N D (default 6)")
+    p.add_argument("--plot", metavar="HTML", help="write the iso-FLOP loss profile (plotly) to this .html file")
+    p.add_argument("--list-laws", action="store_true", help="list the preset laws with their sources")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.set_defaults(func=run)
+
+
+def _fmt(x: float) -> str:
+    return f"{x:.4g}" if abs(x) < 1e4 else f"{x:.3e}"
+
+
+def _table(rows: list[tuple[str, float, str]]) -> str:
+    w = max(len(r[0]) for r in rows)
+    return "\n".join(f"  {name:<{w}}  {_fmt(v):>11}  {unit}" for name, v, unit in rows)
+
+
+def _ci_text(ci: dict) -> str:
+    parts = [f"{k} [{_fmt(v[0])}, {_fmt(v[1])}]" for k, v in ci.items() if k != "n_reachable"]
+    return "  95% CI (bootstrap): " + "; ".join(parts) if parts else ""
+
+
+def run(args: argparse.Namespace) -> int:
+    from planner.laws import list_presets, load_law
+
+    if args.list_laws:
+        presets = list_presets()
+        human = "\n".join(f"{p['name']:<16} E={p['E']:.4g} A={p['A']:.4g} B={p['B']:.4g} "
+                          f"alpha={p['alpha']:.4g} beta={p['beta']:.4g}\n    {p['source']}" for p in presets)
+        emit(args, {"laws": presets}, human)
+        return 0
+    if args.flops is None and args.target_loss is None:
+        raise UserError("give --flops C or --target-loss L (or --list-laws); see `scaleplan optimal --help`")
+    if args.unique_tokens is not None and args.flops is None:
+        raise UserError("--unique-tokens needs --flops (the data-constrained allocation is for a budget)")
+
+    law = load_law(args.law)
+    k = args.flops_per_token_per_param
+    alloc = law.optimal(args.flops, k) if args.flops is not None else law.optimal_for_loss(args.target_loss, k)
+    payload = {"law": law.name, "law_source": law.source, **alloc.to_dict(),
+               "units": {"N": "params", "D": "tokens", "C": "FLOPs", "loss": "nats"}}
+    lines = [f"compute-optimal allocation ({law.name}; C = {_fmt(k)} N D)",
+             _table([("params N", alloc.N, "params"), ("tokens D", alloc.D, "tokens"),
+                     ("tokens/param", alloc.tokens_per_param, ""), ("compute C", alloc.C, "FLOPs"),
+                     ("loss", alloc.loss, "nats")])]
+    if alloc.ci:
+        lines.append(_ci_text(alloc.ci))
+
+    if args.inference_tokens is not None:
+        from planner.inference_aware import inference_optimal
+
+        inf = inference_optimal(law, alloc.loss, args.inference_tokens, train_flops_per_token_per_param=k)
+        payload["inference_aware"] = inf.to_dict()
+        lines += [f"inference-aware (same loss, {_fmt(args.inference_tokens)} inference tokens; Sardana et al. 2024)",
+                  _table([("params N", inf.N, "params"), ("tokens D", inf.D, "tokens"),
+                          ("tokens/param", inf.tokens_per_param, ""),
+                          ("train FLOPs", inf.train_flops, "FLOPs"), ("total FLOPs", inf.total_flops, "FLOPs"),
+                          ("savings", inf.savings_flops, f"FLOPs ({100 * inf.savings_frac:.1f}% of "
+                                                         f"{_fmt(inf.chinchilla_total_flops)})")])]
+
+    dc = None
+    if args.unique_tokens is not None:
+        from planner.data_constrained import data_constrained_law
+
+        dc = data_constrained_law(law).optimal(args.flops, args.unique_tokens, k)
+        payload["data_constrained"] = dc.to_dict()
+        lines += [f"data-constrained ({_fmt(args.unique_tokens)} unique tokens; Muennighoff et al. 2023 "
+                  "R_D* 15.39, R_N* 5.31)",
+                  _table([("params N", dc.N, "params"), ("tokens D", dc.D, "tokens"),
+                          ("epochs", dc.epochs, ""), ("loss", dc.loss, "nats"),
+                          ("loss penalty", dc.loss_penalty, "nats vs unconstrained")])]
+
+    if args.plot:
+        path = _plot(args.plot, law, alloc, dc)
+        payload["plot"] = str(path)
+        lines.append(f"plot: {path}")
+    emit(args, payload, "\n".join(lines))
+    return 0
+
+
+def _plot(path: str, law, alloc, dc):
+    """Loss along the iso-FLOP curve C = k N D, the optimum marked (plotly HTML)."""
+    import numpy as np
+    import plotly.graph_objects as go
+
+    from planner import __version__
+    from planner.io import atomic_write
+
+    C, k = alloc.C, alloc.flops_per_token_per_param
+    N = np.logspace(math.log10(alloc.N) - 2, math.log10(alloc.N) + 2, 200)
+    fig = go.Figure()
+    fig.add_trace(go.Scatter(x=N, y=law.predict(N, C / (k * N)), name=f"{law.name}: L(N, C/({k:g}N))"))
+    fig.add_trace(go.Scatter(x=[alloc.N], y=[alloc.loss], mode="markers", marker={"size": 11},
+                             name=f"optimum N={alloc.N:.3g}, D={alloc.D:.3g}"))
+    if dc is not None:
+        from planner.data_constrained import data_constrained_law
+
+        dcl = data_constrained_law(law)
+        fig.add_trace(go.Scatter(x=N, y=dcl.predict(N, C / (k * N), dc.U), name=f"data-constrained, U={dc.U:.3g}"))
+        fig.add_trace(go.Scatter(x=[dc.N], y=[dc.loss], mode="markers", marker={"size": 11, "symbol": "diamond"},
+                                 name=f"constrained optimum, {dc.epochs:.1f} epochs"))
+    fig.update_layout(title=f"iso-FLOP profile at C = {C:.3g} FLOPs",
+                      xaxis={"title": "parameters N", "type": "log"}, yaxis={"title": "loss (nats)"})
+    html = fig.to_html(include_plotlyjs="cdn", full_html=True)
+    cmd = "scaleplan " + " ".join(sys.argv[1:])
+    html = html.replace("<head>", f"<head>\n<!-- scaleplan {__version__}; command: {cmd} -->", 1)
+    return atomic_write(path, html)
