@@ -1,0 +1,160 @@
+"""CLI: ``scaleplan sweep``, ``scaleplan sweep export`` and ``scaleplan transfer-check``.
+
+Handlers only parse options and call :mod:`proxy_train.sweep` / :mod:`proxy_train.transfer`;
+torch and optuna are imported inside them so that ``scaleplan --help`` stays fast.
+"""
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+
+from planner.commands import emit, int_list, nonneg_float, positive_int
+
+SWEEP_EPILOG = """\
+--trials N means N finished trials (complete or pruned); killed or interrupted trials are retried
+with the same parameters, so rerunning the same command resumes a study without redoing anything.
+Default storage: an Optuna journal file in the study folder (one machine, several --workers).
+Several machines: --storage postgresql://user:pass@host/db (workers send heartbeats; a dead
+worker's trial is retried). Then: scaleplan sweep export --study DIR -> hparams.yaml + figures.
+"""
+
+
+def _command_line(argv: list[str]) -> str:
+    """The command as typed, with any storage password masked."""
+    from proxy_train.workers import mask_url
+
+    out, mask_next = [], False
+    for a in argv:
+        if mask_next:
+            a, mask_next = mask_url(a), False
+        elif a == "--storage":
+            mask_next = True
+        elif a.startswith("--storage="):
+            a = "--storage=" + mask_url(a.split("=", 1)[1])
+        out.append(a)
+    return "scaleplan " + shlex.join(out)
+
+
+def _add_proxy_options(p: argparse.ArgumentParser, *, steps_default: int, head_dim: int, seq_len: int) -> None:
+    g = p.add_argument_group("proxy runs")
+    g.add_argument("--data", help="data folder from `scaleplan data prepare`")
+    length = g.add_mutually_exclusive_group()
+    length.add_argument("--tokens", type=positive_int, help="training tokens per proxy run")
+    length.add_argument("--steps", type=positive_int, default=None,
+                        help=f"optimizer steps per proxy run (default {steps_default})")
+    g.add_argument("--n-layers", type=positive_int, default=2, help="proxy depth (default 2)")
+    g.add_argument("--head-dim", type=positive_int, default=head_dim,
+                   help=f"fixed head size; n_heads = width / head_dim (default {head_dim})")
+    g.add_argument("--batch", type=positive_int, default=16, help="sequences per step (default 16)")
+    g.add_argument("--seq-len", type=positive_int, default=seq_len,
+                   help=f"tokens per sequence (default {seq_len})")
+    g.add_argument("--seed", type=int, default=0, help="sampler and model seed (default 0)")
+
+
+def register(sub) -> None:
+    p = sub.add_parser("sweep", help="tune muP base hyperparameters on small proxies (Optuna)",
+                       description="Optuna sweep over muP base hyperparameters (lr, init std, output and "
+                                   "input multipliers, warmup) on small proxy widths.",
+                       epilog=SWEEP_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--study", help="study folder (created, or resumed when it exists)")
+    p.add_argument("--widths", type=int_list, default=[64], help="proxy widths, e.g. 64,128 (default 64)")
+    p.add_argument("--trials", type=positive_int, default=20, help="finished trials wanted (default 20)")
+    p.add_argument("--workers", type=positive_int, default=1, help="local worker processes (default 1)")
+    p.add_argument("--storage", help="Optuna storage URL (postgresql://, mysql://, sqlite:///); "
+                                     "default: a journal file in the study folder")
+    p.add_argument("--param", choices=("mup", "sp"), default="mup", help="parameterization (default mup)")
+    p.add_argument("--sampler", choices=("tpe", "cmaes", "gp", "random"), default="tpe")
+    p.add_argument("--pruner", choices=("hyperband", "asha", "median", "none"), default="hyperband",
+                   help="prunes no earlier than a quarter of each run (default hyperband)")
+    p.add_argument("--schedule", choices=("cosine", "wsd", "constant"), default="cosine")
+    p.add_argument("--tune-wd", action="store_true", help="also search weight decay (log scale)")
+    p.add_argument("--weight-decay", type=nonneg_float, default=0.0, help="fixed weight decay (default 0)")
+    p.add_argument("--heartbeat-interval", type=positive_int, default=60,
+                   help="RDB storage: seconds between worker heartbeats (default 60)")
+    p.add_argument("--grace-period", type=positive_int, default=None,
+                   help="RDB storage: seconds without heartbeat before a trial is retried (default 2x)")
+    p.add_argument("--objective", default="proxy", help=argparse.SUPPRESS)  # tests: file.py:function
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    _add_proxy_options(p, steps_default=200, head_dim=32, seq_len=128)
+    p.set_defaults(func=cmd_sweep)
+
+    ss = p.add_subparsers(dest="sweep_cmd", metavar="{export}")
+    e = ss.add_parser("export", help="trials table, hparams.yaml and figures from a study",
+                      description="Write trials.csv|parquet, hparams.yaml (best trial) and HTML figures "
+                                  "(history, parallel coordinates, slice, importance, LR vs loss per width) "
+                                  "into the study folder.")
+    e.add_argument("--study", required=True, help="study folder")
+    e.add_argument("--format", choices=("csv", "parquet"), default="csv")
+    e.add_argument("--storage", help="storage URL, when the study's needs a password")
+    e.add_argument("--json", action="store_true")
+    e.set_defaults(func=cmd_export)
+
+    t = sub.add_parser("transfer-check", help="muTransfer check: LR optimum drift across widths, muP vs SP",
+                       description="Sweep log2 LR on a grid at several widths under muP and SP (everything "
+                                   "else fixed) and measure how far the optimal LR moves (octaves).",
+                       formatter_class=argparse.RawDescriptionHelpFormatter,
+                       epilog="Goal (Tensor Programs V, Fig. 1): muP drift <= 0.5 octave, SP >= 1.5 over 8x width.\n"
+                              "Resumable: rerun the same command. Writes transfer.json, transfer.html, runs.csv.")
+    t.add_argument("--out", required=True, help="output (study) folder")
+    t.add_argument("--widths", type=int_list, default=[64, 128, 256, 512])
+    t.add_argument("--lrs", default="-12:-5:1", help="log2 LR grid START:STOP:STEP inclusive, or a list "
+                                                     "like -10,-9,-8 (default -12:-5:1)")
+    t.add_argument("--param", default="mup,sp", help="parameterizations: mup,sp (default both)")
+    t.add_argument("--workers", type=positive_int, default=1)
+    t.add_argument("--init-std", type=float, default=0.02, help="fixed base init std (default 0.02)")
+    t.add_argument("--schedule", choices=("cosine", "wsd", "constant"), default="constant",
+                   help="LR schedule (default constant, as nanoGPT-mup's Shakespeare transfer runs)")
+    t.add_argument("--objective", default="proxy", help=argparse.SUPPRESS)
+    t.add_argument("--json", action="store_true")
+    # Defaults: the 2-core μTransfer setting of notes §4.4 (2 layers, d_head 16, T=64, B=16, 150 steps).
+    _add_proxy_options(t, steps_default=150, head_dim=16, seq_len=64)
+    t.set_defaults(func=cmd_transfer)
+
+
+def cmd_sweep(args) -> int:
+    from planner.errors import UserError
+    from proxy_train import sweep
+
+    if args.study is None or args.data is None:
+        raise UserError("scaleplan sweep needs --study DIR and --data DIR (see `scaleplan sweep --help`)")
+    steps = args.steps if (args.steps or args.tokens) else 200
+    spec = sweep.make_spec(data=args.data, widths=args.widths, param=args.param, steps=steps,
+                           tokens=args.tokens, sampler=args.sampler, pruner=args.pruner, seed=args.seed,
+                           n_layers=args.n_layers, batch=args.batch, seq_len=args.seq_len,
+                           head_dim=args.head_dim, schedule=args.schedule, tune_wd=args.tune_wd,
+                           weight_decay=args.weight_decay, objective=args.objective)
+    summary = sweep.run_sweep(spec, args.study, trials=args.trials, workers=args.workers, storage=args.storage,
+                              command=_command_line(sys.argv[1:]), heartbeat_interval=args.heartbeat_interval,
+                              grace_period=args.grace_period, progress=True)
+    emit(args, summary, sweep.human_summary(summary))
+    return 0
+
+
+def cmd_export(args) -> int:
+    from proxy_train import sweep
+
+    out = sweep.export(args.study, fmt=args.format, storage=args.storage)
+    lines = [f"wrote {p}" for p in out["written"]]
+    if "hparams" in out:
+        hp = out["hparams"]
+        lines.append(f"best: trial {hp['source']['trial']} val_loss={hp['source']['val_loss']:.4f} at width "
+                     f"{hp['base_width']} ({hp['parameterization']}): lr={hp['lr']:.4g} init_std={hp['init_std']:.4g} "
+                     f"alpha_in={hp['alpha_in']:.3g} alpha_out={hp['alpha_out']:.3g} warmup={hp['warmup_frac']:.3f}")
+    for name, why in out["figures_skipped"].items():
+        lines.append(f"figure {name} skipped: {why}")
+    emit(args, out, "\n".join(lines))
+    return 0
+
+
+def cmd_transfer(args) -> int:
+    from proxy_train import transfer
+
+    res = transfer.run_transfer_check(
+        data=args.data, out=args.out, widths=args.widths, lrs=transfer.parse_lr_grid(args.lrs),
+        params=transfer.parse_params(args.param), steps=args.steps if (args.steps or args.tokens) else 150,
+        tokens=args.tokens, n_layers=args.n_layers, head_dim=args.head_dim, batch=args.batch,
+        seq_len=args.seq_len, seed=args.seed, workers=args.workers, init_std=args.init_std,
+        schedule=args.schedule, objective=args.objective, command=_command_line(sys.argv[1:]))
+    emit(args, res, transfer.human_report(res))
+    return 0

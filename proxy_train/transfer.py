@@ -1,0 +1,252 @@
+"""μTransfer verification: does the optimal learning rate stay put across widths?
+
+The experiment of Tensor Programs V (Yang et al. 2022, arXiv:2203.03466, Fig. 1): for μP and SP,
+train proxies at several widths on a log2-LR grid with everything else fixed, find each width's
+optimal log2 LR, and measure the *drift* = max − min of the optimum over widths, in octaves.
+Published: under SP the optimum moves by several octaves over a 64× width range (≈ 1/width); under
+μP it stays within about one grid step. On 2 CPU cores, widths 64–512 at 150 steps showed SP ≈ 2.0
+octaves and μP ≈ 0.2 (/work/shared/notes/mup-and-sweeps.md §4.5). Goals here: μP drift ≤ 0.5
+octave, SP drift ≥ 1.5.
+
+Conventions: μP runs use ``base_width = min(widths)`` (so m_d = width / min width varies, which is
+the point); SP ignores the base width. The grid runs as one Optuna study (``GridSampler`` over
+``width × param × log2_lr``, journal file in the out folder), so it is resumable and can use
+several workers; a diverged run counts as visited with loss ``None`` (treated as +inf).
+
+Optimum of one curve: the grid argmin refined by the vertex of the parabola through the minimum
+and its two neighbours (equal spacing h: x* = x1 + h/2 · (y0 − y2) / (y0 − 2 y1 + y2)); at a grid
+edge, or when a neighbour diverged, the argmin itself with ``edge: true``.
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+from planner import __version__
+from planner.errors import UserError
+from planner.io import atomic_write, write_json
+
+MUP_GOAL = 0.5   # octaves: μP optimum drift must stay below this
+SP_GOAL = 1.5    # octaves: SP optimum drift expected above this
+WIDER_TOL = 0.02  # nats: "wider is better" tolerates this much noise
+
+
+def parse_lr_grid(text: str) -> list[float]:
+    """``-12:-5:1`` (inclusive, log2) or ``-10,-9.5,-9`` -> sorted list of log2 LRs."""
+    try:
+        if ":" in text:
+            parts = [float(x) for x in text.split(":")]
+            if len(parts) == 2:
+                parts.append(1.0)
+            start, stop, step = parts
+            if step <= 0 or stop < start:
+                raise ValueError
+            n = int(math.floor((stop - start) / step + 1e-9)) + 1
+            vals = [round(start + i * step, 6) for i in range(n)]
+        else:
+            vals = sorted(float(x) for x in text.split(",") if x.strip())
+    except ValueError:
+        raise UserError(f"--lrs {text!r} is not a log2 LR grid; use START:STOP:STEP like -12:-5:1 "
+                        "or a list like -10,-9,-8") from None
+    if len(vals) < 3:
+        raise UserError(f"--lrs {text!r} gives {len(vals)} points; use at least 3 to locate an optimum")
+    if any(v > 0 or v < -30 for v in vals):
+        raise UserError(f"--lrs values must be log2 learning rates between -30 and 0, got {vals}")
+    return vals
+
+
+def parse_params(text: str) -> list[str]:
+    vals = [p.strip().lower() for p in text.split(",") if p.strip()]
+    if not vals or any(p not in ("mup", "sp") for p in vals) or len(set(vals)) != len(vals):
+        raise UserError(f"--param {text!r}: use mup, sp or mup,sp")
+    return vals
+
+
+# ----------------------------------------------------------------------------------------------
+# analysis (pure math)
+# ----------------------------------------------------------------------------------------------
+
+def curve_optimum(log2_lrs: list[float], losses: list[float | None]) -> dict:
+    """Optimal log2 LR of one loss-vs-LR curve (see the module docstring)."""
+    pts = sorted(zip(log2_lrs, losses))
+    xs = [p[0] for p in pts]
+    ys = [float(p[1]) if (p[1] is not None and math.isfinite(float(p[1]))) else math.inf for p in pts]
+    if all(math.isinf(y) for y in ys):
+        return {"log2_lr": None, "loss": None, "edge": True, "method": "all runs diverged"}
+    i = min(range(len(ys)), key=lambda k: ys[k])
+    if i == 0 or i == len(ys) - 1 or math.isinf(ys[i - 1]) or math.isinf(ys[i + 1]):
+        return {"log2_lr": xs[i], "loss": ys[i], "edge": True, "method": "argmin at grid edge"}
+    x0, x1, x2 = xs[i - 1], xs[i], xs[i + 1]
+    y0, y1, y2 = ys[i - 1], ys[i], ys[i + 1]
+    # General three-point parabola vertex (works for unequal spacing too).
+    den = (x1 - x0) * (y1 - y2) - (x1 - x2) * (y1 - y0)
+    if den == 0:
+        return {"log2_lr": x1, "loss": y1, "edge": False, "method": "flat: argmin"}
+    x = x1 - 0.5 * ((x1 - x0) ** 2 * (y1 - y2) - (x1 - x2) ** 2 * (y1 - y0)) / den
+    x = min(max(x, x0), x2)
+    return {"log2_lr": x, "loss": y1, "edge": False, "method": "parabola"}
+
+
+def analyze(rows: list[dict]) -> dict:
+    """Per-parameterization optima, drift and the "wider is better" check.
+
+    ``rows``: dicts with ``param``, ``width``, ``log2_lr``, ``loss`` (None when diverged).
+    """
+    out: dict[str, Any] = {"params": {}}
+    for param in sorted({r["param"] for r in rows}):
+        widths = sorted({int(r["width"]) for r in rows if r["param"] == param})
+        per_width = {}
+        for w in widths:
+            rs = [r for r in rows if r["param"] == param and int(r["width"]) == w]
+            opt = curve_optimum([r["log2_lr"] for r in rs], [r["loss"] for r in rs])
+            opt["curve"] = {str(r["log2_lr"]): r["loss"] for r in sorted(rs, key=lambda r: r["log2_lr"])}
+            per_width[str(w)] = opt
+        opts = [v["log2_lr"] for v in per_width.values() if v["log2_lr"] is not None]
+        drift = (max(opts) - min(opts)) if len(opts) >= 2 else None
+        best = [(w, per_width[str(w)]["loss"]) for w in widths if per_width[str(w)]["loss"] is not None]
+        worse = [{"narrow": a[0], "wide": b[0], "increase": b[1] - a[1]}
+                 for a, b in zip(best, best[1:]) if b[1] - a[1] > WIDER_TOL]
+        slope = None
+        if len(opts) >= 2:  # least-squares slope of optimal log2 LR vs log2 width (SP ≈ −1 in TP V)
+            import numpy as np
+
+            ws = [math.log2(w) for w in widths if per_width[str(w)]["log2_lr"] is not None]
+            slope = float(np.polyfit(ws, opts, 1)[0])
+        out["params"][param] = {
+            "widths": widths, "optima": per_width, "drift_octaves": drift,
+            "any_edge": any(v["edge"] for v in per_width.values()),
+            "slope_vs_log2_width": slope,
+            "wider_is_better": not worse, "wider_violations": worse,
+        }
+    mup = out["params"].get("mup", {}).get("drift_octaves")
+    sp = out["params"].get("sp", {}).get("drift_octaves")
+    out["goals"] = {"mup_drift_max": MUP_GOAL, "sp_drift_min": SP_GOAL,
+                    "mup_ok": None if mup is None else mup <= MUP_GOAL,
+                    "sp_ok": None if sp is None else sp >= SP_GOAL}
+    return out
+
+
+# ----------------------------------------------------------------------------------------------
+# figure
+# ----------------------------------------------------------------------------------------------
+
+def transfer_figure(result: dict):
+    """Loss vs log2 LR, one line per width, μP and SP side by side (the TP V Fig. 1 layout)."""
+    import plotly.graph_objects as go
+    from plotly.colors import sample_colorscale
+    from plotly.subplots import make_subplots
+
+    params = [p for p in ("mup", "sp") if p in result["params"]]
+    titles = []
+    for p in params:
+        d = result["params"][p]["drift_octaves"]
+        titles.append(f"{'μP' if p == 'mup' else 'SP'}: optimum drift {d:.2f} octaves" if d is not None else p)
+    fig = make_subplots(rows=1, cols=len(params), subplot_titles=titles, shared_yaxes=True)
+    all_w = sorted({w for p in params for w in result["params"][p]["widths"]})
+    colors = sample_colorscale("Viridis", [i / max(1, len(all_w) - 1) * 0.9 for i in range(len(all_w))])
+    for col, p in enumerate(params, start=1):
+        for w in result["params"][p]["widths"]:
+            opt = result["params"][p]["optima"][str(w)]
+            xs = [float(x) for x in opt["curve"]]
+            ys = [v for v in opt["curve"].values()]
+            c = colors[all_w.index(w)]
+            fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines+markers", name=f"width {w}", line={"color": c},
+                                     legendgroup=str(w), showlegend=col == 1), row=1, col=col)
+            if opt["log2_lr"] is not None:
+                fig.add_trace(go.Scatter(x=[opt["log2_lr"]], y=[opt["loss"]], mode="markers",
+                                         marker={"symbol": "star", "size": 12, "color": c},
+                                         name=f"optimum {w}", legendgroup=str(w), showlegend=False),
+                              row=1, col=col)
+        fig.update_xaxes(title_text="log2 learning rate", row=1, col=col)
+    fig.update_yaxes(title_text="final validation loss (nats/token)", row=1, col=1)
+    fig.update_layout(title="μTransfer check: the optimal LR across widths (μP stays, SP drifts)")
+    return fig
+
+
+# ----------------------------------------------------------------------------------------------
+# the experiment
+# ----------------------------------------------------------------------------------------------
+
+def run_transfer_check(*, data, out, widths, lrs, params, steps=150, tokens=None, n_layers=2, head_dim=16,
+                       batch=16, seq_len=64, seed=0, workers=1, init_std=0.02, schedule="constant",
+                       objective="proxy", command="", progress=True) -> dict:
+    """Run (or resume) the grid and write transfer.json, transfer.html and runs.csv into ``out``."""
+    from proxy_train import sweep
+
+    if len(widths) < 2:
+        raise UserError("transfer-check needs at least two --widths to measure a drift")
+    grid = {"width": sorted(int(w) for w in widths), "param": list(params), "log2_lr": list(lrs)}
+    spec = sweep.make_spec(
+        data=data, widths=grid["width"], param="both" if len(params) > 1 else params[0], steps=steps,
+        tokens=tokens, sampler="grid", pruner="none", seed=seed, n_layers=n_layers, batch=batch,
+        seq_len=seq_len, head_dim=head_dim, schedule=schedule, objective=objective, kind="transfer",
+        grid=grid, count_failed=True, base_width=min(grid["width"]))
+    spec["transfer_hp"] = {"init_std": float(init_std), "alpha_in": 1.0, "alpha_out": 1.0, "warmup_frac": 0.0}
+    n = len(grid["width"]) * len(grid["param"]) * len(grid["log2_lr"])
+    summary = sweep.run_sweep(spec, out, trials=n, workers=workers, command=command, progress=progress)
+    return finish(out, summary)
+
+
+def finish(out: str | Path, summary: dict | None = None) -> dict:
+    """Analyse the study in ``out`` and write the result files."""
+    from proxy_train import sweep
+    from proxy_train import workers as W
+
+    out = Path(out)
+    meta = sweep.read_study_meta(out)
+    study = sweep.load_study(out, W.journal_url(out) if meta["storage"] == "journal" else meta["storage"],
+                             meta["spec"])
+    df = sweep.trials_frame(study, out)
+    rows = []
+    for _, r in df.iterrows():
+        if r["state"] not in ("COMPLETE", "PRUNED", "FAIL") or r.get("log2_lr") is None:
+            continue
+        if r["state"] == "FAIL" and str(r["fail_reason"] or "").startswith(W.RETRIABLE + (W.SURPLUS,)):
+            continue
+        loss = float(r["value"]) if r["state"] == "COMPLETE" and r["value"] is not None else None
+        rows.append({"param": r["param"], "width": int(r["width"]), "log2_lr": float(r["log2_lr"]), "loss": loss})
+    # one point per grid cell (a retried cell keeps its finished run)
+    cells = {}
+    for r in rows:
+        key = (r["param"], r["width"], r["log2_lr"])
+        if key not in cells or (cells[key]["loss"] is None and r["loss"] is not None):
+            cells[key] = r
+    result = analyze(list(cells.values()))
+    spec = meta["spec"]
+    result["meta"] = {"scaleplan_version": __version__, "code_version": meta.get("code_version"),
+                      "command": meta.get("command"), "corpus_sha256": spec.get("corpus_sha256"),
+                      "setting": {k: spec.get(k) for k in ("n_layers", "head_dim", "batch", "seq_len", "steps",
+                                                           "tokens", "schedule", "base_width", "seed")},
+                      "transfer_hp": spec.get("transfer_hp"),
+                      "reference": "TP V Fig. 1 (arXiv:2203.03466); notes/mup-and-sweeps.md §4.5 "
+                                   "(SP 2.0 vs muP 0.2 octaves, widths 64-512, 150 steps)"}
+    result["n_runs"] = len(cells)
+    if summary is not None:
+        result["wall_s"] = summary.get("wall_s")
+    write_json(out / "transfer.json", result)
+    atomic_write(out / "transfer.html", transfer_figure(result).to_html(include_plotlyjs="cdn"))
+    table = df.rename(columns={"number": "run_id", "width": "d_model", "value": "final_val_loss"})
+    table["n_layers"] = spec["n_layers"]
+    if "log2_lr" in table.columns:
+        table["lr"] = [2.0 ** x if x == x else None for x in table["log2_lr"]]
+    table["status"] = ["ok" if s == "COMPLETE" else ("diverged" if s == "PRUNED" else s.lower())
+                       for s in table["state"]]
+    atomic_write(out / "runs.csv", table.to_csv(index=False))
+    result["files"] = [str(out / f) for f in ("transfer.json", "transfer.html", "runs.csv")]
+    return result
+
+
+def human_report(res: dict) -> str:
+    lines = []
+    for p, d in res["params"].items():
+        opts = ", ".join(f"{w}: {v['log2_lr']:.2f}{'*' if v['edge'] else ''}" if v["log2_lr"] is not None
+                         else f"{w}: -" for w, v in d["optima"].items())
+        drift = "n/a" if d["drift_octaves"] is None else f"{d['drift_octaves']:.2f}"
+        lines.append(f"{'muP' if p == 'mup' else 'SP '} optimal log2 LR by width ({opts}); drift {drift} octaves"
+                     + ("" if p != "mup" else f"; wider is better: {'yes' if d['wider_is_better'] else 'no'}"))
+    g = res["goals"]
+    lines.append(f"goals: muP drift <= {g['mup_drift_max']}: {g['mup_ok']}; SP drift >= {g['sp_drift_min']}: "
+                 f"{g['sp_ok']}   (* = optimum at a grid edge)")
+    lines.append("wrote " + ", ".join(res.get("files", [])))
+    return "\n".join(lines)
