@@ -133,7 +133,7 @@ GPUS: dict[str, GPU] = {
         GPU(
             name="L40S", peak_bf16_flops=362.05e12, memory_gib=_gib_from_gb(48), memory_gb_marketed=48,
             memory_bandwidth=864e9, nvlink_domain=1, default_mfu=0.35,
-            source="NVIDIA L40S datasheet (BF16 733 TFLOPS with sparsity = 362.05 dense, 48GB GDDR6 with ECC, "
+            source="NVIDIA L40S datasheet (BF16 362.05 TFLOPS dense, 733 with sparsity, 48GB GDDR6 with ECC, "
                    "864 GB/s, PCIe Gen4, no NVLink); torchtitan 0.3.0 does not list it; memory is the marketed GB",
             aliases=("l40s-48gb",),
         ),
