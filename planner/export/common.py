@@ -1,0 +1,87 @@
+"""Helpers every exporter shares: the provenance header, shell quoting, placeholders, writing.
+
+Rules: an exporter reads only a :class:`planner.plan.Plan`; every value that reaches a shell script
+goes through :func:`shlex.quote` (so names with spaces, quotes, ``$()`` or ``;`` stay data);
+files are written atomically (planner.io) and carry scaleplan's version, the plan hash and the
+command that made them.
+"""
+from __future__ import annotations
+
+import math
+import re
+import shlex
+from pathlib import Path
+from typing import Any
+
+from planner import __version__
+from planner.io import atomic_write, write_json
+from planner.plan import Plan
+
+#: Launch placeholders a user fills in (plan.data overrides them). Keys are plan.data keys.
+PLACEHOLDERS: dict[str, tuple[str, str]] = {
+    "data_path": ("DATA_PATH", "TODO: Megatron data prefix(es): 'PREFIX' or 'W1 PREFIX1 W2 PREFIX2' (no .bin/.idx)"),
+    "tokenizer_model": ("TOKENIZER_MODEL", "TODO: tokenizer model file or Hugging Face tokenizer folder"),
+    "checkpoint_dir": ("CHECKPOINT_DIR", "TODO: folder for checkpoints (saved to and resumed from)"),
+    "cache_dir": ("CACHE_DIR", "TODO: folder for Megatron's dataset index cache"),
+}
+PLACEHOLDER_DEFAULTS = {
+    "data_path": "/path/to/dataset_text_document",
+    "tokenizer_model": "/path/to/tokenizer.model",
+    "checkpoint_dir": "/path/to/checkpoints",
+    "cache_dir": "/path/to/cache",
+}
+
+
+def one_line(text: str) -> str:
+    """Text safe inside a ``#`` comment: control characters (newlines) become spaces."""
+    return re.sub(r"[\x00-\x1f\x7f]+", " ", str(text))
+
+
+def header_lines(plan: Plan, what: str, command: str | None = None, comment: str = "#") -> list[str]:
+    cmd = command or plan.meta.get("command") or "(library call)"
+    return [
+        f"{comment} {what}",
+        f"{comment} made by scaleplan {__version__} from plan {plan.plan_hash}",
+        f"{comment} command: {one_line(cmd)}",
+        f"{comment} plan created: {one_line(plan.meta.get('created', '?'))}",
+    ]
+
+
+def q(value: Any) -> str:
+    """Shell-quote one value (numbers formatted compactly first)."""
+    return shlex.quote(fmt(value))
+
+
+def fmt(value: Any) -> str:
+    """Compact text for a number or string: ints as ints, floats without noise (3e-4, 0.02, 1)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError(f"cannot export a non-finite number {value!r}")
+        if value == int(value) and abs(value) < 1e15:
+            return str(int(value))
+        return format(value, ".6g")
+    return str(value)
+
+
+def data_value(plan: Plan, key: str) -> Any:
+    return (plan.data or {}).get(key, PLACEHOLDER_DEFAULTS[key])
+
+
+def write_files(out_dir: str | Path, files: dict[str, str | dict], executable: tuple[str, ...] = ()) -> list[Path]:
+    """Write each file atomically (dicts as JSON); mark scripts executable."""
+    out = Path(out_dir)
+    paths = []
+    for name, content in files.items():
+        p = out / name
+        if isinstance(content, (dict, list)):
+            write_json(p, content)
+        else:
+            atomic_write(p, content)
+        if name in executable:
+            p.chmod(0o755)
+        paths.append(p)
+    return paths
