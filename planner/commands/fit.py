@@ -1,0 +1,199 @@
+"""`scaleplan fit`: fit a Chinchilla law (Approach 3) or isoFLOP exponents (Approach 2) to a runs table.
+
+Writes fit.json (docs/CONTRACTS.md) with ``--out`` and a plotly HTML report with ``--plot``.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import sys
+from pathlib import Path
+
+from planner.commands import emit, nonneg_float, positive_float, positive_int
+
+
+def _fraction(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a fraction between 0 and 1, got {text!r}") from None
+    if not 0 < v < 1:
+        raise argparse.ArgumentTypeError(f"expected a fraction strictly between 0 and 1, got {text!r}")
+    return v
+
+
+def _nonneg_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
+    return v
+
+
+def register(sub) -> None:
+    p = sub.add_parser(
+        "fit", help="fit L(N, D) = E + A/N^alpha + B/D^beta (Approach 3) or isoFLOP exponents (Approach 2)",
+        description="Fit a Chinchilla scaling law to a runs table (CSV or Parquet). Approach 3 (default): "
+                    "Huber fit of log-loss, multi-start over Hoffmann et al.'s 4,500-point grid, tight "
+                    "convergence check, bootstrap intervals. Approach 2: per-budget parabolas in log N, "
+                    "then N* ∝ C^a, D* ∝ C^b. Loss is in nats. D = C / (6 N) when only FLOPs are given.")
+    p.add_argument("runs", metavar="RUNS", help="runs table: .csv or .parquet")
+    p.add_argument("--n-col", required=True, metavar="COL", help="column with the parameter count N")
+    p.add_argument("--loss-col", required=True, metavar="COL", help="column with the final loss (nats)")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--d-col", metavar="COL", help="column with training tokens D (C = 6 N D)")
+    src.add_argument("--flops-col", metavar="COL", help="column with training FLOPs C (D = C / (6 N))")
+    p.add_argument("--status-col", default="status", metavar="COL",
+                   help="rows whose COL is present and not 'ok' are dropped (default: status)")
+    p.add_argument("--approach", type=int, choices=(2, 3), default=3, help="3: parametric fit (default); 2: isoFLOP")
+    p.add_argument("--drop-top-loss", type=_nonneg_int, default=0, metavar="K",
+                   help="drop the K highest-loss rows before fitting (Epoch 2024 dropped 5 on Chinchilla)")
+    p.add_argument("--min-tokens-per-param", type=positive_float, metavar="X",
+                   help="drop rows with D/N below X")
+    p.add_argument("--delta", type=positive_float, default=1e-3, help="Huber delta (default 1e-3, Hoffmann 2022)")
+    p.add_argument("--grid", choices=("hoffmann", "small"), default="hoffmann",
+                   help="start grid: hoffmann = 4,500 starts (default), small = 72 starts")
+    p.add_argument("--bootstrap", type=_nonneg_int, default=0, metavar="K",
+                   help="bootstrap resamples for 95%% intervals (e.g. 1000; 0 = none)")
+    p.add_argument("--budget", type=positive_float, metavar="C",
+                   help="also report compute-optimal N*, D*, tokens/param and loss (with intervals) at C FLOPs")
+    p.add_argument("--holdout-top-compute", type=_fraction, metavar="FRACTION",
+                   help="hold out this fraction of highest-compute rows and report the extrapolation error")
+    p.add_argument("--alpha-eq-beta", action="store_true", help="tie alpha = beta (when N or D spans too little)")
+    p.add_argument("--fixed-alpha", type=positive_float, metavar="A", help="fix alpha to this value")
+    p.add_argument("--fixed-beta", type=positive_float, metavar="B", help="fix beta to this value")
+    p.add_argument("--budget-rel-tol", type=nonneg_float, default=0.0, metavar="R",
+                   help="approach 2: runs whose FLOPs differ by at most R (relative) share a budget (default exact)")
+    p.add_argument("--window", type=positive_int, metavar="K",
+                   help="approach 2: fit each parabola to the K runs nearest the lowest loss (default all)")
+    p.add_argument("--seed", type=int, default=0, help="random seed of the bootstrap (default 0)")
+    p.add_argument("--workers", type=positive_int, default=2, metavar="W", help="bootstrap processes (default 2)")
+    p.add_argument("--out", metavar="FIT_JSON", help="write the fit to this JSON file (fit.json)")
+    p.add_argument("--plot", metavar="HTML", help="write a plotly HTML report (data, fitted curves, residuals)")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.set_defaults(func=run)
+
+
+def _sha256(path: str) -> str | None:
+    try:
+        return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    except OSError:
+        return None
+
+
+def _meta(args) -> dict:
+    from planner import __version__
+
+    return {"source": str(args.runs), "data_sha256": _sha256(args.runs), "n_col": args.n_col,
+            "loss_col": args.loss_col, "d_col": args.d_col, "flops_col": args.flops_col,
+            "d_derived": args.d_col is None, "scaleplan_version": __version__,
+            "command": "scaleplan " + " ".join(sys.argv[1:]) if sys.argv and sys.argv[0] else "scaleplan fit"}
+
+
+def _fmt_ci(ci: dict, key: str) -> str:
+    v = ci.get(key)
+    return f"  [{v[0]:.4g}, {v[1]:.4g}]" if v else ""
+
+
+def run(args) -> int:
+    from planner.errors import UserError
+    from planner.io import atomic_write, write_json
+    from planner.runs import MIN_ROWS_APPROACH3, load_runs
+
+    if args.approach == 2 and (args.holdout_top_compute or args.alpha_eq_beta or args.fixed_alpha
+                               or args.fixed_beta):
+        raise UserError("--holdout-top-compute/--alpha-eq-beta/--fixed-* apply to approach 3 only; "
+                        "drop them or use --approach 3")
+    if args.plot and not str(args.plot).lower().endswith((".html", ".htm")):
+        raise UserError(f"--plot writes HTML; give a path ending in .html, got {args.plot!r}")
+    df = load_runs(args.runs, n_col=args.n_col, loss_col=args.loss_col, d_col=args.d_col,
+                   flops_col=args.flops_col, status_col=args.status_col,
+                   min_rows=3 if args.approach == 2 else MIN_ROWS_APPROACH3)
+    n_status = int(df.attrs.get("n_dropped_status", 0))
+    meta = _meta(args)
+    if args.approach == 2:
+        return _run_isoflop(args, df, n_status, meta)
+
+    from planner.fit import ChinchillaFitter
+
+    fitter = ChinchillaFitter(delta=args.delta, grid=args.grid, fix_alpha_eq_beta=args.alpha_eq_beta,
+                              fixed_alpha=args.fixed_alpha, fixed_beta=args.fixed_beta,
+                              drop_top_loss=args.drop_top_loss, min_tokens_per_param=args.min_tokens_per_param,
+                              bootstrap=args.bootstrap, seed=args.seed, n_jobs=args.workers,
+                              holdout_top_compute=args.holdout_top_compute, progress=True)
+    fitter.fit(df["N"].to_numpy(), df["D"].to_numpy(), df["loss"].to_numpy())
+    payload = fitter.to_dict(meta=meta)
+    payload["n_dropped"] = fitter.n_dropped_ + n_status
+    payload["meta"]["n_dropped_status"] = n_status
+    payload["meta"]["n_dropped_by_options"] = fitter.n_dropped_
+    if args.budget:
+        payload["at_budget"] = fitter.derived_at(args.budget)
+    if args.out:
+        write_json(args.out, payload)
+    if args.plot:
+        from planner.fit_plots import fig_residuals, fig_runs_and_law, fit_report_html
+
+        kept = df[fitter.kept_mask_]
+        html = fit_report_html([fig_runs_and_law(kept, payload), fig_residuals(kept, payload, fitter.holdout_)],
+                               f"scaleplan {meta['scaleplan_version']}; command: {meta['command']}")
+        atomic_write(args.plot, html)
+    printed = {k: v for k, v in payload.items() if k != "bootstrap"}
+    printed["bootstrap"] = {"n": payload["bootstrap"]["n"], "converged_frac": payload["bootstrap"]["converged_frac"]}
+    if printed.get("holdout"):
+        printed["holdout"] = {k: v for k, v in printed["holdout"].items() if k != "rows"}
+    p, ci = payload, payload["ci"]
+    lines = [f"Approach 3 fit of {args.runs}: {p['n_rows']} rows ({p['n_dropped']} dropped), loss in nats",
+             f"  L(N, D) = E + A / N^alpha + B / D^beta",
+             *(f"  {k:<5} = {p[k]:.4g}{_fmt_ci(ci, k)}" for k in ("E", "A", "B", "alpha", "beta")),
+             f"  objective {p['objective']:.6g}, grad norm {p['grad_norm']:.2e}, converged: {p['converged']} "
+             f"({p['agreement']['n_starts_at_best']} of {p['agreement']['n_starts']} starts reach the optimum)"]
+    if "at_budget" in payload:
+        b = payload["at_budget"]
+        lines.append(f"  at C = {b['C']:.3g}: N* = {b['N_opt']:.3g}{_fmt_ci(b['ci'], 'N_opt')}, D* = "
+                     f"{b['D_opt']:.3g}{_fmt_ci(b['ci'], 'D_opt')}, tokens/param {b['tokens_per_param']:.3g}, "
+                     f"loss {b['loss']:.4g}{_fmt_ci(b['ci'], 'loss')}")
+    if fitter.holdout_:
+        h = fitter.holdout_
+        lines.append(f"  holdout: {h['n']} highest-compute rows, max rel error {h['max_rel_error']:.2%}, mean "
+                     f"{h['mean_rel_error']:.2%}, {sum(h['inside_interval'])}/{h['n']} inside the 95% interval")
+    lines += [f"  warning: {w}" for w in payload["warnings"]]
+    if args.out:
+        lines.append(f"wrote {args.out}")
+    if args.plot:
+        lines.append(f"wrote {args.plot}")
+    emit(args, printed, "\n".join(lines))
+    return 0
+
+
+def _run_isoflop(args, df, n_status: int, meta: dict) -> int:
+    from planner.io import atomic_write, write_json
+    from planner.isoflop import fit_isoflop
+
+    res = fit_isoflop(df["N"].to_numpy(), df["loss"].to_numpy(), df["C"].to_numpy(), rel_tol=args.budget_rel_tol,
+                      window=args.window, bootstrap=args.bootstrap or 200, seed=args.seed)
+    payload = {**res.to_dict(), "n_rows": int(len(df)), "n_dropped": n_status,
+               "warnings": [f"budget C={o.C:.3g} refused: {o.refused}" for o in res.optima if o.refused],
+               "meta": {**meta, "window": args.window, "budget_rel_tol": args.budget_rel_tol}}
+    if args.out:
+        write_json(args.out, payload)
+    if args.plot:
+        from planner.fit_plots import fig_isoflop, fit_report_html
+
+        fig = fig_isoflop(res, df["N"].to_numpy(), df["loss"].to_numpy(), df["C"].to_numpy())
+        atomic_write(args.plot, fit_report_html([fig], f"scaleplan {meta['scaleplan_version']}; "
+                                                       f"command: {meta['command']}"))
+    ci = payload["ci"]
+    lines = [f"Approach 2 (isoFLOP) fit of {args.runs}: {res.to_dict()['n_used']} of {len(res.optima)} budgets used",
+             f"  N* ∝ C^a: a = {res.a:.4f}{_fmt_ci(ci, 'a')} (OLS se {res.a_se:.3g})",
+             f"  D* ∝ C^b: b = {res.b:.4f}{_fmt_ci(ci, 'b')} (OLS se {res.b_se:.3g})"]
+    for o in res.optima:
+        lines.append(f"  C={o.C:.3g}: " + (f"N*={o.N_opt:.3g} D*={o.D_opt:.3g} loss*={o.loss_opt:.4f}"
+                                           if o.refused is None else f"refused: {o.refused}"))
+    if args.out:
+        lines.append(f"wrote {args.out}")
+    if args.plot:
+        lines.append(f"wrote {args.plot}")
+    emit(args, payload, "\n".join(lines))
+    return 0

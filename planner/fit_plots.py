@@ -1,0 +1,144 @@
+"""Plotly figures of scaling-law fits (used by `scaleplan fit --plot` and the dashboard).
+
+plotly is imported inside each function so that importing planner stays fast. ``law`` is anything
+with ``E, A, B, alpha, beta`` attributes (a :class:`planner.laws.ScalingLaw`, a fitted
+:class:`planner.fit.ChinchillaFitter` via ``.law()``) or a dict with those keys. Loss is in nats.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+
+def _params(law: Any) -> tuple[float, float, float, float, float]:
+    if isinstance(law, dict):
+        return tuple(float(law[k]) for k in ("E", "A", "B", "alpha", "beta"))
+    if hasattr(law, "params_"):
+        law = law.params_
+        return tuple(float(law[k]) for k in ("E", "A", "B", "alpha", "beta"))
+    return tuple(float(getattr(law, k)) for k in ("E", "A", "B", "alpha", "beta"))
+
+
+def _predict(law, N, D):
+    E, A, B, al, be = _params(law)
+    return E + A / np.asarray(N, dtype=float) ** al + B / np.asarray(D, dtype=float) ** be
+
+
+def _optimal(law, C, k=6.0):
+    E, A, B, al, be = _params(law)
+    G = (al * A / (be * B)) ** (1 / (al + be))
+    N = G * (np.asarray(C) / k) ** (be / (al + be))
+    return N, np.asarray(C) / (k * N)
+
+
+def fig_runs_and_law(df: pd.DataFrame, law: Any, title: str = "Runs and fitted law"):
+    """Loss vs compute: the runs (coloured by log10 N) and the law along each run size, plus the
+    compute-optimal frontier. ``df`` has columns N, D, C, loss (planner.runs.load_runs)."""
+    import plotly.graph_objects as go
+
+    fig = go.Figure()
+    fig.add_trace(go.Scatter(
+        x=df["C"], y=df["loss"], mode="markers", name="runs",
+        marker=dict(color=np.log10(df["N"]), colorscale="Viridis", size=7,
+                    colorbar=dict(title="log10 N")),
+        hovertemplate="N=%{customdata[0]:.3g}<br>D=%{customdata[1]:.3g}<br>C=%{x:.3g}<br>loss=%{y:.4f}",
+        customdata=np.column_stack([df["N"], df["D"]])))
+    Cmin, Cmax = float(df["C"].min()), float(df["C"].max())
+    sizes = np.unique(df["N"].to_numpy())
+    if sizes.size > 10:
+        sizes = np.geomspace(sizes.min(), sizes.max(), 10)
+    C = np.geomspace(Cmin / 2, Cmax * 2, 200)
+    for n in sizes:
+        fig.add_trace(go.Scatter(x=C, y=_predict(law, n, C / (6 * n)), mode="lines", showlegend=False,
+                                 line=dict(width=1, color="rgba(100,100,100,0.5)"),
+                                 hovertemplate=f"law at N={n:.3g}<br>C=%{{x:.3g}}<br>loss=%{{y:.4f}}"))
+    Cf = np.geomspace(Cmin, Cmax * 100, 100)
+    Nf, Df = _optimal(law, Cf)
+    fig.add_trace(go.Scatter(x=Cf, y=_predict(law, Nf, Df), mode="lines", name="compute-optimal frontier",
+                             line=dict(color="crimson", width=2)))
+    ymin = min(float(df["loss"].min()), float(_predict(law, Nf, Df).min()))
+    fig.update_layout(title=title, xaxis_type="log", xaxis_title="training compute C (FLOPs)",
+                      yaxis_title="loss (nats)", yaxis_range=[ymin * 0.97, float(df["loss"].max()) * 1.03],
+                      template="plotly_white")
+    return fig
+
+
+def fig_residuals(df: pd.DataFrame, law: Any, holdout: dict | None = None, title: str = "Fit residuals"):
+    """Relative residuals (loss / prediction - 1) vs compute, with held-out rows and their
+    prediction intervals when ``holdout`` (the fit's holdout dict) is given."""
+    import plotly.graph_objects as go
+
+    pred = _predict(law, df["N"], df["D"])
+    fig = go.Figure()
+    fig.add_trace(go.Scatter(x=df["C"], y=df["loss"] / pred - 1, mode="markers", name="fitted runs",
+                             marker=dict(color=np.log10(df["N"]), colorscale="Viridis", size=6,
+                                         colorbar=dict(title="log10 N"))))
+    if holdout and holdout.get("rows"):
+        h = pd.DataFrame(holdout["rows"])
+        Ch = 6 * h["N"] * h["D"]
+        fig.add_trace(go.Scatter(
+            x=Ch, y=h["loss"] / h["pred"] - 1, mode="markers", name="held out",
+            marker=dict(symbol="x", size=10, color="crimson"),
+            error_y=dict(type="data", symmetric=False, array=h["hi"] / h["pred"] - h["loss"] / h["pred"],
+                         arrayminus=h["loss"] / h["pred"] - h["lo"] / h["pred"])))
+    fig.add_hline(y=0, line_color="gray")
+    fig.update_layout(title=title, xaxis_type="log", xaxis_title="training compute C (FLOPs)",
+                      yaxis_title="loss / predicted - 1", yaxis_tickformat=".1%", template="plotly_white")
+    return fig
+
+
+def fig_isoflop(result, N=None, L=None, C=None, title: str = "IsoFLOP profiles (Approach 2)"):
+    """Left: loss vs N per budget with the fitted parabolas and vertices (if the points N, L, C
+    are given); right: N*(C) of the used budgets and the fitted power law."""
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    from planner.isoflop import fit_budget, group_budgets
+
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("isoFLOP profiles", "optimal N vs compute"))
+    if N is not None:
+        N, L, C = (np.asarray(v, dtype=float) for v in (N, L, C))
+        labels, budgets = group_budgets(C, 0.0)
+        for k, Cb in enumerate(budgets):
+            g = labels == k
+            fig.add_trace(go.Scatter(x=N[g], y=L[g], mode="markers", name=f"C={Cb:.2g}", legendgroup=str(k),
+                                     marker=dict(size=5)), row=1, col=1)
+    for o in result.optima:
+        if o.refused is None and N is not None:
+            g = np.isclose(C, o.C, rtol=1e-6)
+            if g.sum() >= 3:
+                u = np.log(N[g])
+                c2, c1, c0 = np.polyfit(u - u.mean(), L[g], 2)
+                uu = np.linspace(u.min(), u.max(), 60)
+                fig.add_trace(go.Scatter(x=np.exp(uu), y=np.polyval([c2, c1, c0], uu - u.mean()), mode="lines",
+                                         showlegend=False, line=dict(width=1, color="gray")), row=1, col=1)
+    used = result.used
+    fig.add_trace(go.Scatter(x=[o.N_opt for o in used], y=[o.loss_opt for o in used], mode="markers",
+                             name="vertex", marker=dict(symbol="star", size=10, color="black")), row=1, col=1)
+    Cu = np.array([o.C for o in used])
+    fig.add_trace(go.Scatter(x=Cu, y=[o.N_opt for o in used], mode="markers", name="N* per budget",
+                             marker=dict(size=8, color="black")), row=1, col=2)
+    Cl = np.geomspace(Cu.min(), Cu.max() * 10, 50)
+    fig.add_trace(go.Scatter(x=Cl, y=result.N_opt(Cl), mode="lines", name=f"N* ∝ C^{result.a:.3f}",
+                             line=dict(color="crimson")), row=1, col=2)
+    fig.update_xaxes(type="log", title_text="parameters N", row=1, col=1)
+    fig.update_xaxes(type="log", title_text="compute C (FLOPs)", row=1, col=2)
+    fig.update_yaxes(title_text="loss (nats)", row=1, col=1)
+    fig.update_yaxes(type="log", title_text="N*", row=1, col=2)
+    fig.update_layout(title=title, template="plotly_white")
+    return fig
+
+
+def fit_report_html(figs: list, header_comment: str) -> str:
+    """Several figures in one self-contained HTML page, with a provenance comment in <head>."""
+    parts = []
+    for i, fig in enumerate(figs):
+        parts.append(fig.to_html(full_html=False, include_plotlyjs=(i == 0)))
+    return ("<!DOCTYPE html>\n<html><head><meta charset='utf-8'>\n<!-- " + header_comment.replace("--", "- -")
+            + " -->\n<title>scaleplan fit</title></head><body>\n" + "\n".join(parts) + "\n</body></html>\n")
+
+
+__all__ = ["fig_runs_and_law", "fig_residuals", "fig_isoflop", "fit_report_html"]
