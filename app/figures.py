@@ -1,11 +1,10 @@
 """Dashboard-only plotly figures that re-plot stored numbers (no model math).
 
 Figures the library offers (planner.fit_plots, optuna.visualization) are used as they are; this
-module covers the plan's memory bar and re-plots of stored JSON records (μTransfer, coord check).
+module covers the plan's memory bar, the law figures of the Scaling-fit page and a re-plot of
+stored coord-check slopes.
 """
 from __future__ import annotations
-
-from typing import Any
 
 import pandas as pd
 import plotly.graph_objects as go
@@ -27,44 +26,6 @@ def memory_bar(components: dict[str, float], gpu_bytes: float | None, gpu_name: 
     top = max(total, (gpu_bytes or 0) / 1e9) * 1.15
     fig.update_layout(barmode="stack", title=f"Memory per GPU: {total:.1f} GB", yaxis_title="GB (1e9 bytes)",
                       yaxis_range=[0, top], height=380, margin=dict(t=50, b=20), legend_title_text="component")
-    return fig
-
-
-def _records(data: Any, needed: tuple[str, ...]) -> list[dict] | None:
-    """The first list of dict records (searched one level deep) whose keys include ``needed``."""
-    if isinstance(data, list) and data and isinstance(data[0], dict) and all(k in data[0] for k in needed):
-        return data
-    if isinstance(data, dict):
-        for v in data.values():
-            found = _records(v, needed) if isinstance(v, list) else None
-            if found:
-                return found
-    return None
-
-
-def transfer_figure(data: dict) -> go.Figure | None:
-    """Loss vs log2 LR per width, μP and SP side by side, from transfer.json records.
-
-    Accepts records with keys ``param`` (mup|sp), ``width``, ``log2_lr`` (or ``lr``) and ``loss``
-    (or ``val_loss``); returns None when the file holds no such records.
-    """
-    for lr_key, loss_key in (("log2_lr", "loss"), ("log2_lr", "val_loss"), ("lr", "loss"), ("lr", "val_loss")):
-        recs = _records(data, ("width", lr_key, loss_key))
-        if recs:
-            break
-    else:
-        return None
-    import plotly.express as px
-
-    df = pd.DataFrame(recs)
-    if "param" not in df.columns:
-        df["param"] = df.get("parameterization", "run")
-    df = df.sort_values(["param", "width", lr_key])
-    fig = px.line(df, x=lr_key, y=loss_key, color=df["width"].astype(str), facet_col="param", markers=True,
-                  log_x=lr_key == "lr", labels={lr_key: "log2 learning rate" if lr_key == "log2_lr" else "learning rate",
-                                                loss_key: "val loss (nats/token)", "color": "width"},
-                  title="Loss vs learning rate per width: μP optimum stays put, SP drifts")
-    fig.update_yaxes(matches=None)
     return fig
 
 

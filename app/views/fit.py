@@ -7,6 +7,8 @@ Without a study the page shows the published laws only.
 """
 from __future__ import annotations
 
+import dataclasses
+
 import pandas as pd
 import streamlit as st
 
@@ -27,8 +29,7 @@ runs_path = state.study_file(study, *loaders.RUNS_FILES)
 if fit_path is not None:
     try:
         fit = loaders.load_json(fit_path)
-        law = loaders.load_fitted_law(fit_path)
-        law.name = f"{study.name} fit"
+        law = dataclasses.replace(loaders.load_fitted_law(fit_path), name=f"{study.name} fit")
     except UserError as e:
         st.error(str(e))
 if runs_path is not None:

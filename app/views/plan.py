@@ -7,6 +7,8 @@ page recomputes on every change (no submit button).
 """
 from __future__ import annotations
 
+import dataclasses
+
 import streamlit as st
 
 from app import exports, fmt, loaders, state
@@ -21,11 +23,11 @@ root = st.session_state.get("studies_root")
 study = st.session_state.get("study")
 
 # ------------------------------------------------------------------ inputs
-law_options: dict[str, str] = {f"{k} (published)": k for k in PRESETS}
+law_options: dict[str, object] = {f"{k} (published)": k for k in PRESETS}
 for name in state.list_studies(root) if root else []:
     fit_path = state.study_file(state.inside(root, name), *loaders.FIT_FILES)
     if fit_path is not None:
-        law_options = {f"{name}: fit.json (fitted)": str(fit_path), **law_options}
+        law_options = {f"{name}: fit.json (fitted)": (name, fit_path), **law_options}
 law_labels = list(law_options)
 default_law = next((i for i, lab in enumerate(law_labels) if study is not None and lab.startswith(f"{study.name}:")), 
                    law_labels.index("hoffmann2022 (published)"))
@@ -75,6 +77,9 @@ with left:
 # ------------------------------------------------------------------ the plan
 plan, error = None, None
 try:
+    law = law_options[law_label]
+    if isinstance(law, tuple):  # a study's fit.json, named after the study (cached object: copy)
+        law = dataclasses.replace(loaders.load_fitted_law(law[1]), name=f"{law[0]} fit")
     from planner.plan import Budget, make_plan
 
     if budget_args[0] == "flops":
@@ -84,7 +89,7 @@ try:
     else:
         budget = Budget.from_gpu_hours(budget_args[1], gpu.name, mfu)
     plan = make_plan(
-        budget, law=law_options[law_label], hparams=str(hp_path) if use_hp else None, gpu=gpu.name,
+        budget, law=law, hparams=str(hp_path) if use_hp else None, gpu=gpu.name,
         n_gpus=int(n_gpus) if n_gpus else None, inference_tokens=float(inference),
         unique_tokens=float(unique) or None, seq_len=int(seq_len), vocab=int(vocab),
         tp=None if tp_choice == "auto" else int(tp_choice), mfu=float(mfu),

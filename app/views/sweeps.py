@@ -1,13 +1,12 @@
 """Sweeps page: browse the Optuna studies of the chosen study folder and its μTransfer check.
 
 Reads (inside the study folder only): the Optuna journal file, trials.csv/parquet, hparams.yaml,
-transfer.json (+ transfer.fig.json when present). Figures come from ``optuna.visualization``
-(plotly); the LR-vs-loss plot only re-plots trial values (no model math here).
+transfer.json. Figures come from ``optuna.visualization`` and from the sweep library
+(``proxy_train.sweep.lr_loss_figure``, ``proxy_train.transfer.transfer_figure``; both torch-free).
 """
 from __future__ import annotations
 
 import pandas as pd
-import plotly.express as px
 import streamlit as st
 
 from app import loaders, state
@@ -31,14 +30,6 @@ if journal is not None:
         studies = loaders.load_optuna_studies(journal)
     except UserError as e:
         st.error(str(e))
-
-WIDTH_KEYS = ("width", "d_model", "params_width", "params_d_model", "user_attrs_width", "user_attrs_d_model")
-LR_KEYS = ("params_lr", "params_log2_lr", "user_attrs_lr")
-
-
-def _first(df: pd.DataFrame, keys) -> str | None:
-    return next((k for k in keys if k in df.columns), None)
-
 
 if studies:
     name = st.selectbox("Optuna study", sorted(studies), key="optuna_study")
@@ -75,18 +66,15 @@ if studies:
         with tabs[3]:
             st.plotly_chart(vis.plot_slice(ost), width="stretch")
         with tabs[4]:
+            from proxy_train.sweep import lr_loss_figure
+
             df = ost.trials_dataframe(attrs=("number", "value", "params", "user_attrs", "state"))
-            df = df[df["state"] == "COMPLETE"]
-            lr_col, w_col = _first(df, LR_KEYS), _first(df, WIDTH_KEYS)
-            if lr_col is None:
-                st.info("This study has no `lr` parameter.")
+            df = df.rename(columns=lambda c: c.removeprefix("params_").removeprefix("user_attrs_"))
+            df = df.loc[:, ~df.columns.duplicated()]
+            if "width" not in df.columns or not ({"lr", "log2_lr"} & set(df.columns)):
+                st.info("This study has no learning-rate or width parameter to plot.")
             else:
-                fig = px.scatter(df, x=lr_col, y="value", color=df[w_col].astype(str) if w_col else None,
-                                 log_x=lr_col == "params_lr", hover_data=["number"],
-                                 labels={lr_col: "base learning rate", "value": "val loss (nats/token)",
-                                         "color": "width (d_model)"},
-                                 title="Learning rate vs loss, one colour per proxy width")
-                st.plotly_chart(fig, width="stretch")
+                st.plotly_chart(lr_loss_figure(df), width="stretch")
     else:
         st.info("No complete trial yet.")
 
@@ -117,20 +105,27 @@ for path in transfer_files:
         st.error(str(e))
         continue
     st.subheader(label)
-    drift = {k: v for k, v in (data.get("drift_octaves") or data.get("drift") or {}).items()} \
-        if isinstance(data.get("drift_octaves") or data.get("drift"), dict) else {}
-    if drift:
-        cols = st.columns(len(drift))
-        for col, (param, v) in zip(cols, drift.items()):
-            col.metric(f"{param.upper()} optimal-LR drift", f"{v:.2f} octaves" if isinstance(v, (int, float)) else str(v))
-    figs = [p for p in (path.with_name("transfer.fig.json"), path.with_name("transfer_fig.json")) if p.is_file()]
-    if figs:
-        st.plotly_chart(loaders.load_figure(figs[0]), width="stretch")
-    else:
-        from app.figures import transfer_figure
+    params = data.get("params") if isinstance(data.get("params"), dict) else {}
+    if params:
+        cols = st.columns(len(params))
+        for col, (param, res) in zip(cols, params.items()):
+            drift = res.get("drift_octaves")
+            col.metric(f"{'μP' if param == 'mup' else param.upper()} optimal-LR drift (octaves)",
+                       f"{drift:.2f}" if isinstance(drift, (int, float)) else "n/a",
+                       help=f"max − min of the optimal log2 LR over widths {res.get('widths')}")
+        goals = data.get("goals") or {}
+        if goals.get("mup_ok") is not None:
+            ok = goals.get("mup_ok") and goals.get("sp_ok") is not False
+            (st.success if ok else st.warning)(
+                f"μP drift ≤ {goals.get('mup_drift_max')} octave: {goals.get('mup_ok')}; "
+                f"SP drift ≥ {goals.get('sp_drift_min')}: {goals.get('sp_ok')}")
+        try:
+            from proxy_train.transfer import transfer_figure
 
-        fig = transfer_figure(data)
-        if fig is not None:
-            st.plotly_chart(fig, width="stretch")
+            st.plotly_chart(transfer_figure(data), width="stretch", key=f"transfer-{label}")
+        except (KeyError, TypeError, ValueError) as e:
+            st.error(f"{label}: transfer.json has an unexpected layout ({type(e).__name__}: {e}); regenerate it")
+    else:
+        st.warning(f"{label}: no per-parameterization results in this file")
     with st.expander("transfer.json"):
         st.json(data, expanded=False)
