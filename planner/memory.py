@@ -46,7 +46,7 @@ no mask (PyTorch returns the input unchanged). Assumptions:
   cross-entropy (4·s·b·V/t) and the bf16 logits alive while it is computed (2·s·b·V/t).
 * A fixed ``overhead_bytes`` covers the CUDA context, NCCL and cuBLAS workspaces and allocator
   fragmentation: ``DEFAULT_OVERHEAD_BYTES`` = 5 GiB, the EleutherAI cookbook's
-  ``--misc-mem-gib`` default rationale ("~5GiB in our experiments with Megatron-DeepSpeed").
+  ``--misc-mem-gib`` figure ("~5GiB in our experiments with Megatron-DeepSpeed", notes §5).
 """
 from __future__ import annotations
 
@@ -180,9 +180,9 @@ def activation_bytes_per_layer(shape: ModelShape, *, seq_len: int, micro_batch: 
     sp = sequence_parallel and t > 1
     if recompute == "full":
         return 2 * s * b * h / (t if sp else 1)
-    whole = 4 * s * b * h + 2 * s * b * h * 2  # 2 norm inputs + QKV input + MLP-up input
-    if shape.norm == "layernorm":
-        pass  # LayerNorm keeps the same input tensor (its mean/rstd are O(s·b), ignored)
+    # 2 norm inputs + QKV input + MLP-up input (LayerNorm and RMSNorm keep the same input tensor;
+    # their per-row statistics are O(s·b) and ignored, as in Korthikanti et al.)
+    whole = 4 * s * b * h + 2 * s * b * h * 2
     if dropout:
         whole += 2 * s * b * h  # masks after the out-projection and after the MLP
     split = (4 * shape.q_dim + 4 * shape.kv_dim) * s * b
