@@ -27,12 +27,13 @@ from __future__ import annotations
 
 import ast
 import json
+import re
 import shlex
 from pathlib import Path
 from typing import Any
 
 from planner.errors import UserError
-from planner.export.common import (PLACEHOLDERS, data_value, fmt, header_lines, one_line, q, write_files)
+from planner.export.common import (PLACEHOLDERS, data_value, fmt, header_lines, one_line, q, write_files)  # noqa: F401
 from planner.plan import Plan
 
 #: Shell expressions (not quoted) used for placeholder-valued flags.
@@ -127,7 +128,7 @@ def build_args(plan: Plan, *, mup_mode: str = "translate", phase: dict[str, Any]
           ("--optimizer", "adam"), ("--adam-beta1", t["betas"][0]), ("--adam-beta2", t["betas"][1]),
           ("--adam-eps", t["eps"])]
     if ph.get("previous"):
-        a.append(("--pretrained-checkpoint", Shell(f'"${{CHECKPOINT_DIR}}/{ph['previous']}"')))
+        a.append(("--pretrained-checkpoint", Shell('"${CHECKPOINT_DIR}/' + ph["previous"] + '"')))
     a += [("--log-interval", extra.get("log_interval", 10)), ("--eval-interval", train_iters),
           ("--eval-iters", extra.get("eval_iters", 0)), ("--bf16", True)]
     if not s.tied:
@@ -170,7 +171,7 @@ def args_to_json(args: list[tuple[str, Any]], plan: Plan) -> dict[str, Any]:
             key = {"--data-path": "data_path", "--tokenizer-model": "tokenizer_model", "--save": "checkpoint_dir",
                    "--load": "checkpoint_dir", "--data-cache-path": "cache_dir"}[flag]
             v = data_value(plan, key)
-            out[flag] = [fmt(x) for x in v] if isinstance(v, list) else (v.split() if flag == "--data-path" else v)
+            out[flag] = [fmt(x) for x in v] if isinstance(v, list) else ([v] if flag == "--data-path" else v)
         else:
             out[flag] = fmt(value)
     return out
@@ -204,7 +205,7 @@ def _check_value(flag: str, spec: dict[str, Any], value: Any) -> str | None:
     if nargs == "+" and not values:
         return f"{flag} needs at least one value"
     typ = spec.get("type")
-    choices = ast.literal_eval(spec["choices"]) if spec.get("choices") else None
+    choices, complete = _parse_choices(flag, spec.get("choices"))
     for v in values:
         text = str(v)
         try:
@@ -214,9 +215,38 @@ def _check_value(flag: str, spec: dict[str, Any], value: Any) -> str | None:
                 float(text)
         except ValueError:
             return f"{flag} expects {typ}, got {text!r}"
-        if choices is not None and text not in [str(c) for c in choices]:
-            return f"{flag} must be one of {list(choices)}, got {text!r}"
+        if choices is not None and text not in choices:
+            if complete:
+                return f"{flag} must be one of {choices}, got {text!r}"
+            # the dump cut this choice list short: only values in its visible part can be checked
+            return f"{flag} value {text!r} is not among the visible choices {choices} (the dump's list is truncated)"
     return None
+
+
+#: The flag dump stores ``repr(choices)`` cut at ~120 characters. Full lists for the cut ones we
+#: emit, from Megatron-LM's parser (shared/notes/megatron-and-planning.md §1a, "Data and tokenizer").
+_FULL_CHOICES = {
+    "--tokenizer-type": ["BertWordPieceLowerCase", "BertWordPieceCase", "GPT2BPETokenizer", "SentencePieceTokenizer",
+                         "GPTSentencePieceTokenizer", "HuggingFaceTokenizer", "Llama2Tokenizer", "TikTokenizer",
+                         "MultimodalTokenizer", "NullTokenizer", "NullMultimodalTokenizer", "SFTTokenizer"],
+}
+
+
+def _parse_choices(flag: str, text: str | None) -> tuple[list[str] | None, bool]:
+    """(choices as strings, whether the list is complete) from the dump's repr text."""
+    if not text:
+        return None, True
+    if flag in _FULL_CHOICES:
+        return list(_FULL_CHOICES[flag]), True
+    complete = text.rstrip().endswith((")", "]"))
+    try:
+        return [str(c) for c in ast.literal_eval(text)], True
+    except (ValueError, SyntaxError):
+        pass
+    enum_names = re.findall(r"<\w+\.(\w+): [^>]*>", text)
+    if enum_names:
+        return enum_names, complete
+    return re.findall(r"'([^']*)'", text), complete
 
 
 def validate_args(args: dict[str, Any] | list[tuple[str, Any]], flags_json_path: str | Path) -> list[str]:
@@ -319,8 +349,9 @@ def launch_script(plan: Plan, args: list[tuple[str, Any]], *, command: str | Non
     gpn = int(lay.get("gpus_per_node") or min(8, int(lay["n_gpus"])))
     nnodes = max(1, int(lay["n_gpus"]) // gpn)
     L = ["#!/usr/bin/env bash"] + header_lines(plan, title, command) + [
-        "# Single node: bash launch.sh   Multi node: set NNODES, NODE_RANK, MASTER_ADDR on every node",
-        "# (sbatch.sh does it under SLURM). TORCHRUN may be overridden (e.g. for a dry run).",
+        f"# Plan: {lay['n_gpus']} GPUs = {nnodes} node(s) x {gpn}. On one node: bash launch.sh. On several: run it on",
+        "# every node with NODE_RANK, MASTER_ADDR set (sbatch.sh does this under SLURM).",
+        "# TORCHRUN may be overridden (e.g. TORCHRUN=echo for a dry run).",
         "set -euo pipefail",
         "",
         "# ---- fill these in ----------------------------------------------------------------",
@@ -329,7 +360,7 @@ def launch_script(plan: Plan, args: list[tuple[str, Any]], *, command: str | Non
         val = data_value(plan, key)
         L.append(f"# {todo}")
         if key == "data_path":
-            items = val if isinstance(val, list) else str(val).split() if not (plan.data or {}).get(key) else [val]
+            items = val if isinstance(val, list) else [val]  # a string is one path (it may hold spaces)
             L.append(f"DATA_PATH=({' '.join(shlex.quote(fmt(x)) for x in items)})")
         else:
             L.append(f"{var}={q(val)}")

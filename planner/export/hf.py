@@ -1,0 +1,28 @@
+"""Hugging Face export: ``config.json`` (LlamaConfig) for the planned shape.
+
+The config comes from ``ModelShape.to_hf_config`` (vocab_size = the padded vocabulary, the real
+row count of the embedding), so ``LlamaForCausalLM(config)`` has exactly ``shape.total_params``
+parameters. A ``scaleplan`` block records provenance (transformers keeps unknown keys as
+attributes and ignores them otherwise).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from planner import __version__
+from planner.export.common import one_line, write_files
+from planner.plan import Plan
+
+
+def hf_config(plan: Plan, command: str | None = None) -> dict[str, Any]:
+    cfg = plan.model_shape.to_hf_config()
+    cfg["scaleplan"] = {"version": __version__, "plan_hash": plan.plan_hash,
+                        "command": one_line(command or plan.meta.get("command", "")),
+                        "total_params": plan.model_shape.total_params}
+    return cfg
+
+
+def export_hf(plan: Plan, out_dir: str | Path, *, command: str | None = None) -> dict[str, Any]:
+    paths = write_files(out_dir, {"config.json": hf_config(plan, command)})
+    return {"trainer": "hf", "files": [str(p) for p in paths], "plan_hash": plan.plan_hash}
