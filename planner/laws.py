@@ -8,7 +8,7 @@ Conventions (docs/CONTRACTS.md):
   of the matmuls, Kaplan et al. 2020 Sec. 2.1 / Hoffmann et al. 2022 Sec. 3). ``optimal`` also
   accepts k as a function of N (e.g. a shape's exact FLOPs/token divided by its parameter count).
 
-Compute-optimal allocation for constant k (Hoffmann et al. 2022, App. D.2, eq. 4): minimising
+Compute-optimal allocation for constant k (Hoffmann et al. 2022, Sec. 3.3, eq. (4)): minimising
 L(N, C/(kN)) gives
 
     G  = (alpha A / (beta B))^(1 / (alpha + beta))
@@ -286,7 +286,7 @@ PRESETS: dict[str, ScalingLaw] = {
     "hoffmann2022": ScalingLaw(
         E=1.69, A=406.4, B=410.7, alpha=0.34, beta=0.28, name="hoffmann2022",
         source="Hoffmann et al. 2022, 'Training Compute-Optimal Large Language Models' "
-               "(arXiv:2203.15556), Sec. 3.3 eq. (10), Approach 3; N = total parameters, MassiveText"),
+               "(arXiv:2203.15556), Sec. 3.3 and App. D.2, Approach 3; N = total parameters, MassiveText"),
     "besiroglu2024": ScalingLaw(
         E=1.8172, A=482.01, B=2085.43, alpha=0.3478, beta=0.3658, name="besiroglu2024",
         source="Besiroglu et al. 2024, 'Chinchilla Scaling: A replication attempt' (arXiv:2404.10102), "
