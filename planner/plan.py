@@ -262,7 +262,11 @@ def _shape_step(n_target: float, *, vocab: int, seq_len: int, tp: int, top: int 
                 ) -> tuple[ModelShape, list[dict[str, Any]]]:
     from planner.shape_search import search_shapes
 
-    cands = search_shapes(n_target, vocab_size=vocab, pad_vocab_to=128, tp=tp, seq_len=seq_len, top=top)
+    try:
+        cands = search_shapes(n_target, vocab_size=vocab, pad_vocab_to=128, tp=tp, seq_len=seq_len, top=top)
+    except UserError as e:
+        raise UserError(f"no model shape near N* = {n_target:.3g} parameters (vocab {vocab}, TP {tp}): {e}. "
+                        "Raise the budget, or use a smaller --vocab") from None
     rows = []
     for c in cands:
         rows.append({"n_layers": c.shape.n_layers, "d_model": c.shape.d_model, "d_ffn": c.shape.d_ffn,
@@ -358,11 +362,16 @@ def _layout_step(shape: ModelShape, *, gpu: str, n_gpus: int, global_batch: int,
             best = items[0]
             lay, mem, est_mfu = best.layout, best.memory, best.mfu
         except UserError as e:
+            if tp is not None or pp is not None or micro_batch is not None:
+                raise UserError(f"no valid layout with the pinned --tp/--pp/--micro-batch on {n_gpus} GPUs "
+                                f"({e}); change or drop the pinned values, or the GPU count") from None
             warnings.append(f"layout infeasible: {e}")
             lay = Layout(tp=tp or 1, pp=pp or 1, cp=cp or 1, dp=max(1, n_gpus // ((tp or 1) * (pp or 1) * (cp or 1))),
                          micro_batch=micro_batch or 1, recompute=recompute or "full", sequence_parallel=(tp or 1) > 1,
                          **shard_kw)
             lay = lay.replace(grad_accum=max(1, global_batch // (lay.micro_batch * lay.dp)))
+            if lay.validate(s, n_gpus, global_batch, seq_len):
+                raise UserError(f"no valid layout for {n_gpus} GPUs and global batch {global_batch}: {e}") from None
             mem = memory_per_gpu(s, lay)
     layout = lay.to_dict()
     layout.update(gpu=g.name, gpus_per_node=gpn, n_nodes=max(1, math.ceil(n_gpus / gpn)), sharding=sharding,

@@ -1,0 +1,123 @@
+"""`scaleplan plan` (budget or preset -> plan.yaml) and `scaleplan export` (plan -> launch files)."""
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+
+from planner.commands import emit, nonneg_float, positive_float, positive_int
+from planner.errors import UserError
+
+
+def register(sub) -> None:
+    p = sub.add_parser(
+        "plan", help="budget -> shape, tokens, hparams, layout, memory, time, cost (plan.yaml)",
+        description="Turn a compute budget (or a published recipe) into a launchable plan. Budget: --flops C, "
+                    "or --gpu-hours H --gpu NAME, or --gpus N --days D --gpu NAME (FLOPs = GPU-hours x peak x MFU). "
+                    "Tokens are C / Megatron FLOPs per token of the chosen shape.")
+    b = p.add_argument_group("budget (one of)")
+    b.add_argument("--flops", type=positive_float, help="training compute in FLOPs (e.g. 1e22)")
+    b.add_argument("--gpu-hours", type=positive_float, help="GPU-hours on --gpu at --mfu")
+    b.add_argument("--days", type=positive_float, help="wall-clock days on --gpus GPUs")
+    b.add_argument("--target-loss", type=positive_float, help="plan the cheapest run reaching this loss (nats)")
+    b.add_argument("--preset", help="pin a published model + recipe (see --list-presets)")
+    b.add_argument("--list-presets", action="store_true", help="list the named recipes and exit")
+    p.add_argument("--tokens", type=positive_float, help="training tokens (with --preset; default: published)")
+    p.add_argument("--gpu", default="h100", help="GPU type (default h100 = H100 SXM)")
+    p.add_argument("--gpus", type=positive_int, help="number of GPUs (default: preset's, or ~30 days)")
+    p.add_argument("--law", default="hoffmann2022", help="scaling law preset or fit.json (default hoffmann2022)")
+    p.add_argument("--hparams", help="hparams.yaml from `scaleplan sweep export` (μP transfer)")
+    p.add_argument("--inference-tokens", type=nonneg_float, default=0.0, help="tokens to serve (Sardana et al.)")
+    p.add_argument("--unique-tokens", type=positive_float, help="unique data available (Muennighoff et al.)")
+    p.add_argument("--seq-len", type=positive_int, help="sequence length (default 4096 or the preset's)")
+    p.add_argument("--vocab", type=positive_int, help="vocabulary size (default 32000 or the preset's)")
+    p.add_argument("--tp", type=positive_int, help="pin tensor parallelism")
+    p.add_argument("--pp", type=positive_int, help="pin pipeline parallelism")
+    p.add_argument("--micro-batch", type=positive_int, help="pin the micro-batch")
+    p.add_argument("--global-batch", type=positive_int, help="global batch in sequences (default: DeepSeek B_opt)")
+    p.add_argument("--sharding", choices=["dist-opt", "ddp", "fsdp", "fsdp-hybrid"], help="optimizer-state sharding")
+    p.add_argument("--recompute", choices=["none", "selective", "full"], help="activation recompute")
+    p.add_argument("--mfu", type=positive_float, help="model FLOPs utilisation (default: the GPU's prior)")
+    p.add_argument("--price", type=nonneg_float, help="US$ per GPU-hour (default: a placeholder)")
+    p.add_argument("--schedule", choices=["cosine", "wsd"], help="LR schedule (default cosine)")
+    p.add_argument("--lr", type=positive_float, help="override the peak LR")
+    p.add_argument("--data-path", help="Megatron data prefix written into exports")
+    p.add_argument("--tokenizer", help="tokenizer model/folder written into exports")
+    p.add_argument("--out", help="write the plan to this YAML file")
+    p.add_argument("--json", action="store_true", help="print the plan as JSON")
+    p.set_defaults(func=_plan)
+
+    e = sub.add_parser("export", help="plan.yaml -> Megatron-LM / torchtitan / HF launch files",
+                       description="Write launch files for a plan. Reads only the plan file.")
+    e.add_argument("plan", help="plan.yaml from `scaleplan plan --out`")
+    e.add_argument("--trainer", required=True, choices=["megatron", "torchtitan", "hf"])
+    e.add_argument("--out", required=True, help="output folder")
+    e.add_argument("--megatron-mup", choices=["translate", "native"], default="translate",
+                   help="μP in Megatron: translate into SP flags (all releases) or native --use-mup (main)")
+    e.add_argument("--flags", help="pretrain_gpt_flags.json to validate the Megatron arguments against")
+    e.add_argument("--json", action="store_true", help="print what was written as JSON")
+    e.set_defaults(func=_export)
+
+
+def _command() -> str:
+    return "scaleplan " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+
+
+def _plan(args: argparse.Namespace) -> int:
+    from planner.plan import Budget, make_plan
+    from planner.recipes import list_recipes
+
+    if args.list_presets:
+        rows = list_recipes()
+        human = "\n".join(f"{r['name']:<16} {r['tokens']:.3g} tokens, batch {r['global_batch']} x {r['seq_len']}, "
+                          f"lr {r['lr']:g} -> {r['min_lr']:g}  ({r['source']})" for r in rows)
+        emit(args, rows, human)
+        return 0
+    modes = [m for m in ("flops", "gpu_hours", "days", "target_loss", "preset") if getattr(args, m) is not None]
+    if len(modes) != 1:
+        raise UserError("give exactly one of --flops, --gpu-hours, --gpus/--days, --target-loss or --preset "
+                        f"(got {', '.join('--' + m.replace('_', '-') for m in modes) or 'none'})")
+    budget = None
+    if args.flops is not None:
+        budget = Budget.from_flops(args.flops)
+    elif args.gpu_hours is not None:
+        budget = Budget.from_gpu_hours(args.gpu_hours, args.gpu, args.mfu)
+    elif args.days is not None:
+        if args.gpus is None:
+            raise UserError("--days needs --gpus N (and --gpu NAME)")
+        budget = Budget.from_gpu_days(args.gpus, args.days, args.gpu, args.mfu)
+    if args.tokens is not None and args.preset is None:
+        raise UserError("--tokens only applies with --preset; for a budget use --flops")
+    data = {}
+    if args.data_path:
+        data["data_path"] = args.data_path
+    if args.tokenizer:
+        data["tokenizer_model"] = args.tokenizer
+    plan = make_plan(budget, law=args.law, hparams=args.hparams, gpu=args.gpu, n_gpus=args.gpus,
+                     inference_tokens=args.inference_tokens, unique_tokens=args.unique_tokens,
+                     target_loss=args.target_loss, seq_len=args.seq_len, vocab=args.vocab, tp=args.tp, pp=args.pp,
+                     micro_batch=args.micro_batch, mfu=args.mfu, price_per_gpu_hour=args.price,
+                     global_batch=args.global_batch, schedule=args.schedule, preset=args.preset,
+                     tokens=int(args.tokens) if args.tokens else None, lr=args.lr, sharding=args.sharding,
+                     recompute=args.recompute, data=data, command=_command())
+    if args.out:
+        plan.write(args.out)
+    human = plan.summary() + (f"\n  written to {args.out}" if args.out else "")
+    emit(args, plan.to_dict(), human)
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    from planner.export import export
+    from planner.plan import Plan
+
+    plan = Plan.read(args.plan)
+    kw = {}
+    if args.trainer == "megatron":
+        kw = {"mup_mode": args.megatron_mup, "flags_json_path": args.flags}
+    elif args.megatron_mup != "translate" or args.flags:
+        raise UserError("--megatron-mup and --flags apply to --trainer megatron only")
+    res = export(plan, args.trainer, args.out, command=_command(), **kw)
+    human = f"{args.trainer} export of plan {plan.plan_hash[:12]}:\n" + "\n".join(f"  {f}" for f in res["files"])
+    emit(args, res, human)
+    return 0
