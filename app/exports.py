@@ -13,17 +13,15 @@ import zipfile
 from pathlib import Path
 
 TRAINERS = {"megatron": "Megatron-LM", "torchtitan": "torchtitan", "hf": "Hugging Face"}
+SHORT = {"megatron": "Megatron", "torchtitan": "torchtitan", "hf": "HF config"}
 MAIN_FILE = {"megatron": "launch.sh", "torchtitan": "run.sh", "hf": "config.json"}
 
 
 def _export_into(plan, trainer: str, out: Path):
     """Call the library exporter for ``trainer`` (planner.export), writing into ``out``."""
-    pkg = importlib.import_module("planner.export")
-    fn = getattr(pkg, "export", None) or getattr(pkg, "export_plan", None)
-    if fn is not None:
-        return fn(plan, trainer, out)
     mod = importlib.import_module(f"planner.export.{trainer}")
-    return mod.export(plan, out)
+    fn = getattr(mod, f"export_{trainer}", None) or getattr(mod, "export")
+    return fn(plan, out, command="scaleplan app (dashboard download)")
 
 
 def export_files(plan, trainer: str) -> dict[str, bytes]:

@@ -21,7 +21,7 @@ def memory_bar(components: dict[str, float], gpu_bytes: float | None, gpu_name: 
                              hovertemplate=f"{name}: %{{y:.2f}} GB<extra></extra>"))
     if gpu_bytes:
         fig.add_hline(y=gpu_bytes / 1e9, line_dash="dash", line_color="black",
-                      annotation_text=f"{gpu_name}: {gpu_bytes / 1e9:.0f} GB", annotation_position="top left")
+                      annotation_text=f"{gpu_name}: {gpu_bytes / 2**30:.0f} GiB = {gpu_bytes / 1e9:.1f} GB", annotation_position="top left")
     total = sum(components.values()) / 1e9
     top = max(total, (gpu_bytes or 0) / 1e9) * 1.15
     fig.update_layout(barmode="stack", title=f"Memory per GPU: {total:.1f} GB", yaxis_title="GB (1e9 bytes)",

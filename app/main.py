@@ -22,7 +22,7 @@ from app import state  # noqa: E402
 from planner import __version__  # noqa: E402
 from planner.errors import UserError  # noqa: E402
 
-st.set_page_config(page_title="scaleplan", page_icon="📈", layout="wide")
+st.set_page_config(page_title="scaleplan", page_icon=":material/query_stats:", layout="wide")
 
 root = state.studies_root()
 names = state.list_studies(root)
@@ -44,9 +44,9 @@ st.session_state["study"] = study
 
 _VIEWS = Path(__file__).resolve().parent / "views"
 pages = [
-    st.Page(str(_VIEWS / "plan.py"), title="Plan", icon="🧭", default=True),
-    st.Page(str(_VIEWS / "fit.py"), title="Scaling fit", icon="📉"),
-    st.Page(str(_VIEWS / "sweeps.py"), title="Sweeps", icon="🎛️"),
-    st.Page(str(_VIEWS / "coord.py"), title="Coordinate check", icon="📐"),
+    st.Page(str(_VIEWS / "plan.py"), title="Plan", icon=":material/route:", default=True),
+    st.Page(str(_VIEWS / "fit.py"), title="Scaling fit", icon=":material/trending_down:"),
+    st.Page(str(_VIEWS / "sweeps.py"), title="Sweeps", icon=":material/tune:"),
+    st.Page(str(_VIEWS / "coord.py"), title="Coordinate check", icon=":material/straighten:"),
 ]
 st.navigation(pages).run()

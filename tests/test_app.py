@@ -123,7 +123,7 @@ def test_budget_changes_plan_and_matches_chinchilla(no_studies):
     assert n_big > 5 * n_small
     assert len(at.get("plotly_chart")) >= 1  # the memory bar
     labels = [b.label for b in at.get("download_button")]
-    assert "plan.yaml" in labels and "Megatron launch.sh" in labels
+    assert "plan.yaml" in labels and "launch.sh" in labels
 
 
 def test_gpu_days_budget_mode(no_studies):

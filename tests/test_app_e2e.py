@@ -83,7 +83,7 @@ def page(server):
 
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        ctx = browser.new_context(viewport={"width": 1500, "height": 1000}, accept_downloads=True)
+        ctx = browser.new_context(viewport={"width": 1500, "height": 2400}, accept_downloads=True)
         pg = ctx.new_page()
         pg.set_default_timeout(20_000)
         yield pg
@@ -107,13 +107,13 @@ def test_dashboard_end_to_end(server, page):
     pg.goto(server)
     pg.get_by_text("Compute-optimal allocation", exact=False).first.wait_for()
     # opens on the bundled study with its fitted law; switch to the published Chinchilla law
-    law = pg.get_by_label("Scaling law")
+    law = pg.get_by_role("combobox", name="Scaling law")
     law.click()
     pg.get_by_role("option", name="hoffmann2022 (published)").click()
     _wait_idle(pg)
     n_before = _metric(pg, "N* (params)")
 
-    box = pg.get_by_label("Compute budget C (FLOPs)")
+    box = pg.get_by_label("Compute budget C (FLOPs)", exact=True)
     box.fill("1.000e+24")
     box.press("Enter")
     pg.wait_for_function(
@@ -128,7 +128,7 @@ def test_dashboard_end_to_end(server, page):
     text = pg.locator('[data-testid="stMain"]').inner_text()
     layers = int(re.search(r"(\d+) layers", text).group(1))
     with pg.expect_download() as dl:
-        pg.get_by_role("button", name="Megatron launch.sh").click()
+        pg.get_by_role("button", name="launch.sh").click()
     script = Path(dl.value.path()).read_text()
     assert re.search(rf"--num-layers\s+'?{layers}'?\b", script), script[:2000]
     assert "plan" in script.lower()  # header with the plan hash
@@ -139,6 +139,7 @@ def test_dashboard_end_to_end(server, page):
     pg.get_by_text("Fitted law", exact=False).first.wait_for()
     _wait_idle(pg)
     pg.screenshot(path=str(SHOTS / "fit.png"), full_page=True)
+    pg.get_by_text("Upload your own runs", exact=False).first.click()  # open the expander
     pg.locator('input[type="file"]').set_input_files(
         files=[{"name": "bad.csv", "mimeType": "text/csv", "buffer": b"foo,bar\n1,2\n3,4\n"}])
     pg.get_by_text("Upload rejected", exact=False).first.wait_for()

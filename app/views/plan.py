@@ -166,11 +166,11 @@ with right:
             def _zip(trainer=trainer, plan=plan):
                 return exports.zip_bytes(exports.export_files(plan, trainer), f"{trainer}_{plan.plan_hash[:8]}")
 
-            col.download_button(f"{exports.TRAINERS[trainer]} (zip)", _zip, file_name=f"{trainer}.zip",
+            col.download_button(f"{exports.SHORT[trainer]} (zip)", _zip, file_name=f"{trainer}.zip",
                                 mime="application/zip", key=f"dl_{trainer}", on_click="ignore")
 
         def _launch(plan=plan):
             return exports.export_files(plan, "megatron")[exports.MAIN_FILE["megatron"]]
 
-        d[4].download_button("Megatron launch.sh", _launch, file_name="launch.sh", mime="text/x-shellscript",
+        d[4].download_button("launch.sh", _launch, file_name="launch.sh", mime="text/x-shellscript",
                              key="dl_megatron_sh", on_click="ignore")
