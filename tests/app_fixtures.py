@@ -69,13 +69,18 @@ def make_study(root: Path, name: str = "demo") -> Path:
 
     ost.optimize(objective, n_trials=12)
 
-    for param, passed, slopes in (("mup", True, {"embedding": [0.01, 0.02, 0.03], "attn": [0.0, 0.05, 0.04]}),
-                                  ("sp", False, {"embedding": [0.02, 0.4, 0.9], "attn": [0.1, 0.6, 1.1]})):
+    for param, passed, growth in (("mup", True, 0.0), ("sp", False, 1.0)):
+        # l1 = mean|activation| per (module, step, width): flat in width under μP, ∝ width under SP
+        l1 = [{"module": m, "t": t, "width": w, "l1": 0.5 * (w / 32) ** (growth * (t > 1)) * (1 + 0.01 * t)}
+              for m in ("embedding", "blocks.0.attn", "<logits>") for t in (1, 2, 3) for w in (32, 64, 128)]
+        slopes = {m: {str(t): growth * (t > 1) for t in (1, 2, 3)} for m in ("embedding", "blocks.0.attn", "<logits>")}
         d = study / f"coord_{param}"
         d.mkdir()
-        (d / "coord_check.json").write_text(json.dumps({"param": param, "passed": passed, "threshold": 0.15,
-                                                        "criterion": "|slope| < 0.15 per width doubling",
-                                                        "slopes": slopes}))
+        (d / "coord_check.json").write_text(json.dumps({
+            "param": param, "passed": passed, "widths": [32, 64, 128], "steps": 3,
+            "criterion": "|d log2 l1 / d log2 width| < 0.15 for every module at every t >= 2",
+            "worst": {"module": "embedding", "t": 2, "slope": growth}, "n_failing": 0 if passed else 6,
+            "slopes": slopes, "l1": l1}))
     from proxy_train.transfer import analyze  # the library's own analysis makes the file's layout
 
     recs = [{"param": p, "width": w, "log2_lr": float(x),

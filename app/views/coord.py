@@ -1,8 +1,9 @@
 """Coordinate-check page: the stored coord-check results of the studies, with pass/fail.
 
-Reads every ``coord_check.json`` under the studies root (written by ``scaleplan coord-check``) and,
-when present next to it, the figure saved as ``coord_check.fig.json``; otherwise re-plots the
-stored slopes. The pass criterion is the one recorded in the file (the library decides).
+Reads every ``coord_check.json`` under the studies root (written by ``scaleplan coord-check``) and
+draws the library's figure from its stored l1 records (``proxy_train.coord_check.figure``: mean
+|activation| vs width per step) next to the stored slopes. Pass/fail and the criterion are the
+ones recorded in the file (the library decides).
 """
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ import streamlit as st
 from app import loaders, state
 from app.figures import slopes_figure
 from planner.errors import UserError
+
+SLOPE_TOL = 0.15  # only to draw the band when an old file lacks its threshold (proxy_train.coord_check)
 
 st.title("Coordinate check: are activations width-stable?")
 st.caption("Under μP the mean |activation| of every module stays flat as width grows (slope ≈ 0 per "
@@ -60,17 +63,22 @@ for path in files:
         st.error(f"{head}: FAIL" + (f": {data['reason']}" if data.get("reason") else ""))
     else:
         st.warning(f"{head}: no pass/fail recorded")
-    fig_path = next((p for p in (path.with_name("coord_check.fig.json"), path.with_name("coord_check_fig.json"))
-                     if p.is_file()), None)
-    fig = None
-    if fig_path is not None:
+    worst = data.get("worst") or {}
+    if worst:
+        st.caption(f"worst module: {worst.get('module') or '<logits>'} at step t = {worst.get('t')}, slope "
+                   f"{worst.get('slope', float('nan')):+.2f} per width doubling; {data.get('n_failing', 0)} "
+                   f"(module, step) pairs over the limit; widths {data.get('widths')}")
+    c1, c2 = st.columns([3, 2])
+    if isinstance(data.get("l1"), list) and data["l1"]:
+        from proxy_train.coord_check import figure  # torch-free: the library's own coord-check figure
+
         try:
-            fig = loaders.load_figure(fig_path)
-        except UserError as e:
-            st.error(str(e))
-    elif isinstance(data.get("slopes"), dict):
-        fig = slopes_figure(data["slopes"], data.get("threshold") or data.get("max_abs_slope"))
-    if fig is not None:
-        st.plotly_chart(fig, width="stretch", key=f"coord-{label}")
+            c1.plotly_chart(figure(data), width="stretch", key=f"coord-l1-{label}")
+        except (KeyError, TypeError, ValueError) as e:
+            c1.error(f"{label}: unexpected l1 records ({type(e).__name__}: {e}); regenerate the file")
+    if isinstance(data.get("slopes"), dict):
+        fig = slopes_figure(data["slopes"], data.get("threshold") or SLOPE_TOL)
+        if fig is not None:
+            c2.plotly_chart(fig, width="stretch", key=f"coord-slopes-{label}")
     with st.expander(f"{label}: raw result"):
         st.json(data, expanded=False)
