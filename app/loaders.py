@@ -88,8 +88,8 @@ def find_journal(study: Path | None) -> Path | None:
     if study is None or not study.is_dir():
         return None
     for pattern in JOURNAL_GLOBS:
-        for p in sorted(study.glob(pattern)):
-            if p.is_file() and not p.name.endswith((".lock", ".tmp")):
+        for p in find_files(study, pattern):
+            if not p.name.endswith((".lock", ".tmp")):
                 return p
     return None
 

@@ -142,6 +142,29 @@ def test_plan_uses_study_fit(studies):
     _ok(at, "plan")
     assert at.selectbox(key="law").value.startswith("demo:")
     assert any("law demo" in h.value for h in at.subheader), [h.value for h in at.subheader]
+    # the fit's bootstrap samples give the allocation an uncertainty band
+    assert any(c.value.startswith("95% bootstrap intervals") for c in at.caption), [c.value for c in at.caption]
+    assert any("μP hyperparameters transferred" in c.value for c in at.caption)
+
+
+def test_plan_options_reach_the_planner(no_studies):
+    at = _app().run()
+    at.number_input(key="flops").set_value(1e22).run()
+    n_plain = parse_human(_metric(at, "N* (params)"))
+    # Sardana et al. 2024: serving many tokens favours a smaller model trained longer
+    at.number_input(key="inference_tokens").set_value(2e12).run()
+    _ok(at, "inference")
+    assert parse_human(_metric(at, "N* (params)")) < n_plain
+    at.number_input(key="inference_tokens").set_value(0.0).run()
+    # Muennighoff et al. 2023: beyond ~4 epochs of repeated data the plan must warn
+    at.number_input(key="unique_tokens").set_value(1e10).run()
+    _ok(at, "unique")
+    assert any("epochs" in w.value for w in at.warning), [w.value for w in at.warning]
+    # a budget too small for any shape: a clear error on the page, no exception
+    at.number_input(key="vocab").set_value(1_000_000).run()
+    at.number_input(key="flops").set_value(1e17).run()
+    _ok(at, "tiny budget")
+    assert at.error and at.error[0].value.startswith("Cannot plan this:")
 
 
 # ------------------------------------------------------------------------ upload validation
