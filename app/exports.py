@@ -6,7 +6,6 @@ the studies root.
 """
 from __future__ import annotations
 
-import importlib
 import io
 import tempfile
 import zipfile
@@ -19,9 +18,9 @@ MAIN_FILE = {"megatron": "launch.sh", "torchtitan": "run.sh", "hf": "config.json
 
 def _export_into(plan, trainer: str, out: Path):
     """Call the library exporter for ``trainer`` (planner.export), writing into ``out``."""
-    mod = importlib.import_module(f"planner.export.{trainer}")
-    fn = getattr(mod, f"export_{trainer}", None) or getattr(mod, "export")
-    return fn(plan, out, command="scaleplan app (dashboard download)")
+    from planner.export import export
+
+    return export(plan, trainer, out, command="scaleplan app (dashboard download)")
 
 
 def export_files(plan, trainer: str) -> dict[str, bytes]:

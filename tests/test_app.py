@@ -232,6 +232,28 @@ def test_exports_zip(tmp_path):
     assert (z.getinfo("megatron/launch.sh").external_attr >> 16) & 0o111
 
 
+def test_export_downloads_match_the_plan():
+    import io
+    import json
+    import zipfile
+
+    from app.exports import MAIN_FILE, export_files, zip_bytes
+    from planner.plan import Budget, make_plan
+
+    plan = make_plan(Budget.from_flops(1e22))
+    s = plan.model_shape
+    mega = export_files(plan, "megatron")
+    script = mega[MAIN_FILE["megatron"]].decode()
+    assert re.search(rf"--num-layers\s+'?{s.n_layers}'?\b", script)
+    assert re.search(rf"--hidden-size\s+'?{s.d_model}'?\b", script)
+    assert plan.plan_hash in script  # provenance header
+    hf = json.loads(export_files(plan, "hf")["config.json"])
+    assert hf["num_hidden_layers"] == s.n_layers and hf["hidden_size"] == s.d_model
+    tt = export_files(plan, "torchtitan")
+    z = zipfile.ZipFile(io.BytesIO(zip_bytes(tt, "torchtitan")))
+    assert "torchtitan/run.sh" in z.namelist()
+
+
 def test_fmt():
     from app import fmt
 
