@@ -133,7 +133,9 @@ def train_config(spec: dict, *, width: int, param: str, hp: dict, run_seed: int 
         wd=float(hp.get("weight_decay", spec["weight_decay"])), steps=spec["steps"],
         tokens=spec["tokens"], batch=spec["batch"], seq_len=spec["seq_len"],
         schedule=spec["schedule"], seed=int(spec["seed"] if run_seed is None else run_seed),
-        threads=1, progress=False, **fixed,
+        threads=1, progress=False,
+        ckpt_every=10 ** 9,  # a retried trial starts in a fresh folder: mid-run checkpoints are waste
+        **fixed,
     )
     return cfg.validate()
 
@@ -558,6 +560,13 @@ def _run_processes(study_dir: Path, url: str, trials: int, workers: int, spec: d
         for _, log in procs:
             log.close()
     bad = [(i, p.returncode) for i, (p, _) in enumerate(procs) if p.returncode not in (0,)]
+    c = W.counts(study, spec.get("count_failed", False))
+    if bad and c["finished"] >= trials:
+        # A worker died (e.g. killed) but the others retried its trial and reached the target.
+        for i, rc in bad:
+            print(f"warning: worker {i} exited with status {rc}; its trial was retried by the others",
+                  file=sys.stderr)
+        return
     if bad:
         i, rc = bad[0]
         lines = (logs / f"worker_{i}.log").read_text(errors="replace").strip().splitlines()

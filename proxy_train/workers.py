@@ -116,6 +116,13 @@ def open_storage(url: str, *, heartbeat_interval: int | None = None, grace_perio
         )
     if base == "postgres":  # SQLAlchemy 2 only knows the long name
         url = "postgresql" + url[len("postgres"):]
+        scheme = "postgresql" + scheme[len("postgres"):]
+    if scheme == "postgresql":
+        # SQLAlchemy 2.1 maps a bare postgresql:// to psycopg 3; use psycopg2 when only it is there.
+        import importlib.util
+
+        if importlib.util.find_spec("psycopg") is None and importlib.util.find_spec("psycopg2") is not None:
+            url = "postgresql+psycopg2" + url[len("postgresql"):]
     try:
         import warnings
 
@@ -322,7 +329,9 @@ def run_worker(study_dir: str | Path, *, worker_id: int, trials: int, storage_ur
     import optuna
     import warnings
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    # Failures are recorded per trial (fail_reason) and counted in the progress bar; Optuna's own
+    # WARNING log would print a traceback per failed trial.
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", category=optuna.exceptions.ExperimentalWarning)
         study.optimize(objective, n_trials=None, callbacks=[guard], catch=(Exception,),

@@ -22,3 +22,15 @@ def slow_bowl(ctx):
         ctx.report(k * 25, final + 1.0 / k)
     (ctx.run_dir / "run.json").write_text(json.dumps({"status": "ok", "final_val_loss": final}))
     return final
+
+
+def diverge_high_lr(ctx):
+    """Like ``slow_bowl`` but "diverges" (NaN loss) when lr > 2^-7, as a too-large LR does."""
+    if ctx.hp["lr"] > 2.0 ** -7:
+        ctx.report(25, float("nan"))
+    return slow_bowl(ctx)
+
+
+def always_crash(ctx):
+    """A broken objective: every trial raises."""
+    raise RuntimeError("simulated crash in the proxy run")
