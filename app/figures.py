@@ -115,21 +115,3 @@ def frontier_figure(laws: dict, c_min: float = 1e18, c_max: float = 1e26) -> go.
     fig.update_yaxes(title="tokens", row=1, col=2)
     fig.update_layout(title="Compute-optimal frontier: this law vs published laws", height=420)
     return fig
-
-
-def residuals_figure(runs: pd.DataFrame, law, held_out=None) -> go.Figure:
-    """Relative residual (observed − predicted) / predicted loss vs compute; held-out rows marked."""
-    import plotly.express as px
-
-    df = runs.copy()
-    df["predicted"] = law.predict(df["N"].to_numpy(float), df["D"].to_numpy(float))
-    df["residual_pct"] = 100.0 * (df["loss"] - df["predicted"]) / df["predicted"]
-    df["set"] = "fit"
-    if held_out is not None:
-        df.loc[held_out, "set"] = "held out"
-    fig = px.scatter(df, x="C", y="residual_pct", color="set", log_x=True,
-                     labels={"C": "compute C (FLOPs)", "residual_pct": "residual (% of predicted loss)"},
-                     hover_data={"N": ":.3s", "D": ":.3s", "loss": ":.4f", "predicted": ":.4f"},
-                     title="Residuals of the fitted law")
-    fig.add_hline(y=0, line_color="black")
-    return fig

@@ -33,6 +33,19 @@ def make_runs(n_rows_per_size: int = 4, seed: int = 0):
     return pd.DataFrame(rows)
 
 
+def _holdout() -> dict:
+    """A holdout block like `scaleplan fit --holdout-top-compute`: the 3 highest-compute runs."""
+    df = make_runs().query("status == 'ok'").nlargest(3, "flops")
+    rows = []
+    for _, r in df.iterrows():
+        pred = TRUE["E"] + TRUE["A"] / r.total_params ** TRUE["alpha"] + TRUE["B"] / r.tokens ** TRUE["beta"]
+        rows.append({"N": r.total_params, "D": r.tokens, "loss": r.final_val_loss, "pred": pred,
+                     "lo": pred * 0.99, "hi": pred * 1.01})
+    errs = [abs(x["loss"] / x["pred"] - 1) for x in rows]
+    return {"n": 3, "max_rel_error": max(errs), "mean_rel_error": sum(errs) / 3,
+            "inside_interval": [x["lo"] <= x["loss"] <= x["hi"] for x in rows], "rows": rows}
+
+
 def make_study(root: Path, name: str = "demo") -> Path:
     """Write a study folder ``root/name`` and return it."""
     import optuna
@@ -49,7 +62,7 @@ def make_study(root: Path, name: str = "demo") -> Path:
           for i, k in enumerate(("E", "A", "B", "alpha", "beta"))}
     fit = {"approach": 3, **TRUE, "ci": ci, "n_rows": 20, "n_dropped": 1, "objective": 1e-4, "converged": True,
            "grad_norm": 1e-10, "bootstrap": {"n": 20, "samples": samples},
-           "holdout": {"n": 3, "max_rel_error": 0.004, "mean_rel_error": 0.002, "inside_interval": [True, True, True]},
+           "holdout": _holdout(), 
            "warnings": [], "meta": {"source": "runs.csv", "n_col": "total_params", "loss_col": "final_val_loss"}}
     (study / "fit.json").write_text(json.dumps(fit))
     (study / "hparams.yaml").write_text(

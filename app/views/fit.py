@@ -13,7 +13,7 @@ import pandas as pd
 import streamlit as st
 
 from app import fmt, loaders, state, upload
-from app.figures import frontier_figure, isoflop_figure, residuals_figure, runs_figure
+from app.figures import frontier_figure, isoflop_figure, runs_figure
 from planner.errors import UserError
 from planner.laws import PRESETS, load_law
 
@@ -39,9 +39,12 @@ if runs_path is not None:
         n_col = meta.get("n_col") if meta.get("n_col") in table.columns else upload.guess_column(table, upload.N_COLUMNS)
         loss_col = meta.get("loss_col") if meta.get("loss_col") in table.columns else upload.guess_column(
             table, upload.LOSS_COLUMNS)
-        d_col = upload.guess_column(table, upload.D_COLUMNS)
-        runs = upload.validate_runs(table, n_col=n_col, loss_col=loss_col, d_col=d_col,
-                                    flops_col=None if d_col else upload.guess_column(table, upload.FLOPS_COLUMNS))
+        d_col = meta.get("d_col") if meta.get("d_col") in table.columns else None
+        flops_col = meta.get("flops_col") if meta.get("flops_col") in table.columns else None
+        if d_col is None and flops_col is None:
+            d_col = upload.guess_column(table, upload.D_COLUMNS)
+            flops_col = None if d_col else upload.guess_column(table, upload.FLOPS_COLUMNS)
+        runs = upload.validate_runs(table, n_col=n_col, loss_col=loss_col, d_col=d_col, flops_col=flops_col)
     except UserError as e:
         st.error(f"runs table of study {study.name}: {e}")
 
@@ -82,10 +85,12 @@ if law is not None:
             st.warning(w)
         ho = fit.get("holdout")
         if ho:
+            inside = ho.get("inside_interval")
+            inside = f"{sum(map(bool, inside))}/{len(inside)}" if isinstance(inside, list) else inside
             st.markdown(f"Held-out extrapolation ({ho.get('n')} highest-compute runs): max relative error "
                         f"**{100 * ho.get('max_rel_error', float('nan')):.2f}%**, mean "
-                        f"{100 * ho.get('mean_rel_error', float('nan')):.2f}%; inside the prediction interval: "
-                        f"{ho.get('inside_interval')}")
+                        f"{100 * ho.get('mean_rel_error', float('nan')):.2f}%; inside the 95% prediction interval: "
+                        f"{inside}")
 else:
     st.subheader("Published laws")
     st.dataframe(pd.DataFrame([{"law": k, "E": v.E, "A": v.A, "B": v.B, "α": v.alpha, "β": v.beta,
@@ -107,11 +112,12 @@ frontier = {shown.name or "law": shown, **{k: published[k] for k in overlay or l
 st.plotly_chart(frontier_figure(frontier, min(c_lo, 1e18), max(c_hi * 1e3, 1e25)), width="stretch")
 
 if runs is not None and law is not None:
-    held = None
-    ho = (fit or {}).get("holdout") or {}
-    if ho.get("n"):
-        held = runs["C"].nlargest(int(ho["n"])).index
-    st.plotly_chart(residuals_figure(runs, law, held), width="stretch")
+    from planner.fit_plots import fig_residuals, fig_runs_and_law
+
+    st.plotly_chart(fig_runs_and_law(runs, law, title=f"Loss vs compute: runs and {law.name}"), width="stretch")
+    st.plotly_chart(fig_residuals(runs, law, (fit or {}).get("holdout"),
+                                  title="Residuals (held-out runs with their prediction intervals)"),
+                    width="stretch")
 
 if law is not None:
     C = st.number_input("Budget for the allocation table (FLOPs)", min_value=1e15, max_value=1e28,
