@@ -108,6 +108,9 @@ def open_storage(url: str, *, heartbeat_interval: int | None = None, grace_perio
     elif base == "sqlite":
         connect_args["timeout"] = 30  # waits on "database is locked" (Optuna FAQ)
     kwargs: dict = {"engine_kwargs": {"connect_args": connect_args}}
+    import warnings
+
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     if heartbeat_interval:
         kwargs.update(
             heartbeat_interval=int(heartbeat_interval),
