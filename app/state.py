@@ -74,4 +74,4 @@ def study_file(study: Path | None, *names: str) -> Path | None:
 
 def default_study_index(names: list[str]) -> int:
     """Index of the default study in a selectbox whose first entry is "(none)"."""
-    return names.index(DEFAULT_STUDY) + 1 if DEFAULT_STUDY in names else (1 if names else 0)
+    return names.index(DEFAULT_STUDY) + 1 if DEFAULT_STUDY in names else 0

@@ -47,8 +47,8 @@ if studies:
     if done:
         best = ost.best_trial
         st.subheader(f"Best trial #{best.number}")
-        st.dataframe(pd.DataFrame([{"hyperparameter": k, "value": v} for k, v in best.params.items()]),
-                     hide_index=True)
+        st.dataframe(pd.DataFrame([{"hyperparameter": k, "value": f"{v:.4g}" if isinstance(v, float) else str(v)}
+                                   for k, v in best.params.items()]), hide_index=True)
         tabs = st.tabs(["History", "Parallel coordinates", "Importance", "Slice", "LR vs loss per width"])
         vis = optuna.visualization
         with tabs[0]:
