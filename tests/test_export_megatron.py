@@ -186,3 +186,14 @@ def test_hostile_paths_are_data_not_code(tmp_path):
     assert argv[argv.index("--data-cache-path") + 1] == "c d"
     assert "/mlm/pretrain_gpt.py" in argv and argv[argv.index("--num-layers") + 1] == "24"
     subprocess.run(["bash", "-n", str(tmp_path / "out" / "sbatch.sh")], check=True)
+
+
+def test_fsdp_hybrid_plan_exports_torch_fsdp2(flags_json, tmp_path):
+    plan = make_plan(preset="llama-2-7b", global_batch=256, micro_batch=2, tp=1, pp=1, n_gpus=64,
+                     sharding="fsdp-hybrid")
+    args = dict(build_args(plan))
+    assert args["--use-torch-fsdp2"] is True and "--use-distributed-optimizer" not in args
+    assert args["--untie-embeddings-and-output-weights"] is True and args["--ckpt-format"] == "torch_dist"
+    assert validate_args(build_args(plan), flags_json) == []
+    export_megatron(plan, tmp_path)
+    assert "hybrid shard" in (tmp_path / "launch.sh").read_text()

@@ -78,7 +78,16 @@ def build_args(plan: Plan, *, mup_mode: str = "translate", phase: dict[str, Any]
     ]
     if tp > 1:
         a.append(("--sequence-parallel", True))
-    if lay.get("distributed_optimizer", True) and lay.get("sharding", "dist-opt") != "fsdp":
+    if lay.get("fsdp"):
+        # torch FSDP2 in Megatron: no PP, no distributed optimizer, no grad-accumulation fusion,
+        # untied embeddings, torch_dist checkpoints (notes §1c rule 17). It shards over all of DP:
+        # FSDP hybrid shard (shard in a node, replicate across) has no Megatron flag; see the script.
+        if pp > 1:
+            raise UserError("Megatron's torch FSDP2 (--use-torch-fsdp2) rules out PP > 1; re-plan with "
+                            "--sharding dist-opt or --pp 1")
+        a += [("--use-torch-fsdp2", True), ("--no-gradient-accumulation-fusion", True),
+              ("--ckpt-format", "torch_dist")]
+    elif lay.get("distributed_optimizer", True):
         a.append(("--use-distributed-optimizer", True))
     a += [
         ("--num-layers", s.n_layers), ("--hidden-size", s.d_model), ("--ffn-hidden-size", s.d_ffn),
@@ -376,6 +385,10 @@ def launch_script(plan: Plan, args: list[tuple[str, Any]], *, command: str | Non
         "export CUDA_DEVICE_MAX_CONNECTIONS=1  # required by Megatron for TP/CP overlap on Hopper",
         "",
     ]
+    if lay.get("fsdp") and lay.get("shard_group") and lay["shard_group"] < lay["dp"]:
+        L += [f"# Sharding: the plan uses FSDP hybrid shard (shard over {lay['shard_group']} GPUs, replicate across",
+              f"# {lay['dp'] // lay['shard_group']} groups). Megatron's --use-torch-fsdp2 shards over all {lay['dp']} DP ranks",
+              "# instead (less memory, more inter-node traffic); the torchtitan export expresses hybrid sharding."]
     L += _mup_comment(plan, mup_mode)
     L += ["", "ARGS=("]
     for flag, value in args:
