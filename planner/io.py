@@ -59,6 +59,27 @@ def _check_writable_dir(path: Path) -> None:
         raise UserError(f"cannot write into {parent} (permission denied); choose a writable output path")
 
 
+def ensure_dir(path: str | os.PathLike, what: str = "output folder") -> Path:
+    """Create folder ``path`` (and parents); UserError when a part of it is a file or not writable."""
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UserError(f"cannot create {what} {path} ({e.strerror}); choose another path") from None
+    return path
+
+
+def check_creatable(path: str | os.PathLike, what: str = "output folder") -> Path:
+    """Fail early (UserError, nothing created) when folder ``path`` could not be made later."""
+    path = Path(path)
+    existing = next((p for p in [path, *path.parents] if p.exists()), Path("."))
+    if not existing.is_dir():
+        raise UserError(f"cannot create {what} {path}: {existing} is a file, not a folder; choose another path")
+    if existing != path and not os.access(existing, os.W_OK):
+        raise UserError(f"cannot create {what} {path}: {existing} is not writable; choose another path")
+    return path
+
+
 def atomic_write(path: str | os.PathLike, data: str | bytes) -> Path:
     """Write ``data`` to ``path`` via a temp file + rename, so a reader never sees half a file."""
     path = Path(path)

@@ -165,6 +165,10 @@ def cmd_coord_check(args) -> int:
     from proxy_train.coord_check import coord_check
 
     torch.set_num_threads(1)
+    if args.out:
+        from planner.io import check_creatable
+
+        check_creatable(args.out, "--out folder")  # before minutes of work, not after
     r = coord_check(args.param, args.widths, args.steps, args.lr, n_layers=args.n_layers, head_dim=args.head_dim,
                     seeds=args.seeds, data=args.data, out=args.out, progress=True)
     brief = {k: v for k, v in r.items() if k != "l1"}

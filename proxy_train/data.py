@@ -30,7 +30,7 @@ import numpy as np
 
 from planner import __version__
 from planner.errors import UserError
-from planner.io import read_json, write_json
+from planner.io import ensure_dir, read_json, write_json
 
 EOT = "<|endoftext|>"
 PAD_MULTIPLE = 64
@@ -230,7 +230,7 @@ def prepare_data(out: str | Path, *, source: str = "stdlib", tokenizer: str = "b
     dtype = np.uint16 if padded_vocab(tok_vocab) < 2**16 else np.uint32
 
     # 3. tokenize into a temporary sibling folder, then rename
-    out.parent.mkdir(parents=True, exist_ok=True)
+    ensure_dir(out.parent, "--out's parent folder")
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
     try:
         counts = {"train": 0, "val": 0}

@@ -31,7 +31,7 @@ import torch.nn.functional as F
 
 from planner import __version__
 from planner.errors import UserError
-from planner.io import read_json, write_json
+from planner.io import ensure_dir, read_json, write_json
 from planner.shape import ModelShape
 from proxy_train.config import TrainConfig
 from proxy_train.data import TokenData
@@ -402,8 +402,7 @@ def train(cfg: TrainConfig, out_dir: str | Path, *, on_eval: Callable | None = N
     unfinished one continues from ``out_dir/ckpt.pt``.
     """
     data = _open_data(cfg)
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    out_dir = ensure_dir(out_dir, "run folder")
     chash = cfg.config_hash(data.meta["sha256"])
     done = _finished(out_dir, chash)
     if done is not None:

@@ -97,6 +97,9 @@ def open_storage(url: str, *, heartbeat_interval: int | None = None, grace_perio
         except OSError as e:
             raise UserError(f"cannot open journal storage {path} ({e.strerror}); choose a writable "
                             "--study folder") from None
+        except ValueError as e:  # json.JSONDecodeError: a record in the middle is not JSON
+            raise UserError(f"journal {path} is corrupt ({e}); restore it from a backup or start a new "
+                            "--study folder") from None
     base = scheme.split("+", 1)[0]
     if base not in RDB_SCHEMES:
         raise UserError(f"unknown storage URL {mask_url(url)!r}; use an Optuna storage URL "

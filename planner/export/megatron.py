@@ -26,13 +26,13 @@ pretrain_gpt_flags.json) by :func:`validate_args`.
 from __future__ import annotations
 
 import ast
-import json
 import re
 import shlex
 from pathlib import Path
 from typing import Any
 
 from planner.errors import UserError
+from planner.io import read_json
 from planner.export.common import (PLACEHOLDERS, data_value, fmt, header_lines, one_line, q, write_files)  # noqa: F401
 from planner.plan import Plan
 
@@ -189,10 +189,12 @@ def args_to_json(args: list[tuple[str, Any]], plan: Plan) -> dict[str, Any]:
 # ---------------------------------------------------------------------------------- validation
 def _load_flags(flags_json_path: str | Path) -> dict[str, dict[str, Any]]:
     path = Path(flags_json_path)
-    try:
-        rows = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise UserError(f"Megatron flag list not found: {path}; pass shared/data/megatron/pretrain_gpt_flags.json") from None
+    if not path.exists():
+        raise UserError(f"Megatron flag list not found: {path}; pass shared/data/megatron/pretrain_gpt_flags.json")
+    rows = read_json(path, "Megatron flag list")
+    if not isinstance(rows, list) or not all(isinstance(r, dict) and isinstance(r.get("opts"), list) for r in rows):
+        raise UserError(f"Megatron flag list {path} is not a list of {{'opts': [...], ...}} rows; "
+                        "pass shared/data/megatron/pretrain_gpt_flags.json")
     table: dict[str, dict[str, Any]] = {}
     for r in rows:
         for o in r["opts"]:
