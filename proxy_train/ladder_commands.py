@@ -1,0 +1,144 @@
+"""CLI: ``scaleplan ladder`` (proxy runs across sizes x budgets -> runs.csv) and ``scaleplan demo``.
+
+No torch at module level: handlers import :mod:`proxy_train.ladder` / :mod:`proxy_train.demo`.
+"""
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+
+from planner.commands import emit, nonneg_float, positive_float, positive_int
+from planner.errors import UserError
+
+LADDER_EPILOG = """\
+Sizes: auto = --n-sizes shapes log-spaced over --n-range non-embedding params (search_shapes with the
+hparams' head size, re-ranked by the trainer's exact count); or d_model:n_layers pairs (64:2,128:3); or
+non-embedding counts (2e4,1e5). Budgets: --tokens-per-param m1,m2 (D = m x N_non-embedding) or --flops
+C1,C2 (D = C / (6 N_total)); pairs under one step or over 4 epochs of the data are skipped (listed).
+WSD (default): one stable phase per size, a 20% cooldown branched at each budget; cosine: separate runs.
+Resumable: rerun the same command; runs.csv is rebuilt from the atomically written run.json files.
+Then: scaleplan fit STUDY/runs.csv --n-col non_embedding_params --d-col tokens --loss-col final_val_loss
+"""
+
+
+def _command_line() -> str:
+    return "scaleplan " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+
+
+def _range(text: str) -> tuple[float, float]:
+    try:
+        lo, hi = (float(t) for t in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected LO,HI like 1.2e4,4e5, got {text!r}") from None
+    if not (0 < lo < hi):
+        raise argparse.ArgumentTypeError(f"expected 0 < LO < HI, got {text!r}")
+    return lo, hi
+
+
+def register(sub) -> None:
+    p = sub.add_parser("ladder", help="proxy runs across model sizes x token budgets -> runs.csv (WSD branches)",
+                       description="Train a scaling-law ladder of μP proxies (hyperparameters from hparams.yaml, "
+                                   "transferred to each width), write STUDY/runs.csv as results arrive, then fit "
+                                   "on all but the highest-compute runs and predict those (holdout.json).",
+                       epilog=LADDER_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--study", required=True, help="study folder (runs/, runs.csv, study.yaml, holdout.json)")
+    p.add_argument("--data", required=True, help="data folder from `scaleplan data prepare`")
+    p.add_argument("--hparams", required=True, help="hparams.yaml from `scaleplan sweep export` (μP)")
+    p.add_argument("--sizes", default="auto", help="auto | d_model:n_layers,... | non-embedding counts (auto)")
+    p.add_argument("--n-sizes", type=positive_int, default=5, help="number of sizes for --sizes auto (5)")
+    p.add_argument("--n-range", type=_range, default=None, metavar="LO,HI",
+                   help="non-embedding param range for --sizes auto (default 1.2e4,4e5: 1.5 decades)")
+    b = p.add_mutually_exclusive_group()
+    b.add_argument("--tokens-per-param", help="budgets as multiples of N_non-embedding (default 5,7,10,14,20)")
+    b.add_argument("--flops", help="isoFLOP budgets C1,C2,...: D = C / (6 N_total) per size")
+    p.add_argument("--schedule", choices=("wsd", "cosine"), default="wsd", help="wsd branches (default) or cosine")
+    p.add_argument("--cooldown-frac", type=positive_float, default=0.2, help="WSD cooldown fraction (0.2)")
+    p.add_argument("--batch", type=positive_int, default=16, help="sequences per step, all runs (16)")
+    p.add_argument("--seq-len", type=positive_int, default=128, help="tokens per sequence (128)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--workers", type=positive_int, default=2, help="local worker processes, 1 thread each (2)")
+    p.add_argument("--holdout-extra", action="store_true",
+                   help="also train one larger held-out proxy with >= 4x the largest fitted compute")
+    p.add_argument("--holdout-top", type=int, default=2, metavar="K",
+                   help="highest-compute ladder runs held out of the check's fit (2)")
+    p.add_argument("--bootstrap", type=positive_int, default=200, help="bootstrap resamples of the check (200)")
+    p.add_argument("--no-check", action="store_true", help="skip the held-out check after the ladder")
+    p.add_argument("--plan-only", action="store_true", help="print the sizes and points, train nothing")
+    p.add_argument("--parquet", action="store_true", help="also write runs.parquet")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.set_defaults(func=cmd_ladder)
+
+    d = sub.add_parser("demo", help="the whole pipeline at toy scale into a study folder (make demo)",
+                       description="Data prepare -> coordinate check (μP, SP) -> μP LR sweep on two widths -> "
+                                   "hparams.yaml -> WSD ladder with a held-out larger proxy -> fit with bootstrap "
+                                   "-> plan for an example budget -> Megatron/torchtitan/HF exports. Resumable: "
+                                   "finished stages are skipped. Designed for <= 20 minutes on 2 idle cores.")
+    d.add_argument("--study", default="studies/demo", help="study folder (default studies/demo)")
+    d.add_argument("--fast", action="store_true", help="a smaller ladder and sweep (a few minutes; for tests)")
+    d.add_argument("--workers", type=positive_int, default=2, help="worker processes (2)")
+    d.add_argument("--force", action="store_true", help="redo every stage")
+    d.add_argument("--json", action="store_true", help="print the stage summary as JSON")
+    d.set_defaults(func=cmd_demo)
+
+
+def cmd_ladder(args) -> int:
+    from proxy_train import ladder
+
+    if args.holdout_top < 0:
+        raise UserError(f"--holdout-top must be >= 0, got {args.holdout_top}")
+    if not (0 < args.cooldown_frac < 1):
+        raise UserError(f"--cooldown-frac must be in (0, 1), got {args.cooldown_frac}")
+    spec = ladder.load_spec(data=args.data, hparams=args.hparams, sizes=args.sizes, n_sizes=args.n_sizes,
+                            n_range=args.n_range or ladder.DEFAULT_N_RANGE, tokens_per_param=args.tokens_per_param,
+                            flops=args.flops, schedule=args.schedule, batch=args.batch, seq_len=args.seq_len,
+                            cooldown_frac=args.cooldown_frac, seed=args.seed, holdout_extra=args.holdout_extra)
+    spec.holdout_top = args.holdout_top
+    if args.plan_only:
+        points, skipped = ladder.plan_points(spec)
+        payload = {"sizes": [{"name": s.name, "non_embedding_params": s.non_embedding_params,
+                              "total_params": s.total_params} for s in spec.sizes],
+                   "points": [{"size": p.size.name, "tokens": p.tokens, "steps": p.steps, "role": p.role}
+                              for p in points], "skipped": skipped}
+        lines = [f"{s.name}: N_non-emb {s.non_embedding_params:,}, N_total {s.total_params:,}" for s in spec.sizes]
+        lines += [f"  {p.role} {p.size.name}: {p.tokens:,} tokens ({p.steps} steps)" for p in points]
+        lines += [f"  skipped {k['size']} {k['tokens']:,} tokens: {k['reason']}" for k in skipped]
+        emit(args, payload, "\n".join(lines))
+        return 0
+    summary = ladder.run_ladder(spec, args.study, workers=args.workers, parquet=args.parquet,
+                                command=_command_line(), progress=True)
+    lines = [f"ladder {args.study}: {summary['ok']} ok / {summary['points']} points "
+             f"({summary['finished_before']} already done, {summary['diverged']} diverged), sizes "
+             f"{', '.join(summary['sizes'])} ({summary['non_embedding_decades']:.2f} decades of N_non-emb), "
+             f"schedule {summary['schedule']}",
+             f"  compute used {summary['compute_used']:.3g} FLOPs vs {summary['compute_separate_runs']:.3g} as "
+             f"separate runs ({summary['compute_used'] / max(summary['compute_separate_runs'], 1):.2f}x); "
+             f"wall {summary['wall_s']:.0f} s",
+             f"  wrote {summary['runs_table']}"]
+    lines += [f"  skipped {k['size']} {k['tokens']:,} tokens: {k['reason']}" for k in summary["skipped_pairs"]]
+    if not args.no_check:
+        try:
+            h = ladder.holdout_check(args.study, bootstrap=args.bootstrap, top=args.holdout_top)
+        except UserError as e:
+            summary["holdout"] = {"skipped": str(e)}
+            lines.append(f"  held-out check skipped: {e}")
+        else:
+            summary["holdout"] = {k: v for k, v in h.items() if k != "fit"}
+            lines.append(f"  held-out check: fit on {h['n_fit']} runs, {h['n_heldout']} held out: max |error| "
+                         f"{h['max_abs_rel_error']:.2%} (goal 1.5%: {'met' if h['goal']['met'] else 'missed'}), "
+                         f"{h['frac_inside_interval']:.0%} inside the 95% interval; wrote {args.study}/holdout.json")
+            for r in h["rows"]:
+                lines.append(f"    {r['run_id']}: measured {r['measured']:.4f}, predicted {r['predicted']:.4f} "
+                             f"[{r['lo']:.4f}, {r['hi']:.4f}], error {r['rel_error']:+.2%}, "
+                             f"{r['compute_vs_max_fitted']:.1f}x the largest fitted compute")
+    emit(args, summary, "\n".join(lines))
+    return 0
+
+
+def cmd_demo(args) -> int:
+    from proxy_train import demo
+
+    summary = demo.run_demo(args.study, fast=args.fast, workers=args.workers, force=args.force,
+                            command=_command_line())
+    emit(args, summary, demo.human_summary(summary))
+    return 0
