@@ -74,6 +74,7 @@ def _check_exact(study: Path, n: int, url: str | None = None):
     return trials, killed
 
 
+@pytest.mark.slow
 def test_journal_kill_all_then_rerun(tmp_path, fake_data):
     """SIGKILL the whole command (parent + 2 workers) mid-trial, rerun: exactly N complete trials."""
     study = tmp_path / "j"
@@ -156,6 +157,7 @@ def postgres(tmp_path_factory):
 
 
 @pytest.mark.e2e
+@pytest.mark.slow
 @pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
 def test_postgres_kill_one_worker_trial_is_retried(tmp_path, fake_data, postgres):
     """2 workers on PostgreSQL; SIGKILL one mid-trial: its heartbeat stops, the other worker fails
