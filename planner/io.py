@@ -51,6 +51,7 @@ def _check_writable_dir(path: Path) -> None:
     parent = path.parent if str(path.parent) else Path(".")
     if parent.exists() and not parent.is_dir():
         raise UserError(f"cannot write {path}: {parent} is a file, not a folder; choose another output path")
+    check_creatable(parent)
     try:
         parent.mkdir(parents=True, exist_ok=True)
     except OSError as e:
@@ -61,7 +62,7 @@ def _check_writable_dir(path: Path) -> None:
 
 def ensure_dir(path: str | os.PathLike, what: str = "output folder") -> Path:
     """Create folder ``path`` (and parents); UserError when a part of it is a file or not writable."""
-    path = Path(path)
+    path = check_creatable(path, what)
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as e:

@@ -44,7 +44,7 @@ import numpy as np
 
 from planner import __version__
 from planner.errors import UserError
-from planner.io import atomic_write, read_json, read_yaml, write_json, write_yaml
+from planner.io import atomic_write, ensure_dir, read_json, read_yaml, write_json, write_yaml
 
 RUNS_COLUMNS = ["run_id", "total_params", "non_embedding_params", "tokens", "flops", "final_val_loss",
                 "final_train_loss", "schedule", "status", "d_model", "n_layers", "compute_used",
@@ -518,8 +518,7 @@ def run_ladder(spec: LadderSpec, study: str | Path, *, workers: int = 2, parquet
     """Train every pending point with ``workers`` processes; rebuild runs.csv as results arrive."""
     from tqdm import tqdm
 
-    study = Path(study)
-    study.mkdir(parents=True, exist_ok=True)
+    study = ensure_dir(study, "study folder")
     points, skipped = plan_points(spec)
     update_study_yaml(study, "ladder", spec_record(spec, points, skipped, command))
     tasks = tasks_for(spec, points, study, command)

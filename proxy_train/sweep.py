@@ -293,9 +293,12 @@ def load_study(study_dir: Path, url: str, spec: dict, *, worker_id: int = 0, cre
 
     meta = read_study_meta(study_dir) if (Path(study_dir) / META_NAME).exists() else {}
     rt = meta.get("runtime", {})
+    name = meta.get("study_name") or Path(study_dir).resolve().name
+    if not create and url.startswith("journal:") and not Path(url.split("://", 1)[1]).exists():
+        raise UserError(f"study {name} not found in {W.mask_url(url)} (the journal file is missing); "
+                        "restore it or run `scaleplan sweep` first")  # opening would create an empty one
     storage = W.open_storage(url, heartbeat_interval=rt.get("heartbeat_interval"),
                              grace_period=rt.get("grace_period"))
-    name = meta.get("study_name") or Path(study_dir).resolve().name
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     if create:
         try:
