@@ -91,13 +91,13 @@ def trainer_size(d_model: int, n_layers: int, *, vocab: int, head_dim: int, seq_
 
 
 def size_for_params(target: float, *, vocab: int, head_dim: int, seq_len: int,
-                    aspect: tuple[float, float] = (16.0, 128.0)) -> Size:
+                    aspect: tuple[float, float] = (8.0, 128.0)) -> Size:
     """The trainer shape nearest ``target`` non-embedding params among search_shapes' candidates."""
     from planner.shape_search import search_shapes
 
     try:
         cands = search_shapes(target, non_embedding=True, vocab_size=vocab, pad_vocab_to=None, head_dim=head_dim,
-                              seq_len=seq_len, ffn_rule="swiglu8/3", aspect=aspect, top=25, max_rel_error=0.5)
+                              seq_len=seq_len, ffn_rule="swiglu8/3", aspect=aspect, top=25, max_rel_error=1.0)
     except UserError as e:
         raise UserError(f"no proxy shape with head size {head_dim} near {target:.3g} non-embedding params ({e}); "
                         "choose another size or give d_model:n_layers pairs") from None

@@ -1,0 +1,203 @@
+"""``scaleplan demo``: the whole workflow at toy scale into one study folder (``make demo``).
+
+Stages, each one ``scaleplan`` command run as a subprocess (the exact command lines and the stage
+times are recorded in ``STUDY/study.yaml`` under ``demo``):
+
+1. data      byte-level tokens of this Python's stdlib sources (vocab 256 + EOT, padded to 320):
+             a small vocab keeps the embedding from dominating 10^3..10^5-parameter proxies.
+2. coord     μP and SP coordinate checks (μP should pass, SP fail).
+3. sweep     a short μP sweep (TPE) of the base hyperparameters on widths 32 and 64, then
+             ``sweep export`` -> hparams.yaml (copied, with trials.csv and the Optuna journal,
+             to the study's top level, where the dashboard looks).
+4. ladder    WSD ladder over 5 sizes (1.5 decades of non-embedding N) x 5 budgets plus one larger
+             held-out proxy (>= 4x the largest fitted compute); holdout.json.
+5. fit       Chinchilla Approach 3 with 200 bootstrap resamples -> fit.json, fit.html.
+6. plan      64 H100 x 7 days with the study's fit and hparams -> plan.yaml. The law is fitted on
+             byte-level toy models: the plan shows the pipeline, not a forecast for a real LLM.
+7. exports   Megatron-LM, torchtitan and HF launch files from plan.yaml -> exports/.
+
+A stage is skipped when its output exists (rerun = resume; ``--force`` redoes all). The data
+stage runs only when a later stage needs it (its token files are not committed). Budget
+(2 idle cores, measured stage times in study.yaml): data ~0.5 min, coord ~1, sweep ~2, ladder
+~8, fit ~1, plan + exports < 0.5.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from planner import __version__
+from planner.errors import UserError
+from planner.io import atomic_write, read_json, read_yaml
+
+GITIGNORE = """\
+# written by `scaleplan demo`: token files, checkpoints, per-run folders and large HTML stay local
+data/
+runs/
+sweep/runs/
+sweep/logs/
+*.pt
+*.bin
+*.html
+!fit.html
+!holdout.html
+"""
+
+
+def settings(fast: bool) -> dict:
+    """Scale of each stage; ``fast`` is the test-sized version (about 2 minutes)."""
+    if fast:
+        return {"max_mb": 1.0, "coord_widths": "32,64,128", "coord_seeds": 1, "sweep_widths": "32,64",
+                "sweep_trials": 3, "sweep_steps": 40, "batch": 8, "seq_len": 64, "sizes": "16:1,32:1,48:1",
+                "tokens_per_param": "2,4,8", "holdout_top": 0, "bootstrap": 50}
+    return {"max_mb": 8.0, "coord_widths": "32,64,128,256", "coord_seeds": 3, "sweep_widths": "32,64",
+            "sweep_trials": 8, "sweep_steps": 200, "batch": 8, "seq_len": 64, "sizes": "auto",
+            "n_range": "3e3,1e5", "tokens_per_param": "4,6,8,12,16", "holdout_top": 2, "bootstrap": 200}
+
+
+def stages(study: Path, s: dict, workers: int) -> list[dict]:
+    """Stage name, scaleplan arguments, and the file whose existence marks it done."""
+    st, data = str(study), str(study / "data")
+    ladder = ["ladder", "--study", st, "--data", data, "--hparams", f"{st}/hparams.yaml", "--sizes", s["sizes"],
+              "--tokens-per-param", s["tokens_per_param"], "--batch", str(s["batch"]), "--seq-len",
+              str(s["seq_len"]), "--workers", str(workers), "--holdout-extra", "--holdout-top",
+              str(s["holdout_top"]), "--bootstrap", str(s["bootstrap"])]
+    if "n_range" in s:
+        ladder += ["--n-range", s["n_range"]]
+    return [
+        {"name": "data", "args": ["data", "prepare", "--out", data, "--tokenizer", "bytes", "--max-mb",
+                                  str(s["max_mb"])], "done": study / "data" / "meta.json"},
+        {"name": "coord_mup", "args": ["coord-check", "--param", "mup", "--widths", s["coord_widths"], "--seeds",
+                                       str(s["coord_seeds"]), "--out", f"{st}/coord_mup"],
+         "done": study / "coord_mup" / "coord_check.json", "ok_codes": (0, 1)},
+        {"name": "coord_sp", "args": ["coord-check", "--param", "sp", "--widths", s["coord_widths"], "--seeds",
+                                      str(s["coord_seeds"]), "--out", f"{st}/coord_sp"],
+         "done": study / "coord_sp" / "coord_check.json"},
+        {"name": "sweep", "args": ["sweep", "--study", f"{st}/sweep", "--data", data, "--widths", s["sweep_widths"],
+                                   "--trials", str(s["sweep_trials"]), "--workers", str(workers), "--steps",
+                                   str(s["sweep_steps"]), "--n-layers", "2", "--head-dim", "16", "--batch",
+                                   str(s["batch"]), "--seq-len", str(s["seq_len"]), "--schedule", "wsd"],
+         "done": study / "sweep" / "optuna.journal"},
+        {"name": "sweep_export", "args": ["sweep", "export", "--study", f"{st}/sweep"],
+         "done": study / "hparams.yaml", "after": "copy_sweep"},
+        {"name": "ladder", "args": ladder, "done": study / "holdout.json"},
+        {"name": "fit", "args": ["fit", f"{st}/runs.csv", "--n-col", "non_embedding_params", "--d-col", "tokens",
+                                 "--loss-col", "final_val_loss", "--bootstrap", str(s["bootstrap"]), "--workers",
+                                 str(workers), "--out", f"{st}/fit.json", "--plot", f"{st}/fit.html"],
+         "done": study / "fit.json"},
+        {"name": "plan", "args": ["plan", "--gpus", "64", "--days", "7", "--gpu", "h100", "--law", f"{st}/fit.json",
+                                  "--hparams", f"{st}/hparams.yaml", "--out", f"{st}/plan.yaml"],
+         "done": study / "plan.yaml"},
+        *({"name": f"export_{t}", "args": ["export", f"{st}/plan.yaml", "--trainer", t, "--out",
+                                           f"{st}/exports/{t}"], "done": study / "exports" / t}
+          for t in ("megatron", "torchtitan", "hf")),
+    ]
+
+
+def _copy_sweep(study: Path) -> None:
+    """Put the sweep's hparams.yaml, trials table and journal where the dashboard looks."""
+    sweep = study / "sweep"
+    for name in ("trials.csv", "optuna.journal", "hparams.yaml"):  # hparams last: it marks the stage done
+        src = sweep / name
+        if src.is_file():
+            atomic_write(study / name, src.read_bytes())
+
+
+def run_demo(study: str | Path = "studies/demo", *, fast: bool = False, workers: int = 2, force: bool = False,
+             command: str = "scaleplan demo", progress: bool = True) -> dict:
+    """Run every pending stage; returns the stage summary (also in STUDY/study.yaml ``demo``)."""
+    from proxy_train.ladder import update_study_yaml
+    from proxy_train.train import versions
+
+    study = Path(study)
+    if study.exists() and not study.is_dir():
+        raise UserError(f"--study {study} is a file; choose a folder")
+    study.mkdir(parents=True, exist_ok=True)
+    if not (study / ".gitignore").exists():
+        atomic_write(study / ".gitignore", GITIGNORE)
+    s = settings(fast)
+    plan = stages(study, s, workers)
+    prev = {}
+    if (study / "study.yaml").is_file():
+        prev = ((read_yaml(study / "study.yaml", "study.yaml") or {}).get("demo") or {}).get("stages") or {}
+    record = {"command": command, "fast": fast, "scaleplan": __version__,
+              "versions": {k: str(v) for k, v in versions().items()}, "settings": s, "stages": dict(prev),
+              "note": "toy scale: byte-level proxies of 10^3..10^5 parameters on Python stdlib sources; the plan "
+                      "and exports show the pipeline, not a forecast for a real LLM"}
+
+    def is_done(stage) -> bool:
+        if force:
+            return False
+        return stage["done"].exists() and record["stages"].get(stage["name"], {}).get("status") == "ok"
+
+    pending = [st for st in plan if not is_done(st)]
+    if pending and pending[0]["name"] != "data" and not (study / "data" / "meta.json").is_file():
+        pending.insert(0, plan[0])  # later stages need the (uncommitted) token files
+    t_all = time.perf_counter()
+    for stage in plan:
+        if stage not in pending:
+            if progress:
+                print(f"[demo] {stage['name']}: done before ({stage['done']}), skipped", file=sys.stderr)
+            continue
+        if stage["name"] == "sweep_export" and not (study / "sweep" / "optuna.journal").is_file():
+            raise UserError("the sweep stage left no journal; rerun `scaleplan demo`")
+        if force and stage["done"].exists() and stage["done"].is_dir():
+            shutil.rmtree(stage["done"])
+        line = "scaleplan " + " ".join(stage["args"])
+        if progress:
+            print(f"[demo] {stage['name']}: {line}", file=sys.stderr, flush=True)
+        t0 = time.perf_counter()
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        proc = subprocess.run([sys.executable, "-m", "planner.cli", *stage["args"]], env=env,
+                              stdout=subprocess.PIPE, text=True)
+        secs = time.perf_counter() - t0
+        out_text = proc.stdout.strip()
+        if progress and out_text:
+            print("\n".join(f"    {ln}" for ln in out_text.splitlines()[-12:]), file=sys.stderr)
+        ok = proc.returncode in stage.get("ok_codes", (0,))
+        record["stages"][stage["name"]] = {"command": line, "seconds": round(secs, 1), "exit_code": proc.returncode,
+                                          "status": "ok" if ok else "failed", "output": out_text[-2000:]}
+        update_study_yaml(study, "demo", record)
+        if not ok:
+            raise UserError(f"demo stage {stage['name']} failed (exit {proc.returncode}): {line}; fix the cause and "
+                            "rerun `scaleplan demo` to resume from this stage")
+        if stage.get("after") == "copy_sweep":
+            _copy_sweep(study)
+    record["total_seconds_this_run"] = round(time.perf_counter() - t_all, 1)
+    record["outputs"] = outputs(study)
+    update_study_yaml(study, "demo", record)
+    return record
+
+
+def outputs(study: Path) -> dict:
+    """Where everything went (paths that exist)."""
+    names = {"study record": "study.yaml", "coordinate check (μP)": "coord_mup/coord_check.json",
+             "coordinate check (SP)": "coord_sp/coord_check.json", "sweep study": "sweep",
+             "sweep trials": "trials.csv", "hyperparameters": "hparams.yaml", "runs table": "runs.csv",
+             "held-out check": "holdout.json", "held-out figure": "holdout.html", "fit": "fit.json",
+             "fit report": "fit.html", "plan": "plan.yaml", "Megatron-LM launch": "exports/megatron",
+             "torchtitan config": "exports/torchtitan", "HF config": "exports/hf"}
+    return {k: str(study / v) for k, v in names.items() if (study / v).exists()}
+
+
+def human_summary(rec: dict) -> str:
+    lines = ["scaleplan demo" + (" (fast)" if rec.get("fast") else "") + ": stage times (this machine)"]
+    for name, st in rec["stages"].items():
+        lines.append(f"  {name:<18} {st['status']:<6} {st['seconds']:>7.1f} s   {st['command']}")
+    total = sum(st["seconds"] for st in rec["stages"].values())
+    lines.append(f"  total {total / 60:.1f} min of stage time (this run: {rec['total_seconds_this_run']:.0f} s)")
+    study = Path(next(iter(rec["outputs"].values()))).parent if rec.get("outputs") else None
+    hold = study / "holdout.json" if study else None
+    if hold is not None and hold.is_file():
+        h = read_json(hold)
+        lines.append(f"held-out check: max |error| {h['max_abs_rel_error']:.2%} over {h['n_heldout']} runs "
+                     f"(goal 1.5%: {'met' if h['goal']['met'] else 'missed'}), "
+                     f"{h['frac_inside_interval']:.0%} inside the 95% interval")
+    lines.append("outputs:")
+    lines += [f"  {k:<24} {v}" for k, v in rec.get("outputs", {}).items()]
+    lines.append("open the dashboard on it: scaleplan app   (studies/demo is the default study)")
+    return "\n".join(lines)
