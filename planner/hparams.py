@@ -96,6 +96,9 @@ class HParams:
         if "base_width" not in d:
             raise UserError("hparams lacks base_width (the proxy's d_model the values were tuned at); add it")
         known = {f.name for f in dataclasses.fields(cls)}
+        # `scaleplan sweep export` also writes provenance keys: vocab_size (checked by the proxy
+        # trainer against the data) and meta; the planner does not use them.
+        d = {k: v for k, v in d.items() if k not in ("vocab_size", "meta")}
         unknown = sorted(set(d) - known)
         if unknown:
             raise UserError(f"unknown hparams fields {unknown}; known fields: {sorted(known)}")
