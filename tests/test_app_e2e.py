@@ -3,8 +3,8 @@
 Starts `streamlit run app/main.py` exactly as `scaleplan app` does (127.0.0.1, a free port, a temp
 studies folder), waits for /_stcore/health, then: changes the budget and waits for N* and the
 memory chart to update, downloads the Megatron launch script and checks its --num-layers against
-the plan shown, uploads a bad runs CSV and sees the error, and saves screenshots of every page to
-docs/screenshots/. Chromium is the Debian package at /usr/bin/chromium; without it the test skips
+the plan shown, uploads a bad runs CSV and sees the error, and saves screenshots of every page (to a temp folder;
+set SCALEPLAN_SCREENSHOTS=docs/screenshots to refresh the README's pictures). Chromium is the Debian package at /usr/bin/chromium; without it the test skips
 (fails in CI with SCALEPLAN_REQUIRE_E2E=1). The server is always killed in teardown.
 """
 from __future__ import annotations
@@ -14,6 +14,7 @@ import re
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -28,7 +29,8 @@ pytestmark = pytest.mark.e2e
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync"]
-SHOTS = ROOT / "docs" / "screenshots"
+SHOTS = Path(os.environ.get("SCALEPLAN_SCREENSHOTS") or Path(tempfile.gettempdir()) / "scaleplan-screenshots")
+SHOTS = SHOTS if SHOTS.is_absolute() else ROOT / SHOTS
 
 
 def _free_port() -> int:
