@@ -17,8 +17,8 @@ from conftest import ROOT, run_cli
 
 CONTRACT_COLUMNS = ["run_id", "total_params", "non_embedding_params", "tokens", "flops", "final_val_loss",
                     "final_train_loss", "schedule", "status", "d_model", "n_layers"]
-# toy ladder: 3 widths x 2 budgets + 1 held-out larger proxy, 8 x 32 tokens per step, head size 8
-TOY = ["--sizes", "16:1,24:1,32:1", "--tokens-per-param", "2,4", "--batch", "8", "--seq-len", "32",
+# toy ladder: 3 widths x 3 budgets + 1 held-out larger proxy, 8 x 32 tokens per step, head size 8
+TOY = ["--sizes", "16:1,24:1,32:1", "--tokens-per-param", "2,3,4", "--batch", "8", "--seq-len", "32",
        "--holdout-extra", "--holdout-top", "0", "--bootstrap", "30", "--workers", "2"]
 
 
@@ -81,7 +81,7 @@ def test_ladder_writes_runs_table(ladder_run):
     study, summary = ladder_run
     df = pd.read_csv(study / "runs.csv")
     assert set(CONTRACT_COLUMNS) <= set(df.columns)
-    assert len(df) == 7 and (df["status"] == "ok").all() and df["run_id"].is_unique
+    assert len(df) == 10 and (df["status"] == "ok").all() and df["run_id"].is_unique
     assert (df["role"] == "holdout_extra").sum() == 1
     for _, row in df.iterrows():  # counts and tokens are the trainer's own, from run.json
         rec = json.loads((study / row["run_dir"] / "run.json").read_text())
@@ -98,7 +98,7 @@ def test_ladder_writes_runs_table(ladder_run):
     assert last < first
     st = yaml.safe_load((study / "study.yaml").read_text())["ladder"]
     assert st["batch"]["tokens_per_step"] == 256 and st["schedule"] == "wsd"
-    assert summary["ok"] == 7 and summary["compute_used"] < summary["compute_separate_runs"]
+    assert summary["ok"] == 10 and summary["compute_used"] < summary["compute_separate_runs"]
 
 
 def test_fit_reads_the_runs_table(ladder_run):
@@ -108,7 +108,7 @@ def test_fit_reads_the_runs_table(ladder_run):
                     "final_val_loss", "--grid", "small", "--json")
         assert r.returncode == 0, r.stderr[-1000:]
         fit = json.loads(r.stdout)
-        assert fit["n_rows"] == 7 and fit["E"] > 0
+        assert fit["n_rows"] == 10 and fit["E"] > 0
 
 
 def test_holdout_check_keys(ladder_run):
@@ -117,7 +117,7 @@ def test_holdout_check_keys(ladder_run):
     for key in ("n_fit", "n_heldout", "max_abs_rel_error", "mean_abs_rel_error", "frac_inside_interval",
                 "goal", "rows", "max_fitted_flops"):
         assert key in h
-    assert h["n_fit"] == 6 and h["n_heldout"] == 1
+    assert h["n_fit"] == 9 and h["n_heldout"] == 1
     row = h["rows"][0]
     assert row["role"] == "holdout_extra" and row["compute_vs_max_fitted"] >= 4.0
     assert row["lo"] <= row["predicted"] <= row["hi"]
@@ -144,7 +144,7 @@ def test_resume_after_kill(toy, ladder_run):
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
     partial = pd.read_csv(study / "runs.csv")
-    assert len(partial) < 7 and partial["run_id"].is_unique
+    assert len(partial) < 10 and partial["run_id"].is_unique
     r = run_cli("ladder", "--study", study, "--data", toy["data"], "--hparams", toy["hparams"], *TOY,
                 "--no-check", "--json")
     assert r.returncode == 0, r.stderr[-2000:]
