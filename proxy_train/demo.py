@@ -9,8 +9,9 @@ times are recorded in ``STUDY/study.yaml`` under ``demo``):
 3. sweep     a short μP sweep (TPE) of the base hyperparameters on widths 32 and 64, then
              ``sweep export`` -> hparams.yaml (copied, with trials.csv and the Optuna journal,
              to the study's top level, where the dashboard looks).
-4. ladder    WSD ladder over 5 sizes (1.5 decades of non-embedding N) x 5 budgets plus one larger
-             held-out proxy (>= 4x the largest fitted compute); holdout.json.
+4. ladder    WSD ladder over 5 widths at the sweep's depth 2 (1.57 decades of non-embedding N) x 5
+             budgets (4..16 tokens per non-embedding parameter) plus one larger held-out proxy
+             (>= 4x the largest fitted compute); holdout.json.
 5. fit       Chinchilla Approach 3 with 200 bootstrap resamples -> fit.json, fit.html.
 6. plan      64 H100 x 7 days with the study's fit and hparams -> plan.yaml. The law is fitted on
              byte-level toy models: the plan shows the pipeline, not a forecast for a real LLM.
@@ -58,7 +59,7 @@ def settings(fast: bool) -> dict:
                 "plan_law": "hoffmann2022"}
     return {"max_mb": 8.0, "coord_widths": "32,64,128,256", "coord_seeds": 3, "sweep_widths": "32,64",
             "sweep_trials": 8, "sweep_steps": 200, "batch": 8, "seq_len": 64, "sizes": "auto",
-            "n_range": "3e3,1e5", "tokens_per_param": "4,6,8,12,16", "holdout_top": 2, "bootstrap": 200,
+            "n_range": "6e3,2.2e5", "tokens_per_param": "4,6,8,12,16", "holdout_top": 2, "bootstrap": 200,
             "plan_law": None}
 
 

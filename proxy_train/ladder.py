@@ -3,9 +3,11 @@
 Conventions (also written into ``study.yaml`` under ``ladder`` and into every runs-table row):
 
 * **N**: the trainer's exact counts from ``run.json`` (``total_params``, ``non_embedding_params``;
-  untied embeddings, so embedding params = 2 x vocab x d_model). Sizes are chosen by
-  :func:`planner.shape_search.search_shapes` on the *non-embedding* count with the trainer's head
-  size, then re-ranked by the trainer's own count (its d_ffn rule ``8 * round(8/3 d / 8)``).
+  untied embeddings, so embedding params = 2 x vocab x d_model). Sizes hit *non-embedding* targets
+  by width alone at the hparams' ``base_depth`` (default: μP transfers the tuned values across
+  width, not depth, Tensor Programs V §6.1), or with ``depth=None`` ("free") by
+  :func:`planner.shape_search.search_shapes` with the trainer's head size, re-ranked by the
+  trainer's own count (its d_ffn rule ``8 * round(8/3 d / 8)``). Widths are multiples of the head size.
 * **Token budgets**: ``--tokens-per-param m1,m2,..`` gives D = m x N_non-embedding; ``--flops
   C1,C2,..`` gives D = C / (6 N_total) (the Hoffmann et al. 2022 convention, the same one as the
   ``flops`` column). Budgets are rounded to whole optimizer steps of ``batch x seq_len`` tokens;
@@ -110,9 +112,25 @@ def size_for_params(target: float, *, vocab: int, head_dim: int, seq_len: int,
     return best[1]
 
 
+def size_at_depth(target: float, depth: int, *, vocab: int, head_dim: int, seq_len: int) -> Size:
+    """The width (a multiple of the head size) at fixed depth nearest ``target`` non-embedding params."""
+    best = None
+    for d in range(head_dim, 256 * head_dim + 1, head_dim):
+        s = trainer_size(d, depth, vocab=vocab, head_dim=head_dim, seq_len=seq_len)
+        err = abs(math.log(s.non_embedding_params / target))
+        if best is None or err < best[0]:
+            best = (err, s)
+        if s.non_embedding_params > 2 * target:
+            break
+    return best[1]
+
+
 def parse_sizes(text: str | None, *, vocab: int, head_dim: int, seq_len: int, n_sizes: int = 5,
-                n_range: tuple[float, float] = DEFAULT_N_RANGE) -> list[Size]:
-    """``auto`` (n_sizes log-spaced targets over n_range), ``d:L,d:L,..`` or non-embedding counts."""
+                n_range: tuple[float, float] = DEFAULT_N_RANGE, depth: int | None = None) -> list[Size]:
+    """``auto`` (n_sizes log-spaced targets over n_range), ``d:L,d:L,..`` or non-embedding counts.
+
+    With ``depth`` the targets are met by width alone at that depth (μP transfers the tuned values
+    across width, not depth); without it search_shapes picks width and depth."""
     text = (text or "auto").strip()
     if text == "auto":
         if n_sizes < 2:
@@ -121,7 +139,17 @@ def parse_sizes(text: str | None, *, vocab: int, head_dim: int, seq_len: int, n_
         if not (0 < lo < hi):
             raise UserError(f"--n-range needs 0 < LO < HI, got {lo:g},{hi:g}")
         targets = np.geomspace(lo, hi, n_sizes)
-        sizes = [size_for_params(t, vocab=vocab, head_dim=head_dim, seq_len=seq_len) for t in targets]
+        if depth:  # each target takes the nearest width not taken yet (widths are coarse when small)
+            cands = [trainer_size(d, depth, vocab=vocab, head_dim=head_dim, seq_len=seq_len)
+                     for d in range(head_dim, 256 * head_dim + 1, head_dim)]
+            cands = [c for c in cands if lo / 2 <= c.non_embedding_params <= hi * 2]
+            sizes = []
+            for t in targets:
+                free = [c for c in cands if c not in sizes]
+                if free:
+                    sizes.append(min(free, key=lambda c: abs(math.log(c.non_embedding_params / t))))
+        else:
+            sizes = [size_for_params(t, vocab=vocab, head_dim=head_dim, seq_len=seq_len) for t in targets]
     else:
         sizes = []
         for item in (t.strip() for t in text.split(",")):
@@ -141,7 +169,8 @@ def parse_sizes(text: str | None, *, vocab: int, head_dim: int, seq_len: int, n_
                                 "non-embedding parameter count (e.g. 1e5); fix the list") from None
             if not (math.isfinite(n) and n >= 1000):
                 raise UserError(f"--sizes entry {item!r}: a parameter count must be a number >= 1000")
-            sizes.append(size_for_params(n, vocab=vocab, head_dim=head_dim, seq_len=seq_len))
+            sizes.append(size_at_depth(n, depth, vocab=vocab, head_dim=head_dim, seq_len=seq_len) if depth else
+                         size_for_params(n, vocab=vocab, head_dim=head_dim, seq_len=seq_len))
     uniq = sorted({s.name: s for s in sizes}.values(), key=lambda s: s.non_embedding_params)
     if len(uniq) < 2:
         raise UserError(f"the ladder needs at least 2 distinct sizes, got {[s.name for s in uniq]}; "
@@ -187,6 +216,7 @@ class LadderSpec:
     min_steps: int = 1
     max_epochs: float = MAX_EPOCHS
     holdout_extra: bool = False
+    depth: int | None = None    # fixed n_layers for auto/count sizes and the extra proxy (None: free)
     holdout_top: int = 2        # ladder points (highest compute) held out of the check's fit
     extra_compute_mult: float = 4.0
     extra_size_mult: float = 2.0
@@ -255,8 +285,9 @@ def extra_points(spec: LadderSpec, points: list[Point]) -> list[Point]:
     fitted = [p for p in points if p.role == "ladder" and (p.size.name, p.tokens) not in held]
     biggest = max(spec.sizes, key=lambda s: s.non_embedding_params)
     head_dim = biggest.head_dim
-    s = size_for_params(spec.extra_size_mult * biggest.non_embedding_params, vocab=int(spec.data_meta["vocab_size"]),
-                        head_dim=head_dim, seq_len=spec.seq_len)
+    target = spec.extra_size_mult * biggest.non_embedding_params
+    kw = dict(vocab=int(spec.data_meta["vocab_size"]), head_dim=head_dim, seq_len=spec.seq_len)
+    s = size_at_depth(target, spec.depth, **kw) if spec.depth else size_for_params(target, **kw)
     c_tot = max(6.0 * p.size.total_params * p.tokens for p in fitted)
     c_ne = max(6.0 * p.size.non_embedding_params * p.tokens for p in fitted)
     need = max(spec.extra_compute_mult * c_tot / (6.0 * s.total_params),
@@ -271,8 +302,10 @@ def load_spec(*, data: str, hparams: str, sizes: str | None = "auto", n_sizes: i
               n_range: tuple[float, float] = DEFAULT_N_RANGE, tokens_per_param: str | None = None,
               flops: str | None = None, schedule: str = "wsd", batch: int = 16, seq_len: int = 128,
               cooldown_frac: float = 0.2, seed: int = 0, holdout_extra: bool = False, min_steps: int = 1,
-              max_epochs: float = MAX_EPOCHS, eval_batches: int = 16) -> LadderSpec:
-    """Validate the options (UserError on bad input) and build the ladder spec."""
+              max_epochs: float = MAX_EPOCHS, eval_batches: int = 16, depth: str | int | None = "base") -> LadderSpec:
+    """Validate the options (UserError on bad input) and build the ladder spec.
+
+    ``depth``: "base" (the hparams' base_depth; default), "free" (search_shapes picks it) or an int."""
     from proxy_train.config import hparams_overrides
 
     data_dir = Path(data)
@@ -306,14 +339,25 @@ def load_spec(*, data: str, hparams: str, sizes: str | None = "auto", n_sizes: i
     if not (0.0 < cooldown_frac < 1.0):
         raise UserError(f"--cooldown-frac must be in (0, 1), got {cooldown_frac}")
     vocab = int(meta["vocab_size"])
+    if depth == "base":
+        depth = fields.get("base_depth")
+    elif depth == "free":
+        depth = None
+    if depth is not None:
+        try:
+            depth = int(depth)
+        except (TypeError, ValueError):
+            raise UserError(f"--depth must be base, free or a positive integer, got {depth!r}") from None
+        if depth <= 0:
+            raise UserError(f"--depth must be a positive integer, got {depth}")
     size_list = parse_sizes(sizes, vocab=vocab, head_dim=head_dim, seq_len=seq_len, n_sizes=n_sizes,
-                            n_range=n_range)
+                            n_range=n_range, depth=depth)
     spec = LadderSpec(
         data=str(data_dir.resolve()), hparams=str(Path(hparams).resolve()), sizes=size_list,
         tokens_per_param=parse_number_list(tokens_per_param, "--tokens-per-param") if tokens_per_param else None,
         flops=parse_number_list(flops, "--flops") if flops else None, schedule=schedule, batch=batch,
         seq_len=seq_len, cooldown_frac=cooldown_frac, seed=seed, holdout_extra=holdout_extra,
-        min_steps=min_steps, max_epochs=max_epochs, eval_batches=eval_batches, train_fields=fields,
+        min_steps=min_steps, max_epochs=max_epochs, eval_batches=eval_batches, train_fields=fields, depth=depth,
         data_meta={k: meta[k] for k in ("vocab_size", "train_tokens", "val_tokens", "sha256") if k in meta})
     if seq_len + 1 > int(meta.get("val_tokens", 10 ** 12)):
         raise UserError(f"--seq-len {seq_len} is longer than the validation split; use a shorter one")
@@ -493,6 +537,7 @@ def spec_record(spec: LadderSpec, points: list[Point], skipped: list[dict], comm
                     if spec.tokens_per_param else
                     {"flops": spec.flops, "convention": "D = C / (6 N_total), rounded to whole steps"}),
         "sizes": [{**asdict(s), "name": s.name} for s in spec.sizes],
+        "depth": spec.depth if spec.depth else "free (search_shapes picks width and depth)",
         "points": [{"size": p.size.name, "tokens": p.tokens, "steps": p.steps, "role": p.role,
                     "tokens_per_param": p.tokens_per_param} for p in points],
         "skipped": skipped, "seed": spec.seed, "eval_batches": spec.eval_batches,

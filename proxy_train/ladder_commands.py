@@ -12,8 +12,9 @@ from planner.commands import emit, nonneg_float, positive_float, positive_int
 from planner.errors import UserError
 
 LADDER_EPILOG = """\
-Sizes: auto = --n-sizes shapes log-spaced over --n-range non-embedding params (search_shapes with the
-hparams' head size, re-ranked by the trainer's exact count); or d_model:n_layers pairs (64:2,128:3); or
+Sizes: auto = --n-sizes shapes log-spaced over --n-range non-embedding params, by width at the hparams'
+base depth (--depth free: search_shapes with the hparams' head size, re-ranked by the trainer's exact
+count); or d_model:n_layers pairs (64:2,128:3); or
 non-embedding counts (2e4,1e5). Budgets: --tokens-per-param m1,m2 (D = m x N_non-embedding) or --flops
 C1,C2 (D = C / (6 N_total)); pairs under one step or over 4 epochs of the data are skipped (listed).
 WSD (default): one stable phase per size, a 20% cooldown branched at each budget; cosine: separate runs.
@@ -49,6 +50,9 @@ def register(sub) -> None:
     p.add_argument("--n-sizes", type=positive_int, default=5, help="number of sizes for --sizes auto (5)")
     p.add_argument("--n-range", type=_range, default=None, metavar="LO,HI",
                    help="non-embedding param range for --sizes auto (default 1.2e4,4e5: 1.5 decades)")
+    p.add_argument("--depth", default="base",
+                   help="n_layers of auto/count sizes: base (the hparams' base_depth: μP transfers across width, "
+                        "not depth; default), free (search_shapes picks depth too) or an integer")
     b = p.add_mutually_exclusive_group()
     b.add_argument("--tokens-per-param", help="budgets as multiples of N_non-embedding (default 5,7,10,14,20)")
     b.add_argument("--flops", help="isoFLOP budgets C1,C2,...: D = C / (6 N_total) per size")
@@ -92,7 +96,8 @@ def cmd_ladder(args) -> int:
     spec = ladder.load_spec(data=args.data, hparams=args.hparams, sizes=args.sizes, n_sizes=args.n_sizes,
                             n_range=args.n_range or ladder.DEFAULT_N_RANGE, tokens_per_param=args.tokens_per_param,
                             flops=args.flops, schedule=args.schedule, batch=args.batch, seq_len=args.seq_len,
-                            cooldown_frac=args.cooldown_frac, seed=args.seed, holdout_extra=args.holdout_extra)
+                            cooldown_frac=args.cooldown_frac, seed=args.seed, holdout_extra=args.holdout_extra,
+                            depth=args.depth)
     spec.holdout_top = args.holdout_top
     if args.plan_only:
         points, skipped = ladder.plan_points(spec)

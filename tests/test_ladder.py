@@ -77,6 +77,20 @@ def test_auto_sizes_span_and_budgets():
     assert all("step" in k["reason"] or "epochs" in k["reason"] for k in skipped)
 
 
+def test_auto_sizes_at_fixed_depth_vary_width_only():
+    from proxy_train.ladder import parse_sizes
+
+    sizes = parse_sizes("auto", vocab=320, head_dim=16, seq_len=64, n_sizes=5, n_range=(6e3, 2.2e5), depth=2)
+    assert {s.n_layers for s in sizes} == {2} and len({s.d_model for s in sizes}) == 5
+    assert all(s.d_model % 16 == 0 for s in sizes)
+    ns = [s.non_embedding_params for s in sizes]
+    assert ns[-1] / ns[0] >= 10 ** 1.5
+    # counts: 12 d^2 per layer for attention + SwiGLU at d_ffn = 8/3 d, plus the norms (Kaplan-style check)
+    for s in sizes:
+        per_layer = 4 * s.d_model ** 2 + 3 * s.d_model * s.d_ffn + 2 * s.d_model
+        assert s.non_embedding_params == 2 * per_layer + s.d_model
+
+
 def test_ladder_writes_runs_table(ladder_run):
     study, summary = ladder_run
     df = pd.read_csv(study / "runs.csv")
@@ -159,7 +173,7 @@ def test_resume_after_kill(toy, ladder_run):
     assert got["final_val_loss"].to_numpy() == pytest.approx(ref["final_val_loss"].to_numpy(), rel=1e-4)
 
 
-@pytest.mark.parametrize("case", ["missing_hparams", "vocab", "sp", "base_width", "sizes", "flops"])
+@pytest.mark.parametrize("case", ["missing_hparams", "vocab", "sp", "base_width", "sizes", "flops", "depth"])
 def test_bad_input_exits_2(toy, tmp_path, case):
     hp = toy["hparams"]
     extra = ["--sizes", "16:1,32:1"]
@@ -175,6 +189,8 @@ def test_bad_input_exits_2(toy, tmp_path, case):
         extra = ["--sizes", "64x2,128:3"]
     elif case == "flops":
         extra += ["--flops", "1e3,1e4"]
+    elif case == "depth":
+        extra = ["--sizes", "auto", "--depth", "deep"]
     study = tmp_path / "study"
     r = run_cli("ladder", "--study", study, "--data", toy["data"], "--hparams", hp, *extra)
     assert r.returncode == 2, (r.stdout, r.stderr)
