@@ -460,8 +460,8 @@ def collect_rows(spec: LadderSpec, points: list[Point], study: Path) -> list[dic
             r = read_json(path)
         except UserError:
             continue  # cannot happen with atomic writes; a foreign file is skipped, not trusted
-        if int(r.get("tokens", -1)) != p.tokens and r.get("status") in ("ok", "diverged"):
-            continue
+        if (r.get("config") or {}).get("tokens") != p.tokens:
+            continue  # a record of another budget (an older ladder in this folder); a diverged run keeps its budget here
         groups = {g["kind"]: g for g in r.get("hyperparameters", {}).get("groups", [])}
         hidden_lr = next((g["lr"] for k, g in groups.items() if k.startswith("hidden")), None)
         rows.append({
@@ -496,10 +496,11 @@ def _charge_compute(rows: list[dict]) -> None:
     for rs in by_size.values():
         rs.sort(key=lambda r: r["tokens"])
         prev = 0
-        for r in rs:
-            stable = max(0, r["_stable_end"] - prev)
-            prev = max(prev, r["_stable_end"])
-            r["compute_used"] = 6.0 * r["total_params"] * (stable + r["tokens"] - r["_stable_end"])
+        for r in rs:  # a run that diverged in the stable phase stopped before its branch point
+            reached = min(r["tokens"], r["_stable_end"])
+            stable = max(0, reached - prev)
+            prev = max(prev, reached)
+            r["compute_used"] = 6.0 * r["total_params"] * (stable + max(0, r["tokens"] - r["_stable_end"]))
 
 
 def write_table(rows: list[dict], study: Path, parquet: bool = False) -> Path:

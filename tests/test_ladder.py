@@ -173,6 +173,23 @@ def test_resume_after_kill(toy, ladder_run):
     assert got["final_val_loss"].to_numpy() == pytest.approx(ref["final_val_loss"].to_numpy(), rel=1e-4)
 
 
+def test_diverged_runs_are_rows_not_fitted(toy, tmp_path):
+    """LR 30 blows every run up: the rows say so, the compute is what was trained, fit refuses."""
+    hp = _hparams(tmp_path / "hp.yaml", lr=30.0)
+    study = tmp_path / "study"
+    r = run_cli("ladder", "--study", study, "--data", toy["data"], "--hparams", hp, "--sizes", "16:1,24:1",
+                "--tokens-per-param", "2,3", "--batch", "8", "--seq-len", "32", "--json")
+    assert r.returncode == 0, r.stderr[-1000:]
+    out = json.loads(r.stdout)
+    assert out["diverged"] == 4 and out["ok"] == 0 and "skipped" in out["holdout"]
+    df = pd.read_csv(study / "runs.csv")
+    assert (df["status"] == "diverged").all() and len(df) == 4
+    assert (df["compute_used"] >= 0).all() and df["compute_used"].sum() <= df["flops"].sum()
+    f = run_cli("fit", study / "runs.csv", "--n-col", "non_embedding_params", "--d-col", "tokens",
+                "--loss-col", "final_val_loss")
+    assert f.returncode == 2 and len(f.stderr.strip().splitlines()) == 1
+
+
 @pytest.mark.parametrize("case", ["missing_hparams", "vocab", "sp", "base_width", "sizes", "flops", "depth"])
 def test_bad_input_exits_2(toy, tmp_path, case):
     hp = toy["hparams"]
