@@ -33,7 +33,6 @@ Conventions (also written into ``study.yaml`` under ``ladder`` and into every ru
 from __future__ import annotations
 
 import math
-import os
 import re
 import sys
 import time

@@ -8,7 +8,7 @@ import argparse
 import shlex
 import sys
 
-from planner.commands import emit, nonneg_float, positive_float, positive_int
+from planner.commands import emit, positive_float, positive_int
 from planner.errors import UserError
 
 LADDER_EPILOG = """\
