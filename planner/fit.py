@@ -557,6 +557,10 @@ class ChinchillaFitter:
             if v <= max(lo, 0.0) + 1e-6 or v >= hi - 1e-6:
                 out.append(f"{key} = {v:.4g} is at the edge of the start grid [{lo}, {hi}]: the law is not "
                            "identified by these runs")
+        if self.params_["E"] < 0.05 * float(self._data[2].min()):
+            out.append(f"E = {self.params_['E']:.3g} is near 0 (the lowest measured loss is {self._data[2].min():.3g}): "
+                       "these runs do not reach the loss floor, so the irreducible loss is not identified and "
+                       "extrapolations will underestimate loss; add larger or longer runs before planning with it")
         if not self.converged_:
             out.append(f"optimiser not converged: gradient norm {self.grad_norm_:.2e} (need < {GRAD_TOL:g}), "
                        f"alpha/beta spread among best starts {self.agreement_['alpha_spread']:.2e}/"
@@ -620,7 +624,11 @@ class ChinchillaFitter:
                       "fix_alpha_eq_beta": self.fix_alpha_eq_beta, "fixed_alpha": self.fixed_alpha,
                       "fixed_beta": self.fixed_beta, "drop_top_loss": self.drop_top_loss,
                       "min_tokens_per_param": self.min_tokens_per_param, "seed": self.seed,
-                      "loss_units": "nats", "flops_per_token_per_param": 6.0, **(meta or {})}}
+                      "loss_units": "nats", "flops_per_token_per_param": 6.0,
+                      # the fitted region: the planner warns when it extrapolates far beyond it
+                      "n_range": [float(self._data[0].min()), float(self._data[0].max())],
+                      "d_range": [float(self._data[1].min()), float(self._data[1].max())],
+                      **(meta or {})}}
         if self.holdout_ is not None:
             d["holdout"] = self.holdout_
         return d

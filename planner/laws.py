@@ -253,6 +253,8 @@ class ScalingLaw:
         meta = d.get("meta") or {}
         if not isinstance(meta, dict):
             raise UserError(f"{where}: meta must be an object")
+        if isinstance(d.get("warnings"), list) and d["warnings"]:  # a fit's own diagnostics travel with it
+            meta = {**meta, "warnings": [str(w) for w in d["warnings"]]}
         try:
             return cls(*(d[k] for k in PARAM_NAMES), name=str(d.get("name") or ""),
                        source=str(d.get("source") or meta.get("source") or ""),

@@ -258,6 +258,27 @@ def _law_step(budget: Budget | None, law_spec, *, inference_tokens: float, uniqu
     return out, law
 
 
+# A fitted law is trusted this far (in N and in D) beyond its largest run before the plan warns.
+EXTRAPOLATION_WARN_FACTOR = 100.0
+
+
+def _law_warnings(law, allocation: dict[str, Any]) -> list[str]:
+    """Carry a fitted law's own warnings into the plan, and flag far extrapolation beyond its runs."""
+    meta = getattr(law, "meta", None) or {}
+    out = [f"law: {w}" for w in meta.get("warnings", []) or []]
+    for key, label in (("n_range", "N"), ("d_range", "D")):
+        rng = meta.get(key)
+        val = allocation.get(label)
+        if not rng or not val:
+            continue
+        ratio = float(val) / float(rng[1])
+        if ratio > EXTRAPOLATION_WARN_FACTOR:
+            out.append(f"{label}* = {float(val):.3g} is {ratio:.3g}x the largest {label} the law was fitted on "
+                       f"({float(rng[1]):.3g}): a {math.log10(ratio):.1f}-decade extrapolation; check the fit's held-out "
+                       "error, or plan with a published law (--law hoffmann2022)")
+    return out
+
+
 def _shape_step(n_target: float, *, vocab: int, seq_len: int, tp: int, top: int = 5
                 ) -> tuple[ModelShape, list[dict[str, Any]]]:
     from planner.shape_search import search_shapes
@@ -464,6 +485,7 @@ def make_plan(budget: Budget | float | None = None, *, law: Any = "hoffmann2022"
                             "loss of the budget with a smaller, cheaper-to-serve model")
             budget = Budget(flops=float(allocation["train_flops"]), how=f"inference-aware (budget {budget.flops:.3g})",
                             gpu=budget.gpu, n_gpus=budget.n_gpus, mfu=budget.mfu)
+        warnings += _law_warnings(_law, allocation)
         shape, candidates = _shape_step(allocation["N"], vocab=int(vocab or 32000), seq_len=seq_len,
                                         tp=tp_for_vocab)
     fpt = shape.flops_per_token_megatron
