@@ -25,7 +25,7 @@ def main(argv=None) -> int:
     p.add_argument("--data", default=str(ROOT / "studies/demo/data"))
     p.add_argument("--hparams", default=str(ROOT / "studies/demo/hparams.yaml"))
     p.add_argument("--out", default="/tmp/bench_ladder")
-    p.add_argument("--sizes", default="16:1,16:2,32:1,32:2,48:2")
+    p.add_argument("--sizes", default="16:2,32:2,48:2,64:2,96:2")
     p.add_argument("--tokens-per-param", default="4,6,8,12,16")
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--seq-len", type=int, default=64)
@@ -52,6 +52,11 @@ def main(argv=None) -> int:
                              "alpha": f.params_["alpha"], "beta": f.params_["beta"], "E": f.params_["E"],
                              "ci": {k: f.ci_[k] for k in ("alpha", "beta", "E")}, "warnings": f.warnings_}
     w, c = results["wsd"], results["cosine"]
+    # the same (size, budget) point under both schedules: final loss difference, WSD minus cosine
+    tw = pd.read_csv(Path(args.out) / "wsd" / "runs.csv").set_index(["size", "tokens"])["final_val_loss"]
+    tc = pd.read_csv(Path(args.out) / "cosine" / "runs.csv").set_index(["size", "tokens"])["final_val_loss"]
+    rel = ((tw - tc) / tc).dropna()
+    results["loss_diff"] = {"median_rel": float(rel.median()), "max_abs_rel": float(rel.abs().max()), "n": len(rel)}
 
     def overlap(k):
         a, b = w["ci"][k], c["ci"][k]
@@ -60,12 +65,15 @@ def main(argv=None) -> int:
     ratio = w["compute_used"] / c["compute_used"]
     print(f"ladder: sizes {args.sizes}, tokens/param (non-embedding) {args.tokens_per_param}, "
           f"batch {args.batch}x{args.seq_len}")
-    for name, r in results.items():
+    for name, r in (("wsd", w), ("cosine", c)):
         print(f"  {name:<6} compute {r['compute_used']:.3g} FLOPs ({r['points']} points, {r['wall_s']:.0f} s wall)  "
               f"alpha {r['alpha']:.3f} [{r['ci']['alpha'][0]:.3f}, {r['ci']['alpha'][1]:.3f}]  "
               f"beta {r['beta']:.3f} [{r['ci']['beta'][0]:.3f}, {r['ci']['beta'][1]:.3f}]")
     print(f"  WSD / cosine compute: {ratio:.3f} (goal <= 0.6: {'met' if ratio <= 0.6 else 'missed'}); "
           f"CIs overlap: alpha {overlap('alpha')}, beta {overlap('beta')}")
+    d = results["loss_diff"]
+    print(f"  final loss, WSD vs cosine at the same point: median {d['median_rel']:+.2%}, max |diff| "
+          f"{d['max_abs_rel']:.2%} over {d['n']} points")
     results["ratio"] = ratio
     results["overlap"] = {"alpha": overlap("alpha"), "beta": overlap("beta")}
     Path(args.out).mkdir(parents=True, exist_ok=True)
