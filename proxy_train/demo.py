@@ -175,7 +175,8 @@ def run_demo(study: str | Path = "studies/demo", *, fast: bool = False, workers:
             _copy_sweep(study)
     record["total_seconds_this_run"] = round(time.perf_counter() - t_all, 1)
     record["outputs"] = outputs(study)
-    update_study_yaml(study, "demo", record)
+    if pending:  # a rerun with nothing to do leaves study.yaml as it was
+        update_study_yaml(study, "demo", record)
     return record
 
 
