@@ -140,14 +140,17 @@ def run_demo(study: str | Path = "studies/demo", *, fast: bool = False, workers:
             return False
         return stage["done"].exists() and record["stages"].get(stage["name"], {}).get("status") == "ok"
 
-    pending = [st for st in plan if not is_done(st)]
-    if pending and pending[0]["name"] != "data" and not (study / "data" / "meta.json").is_file():
-        pending.insert(0, plan[0])  # later stages need the (uncommitted) token files
+    # the data stage runs only for later stages that need its (uncommitted) token files
+    pending = [st for st in plan[1:] if not is_done(st)]
+    if pending and not (is_done(plan[0]) and (study / "data" / "train.bin").is_file()):
+        pending.insert(0, plan[0])
     t_all = time.perf_counter()
     for stage in plan:
         if stage not in pending:
             if progress:
-                print(f"[demo] {stage['name']}: done before ({stage['done']}), skipped", file=sys.stderr)
+                why = (f"done before ({stage['done']})" if stage["done"].exists() else
+                       "not needed (every later stage is done)")
+                print(f"[demo] {stage['name']}: {why}, skipped", file=sys.stderr)
             continue
         if stage["name"] == "sweep_export" and not (study / "sweep" / "optuna.journal").is_file():
             raise UserError("the sweep stage left no journal; rerun `scaleplan demo`")
