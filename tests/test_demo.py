@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import pandas as pd
 import pytest
@@ -34,8 +35,12 @@ def test_fast_demo_runs_and_resumes(tmp_path):
     assert (df["status"] == "ok").all() and (df["role"] == "holdout_extra").sum() == 1
     hp = yaml.safe_load((study / "hparams.yaml").read_text())
     assert hp["parameterization"] == "mup" and hp["vocab_size"] == 320
-    # rerun: every stage is done and skipped; nothing is retrained
+    # rerun as from a fresh clone (token files are not committed): every stage is done and skipped,
+    # the data is not rebuilt, nothing is retrained, study.yaml is left as it was
+    shutil.rmtree(study / "data")
+    before = (study / "study.yaml").read_text()
     r2 = run_cli("demo", "--study", study, "--fast", "--json", timeout=300)
     assert r2.returncode == 0, r2.stderr[-2000:]
-    assert "skipped" in r2.stderr and "[demo] ladder: scaleplan" not in r2.stderr
+    assert "data: not needed" in r2.stderr and "[demo] ladder: scaleplan" not in r2.stderr
+    assert not (study / "data").exists() and (study / "study.yaml").read_text() == before
     assert json.loads(r2.stdout)["total_seconds_this_run"] < 10
