@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # torchtitan 0.3.0 launch
-# made by scaleplan 0.1.0 from plan 94c97a29e60a85ff0d66be532295c6ccb42af4890261713fb7369bcb05bfed6c
+# made by scaleplan 0.1.0 from plan 20c32a1f0e072648fd7d013d049aac05d468a146d3c50cef042a8020d73caa39
 # command: scaleplan export studies/demo/plan.yaml --trainer torchtitan --out studies/demo/exports/torchtitan
-# plan created: 2026-11-24T01:29:26Z
+# plan created: 2026-11-24T01:43:53Z
 # needs: pip install torchtitan==0.3.0 (and its torch); multi node: set NNODES/NODE_RANK/MASTER_ADDR.
 set -euo pipefail
 SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"

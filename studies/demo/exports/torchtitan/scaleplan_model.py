@@ -1,9 +1,9 @@
 """torchtitan 0.3.0 config for the planned model (generated; edit the TODOs).
 
  scaleplan torchtitan export
- made by scaleplan 0.1.0 from plan 94c97a29e60a85ff0d66be532295c6ccb42af4890261713fb7369bcb05bfed6c
+ made by scaleplan 0.1.0 from plan 20c32a1f0e072648fd7d013d049aac05d468a146d3c50cef042a8020d73caa39
  command: scaleplan export studies/demo/plan.yaml --trainer torchtitan --out studies/demo/exports/torchtitan
- plan created: 2026-11-24T01:29:26Z
+ plan created: 2026-11-24T01:43:53Z
 
 Shape: 12 layers, d_model 512, ffn 1280, heads 4 (4 kv),
 vocab 32000 padded to 32000, seq 4096; 68,956,672 parameters.
@@ -76,7 +76,7 @@ def _model():
 
 
 def scaleplan_plan() -> Trainer.Config:
-    spec = ModelSpec(name='llama3', flavor='scaleplan_94c97a29e60a', model=_model(),
+    spec = ModelSpec(name='llama3', flavor='scaleplan_20c32a1f0e07', model=_model(),
                      parallelize_fn=parallelize_llama, pipelining_fn=pipeline_llm,
                      post_optimizer_build_fn=None, state_dict_adapter=Llama3StateDictAdapter)
     groups = [
