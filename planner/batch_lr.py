@@ -18,7 +18,6 @@ squares, with 95% t-intervals), so a study can replace the preset.
 """
 from __future__ import annotations
 
-import dataclasses
 import math
 from dataclasses import dataclass, field
 from typing import Any, Iterable

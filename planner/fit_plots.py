@@ -6,7 +6,6 @@ with ``E, A, B, alpha, beta`` attributes (a :class:`planner.laws.ScalingLaw`, a 
 """
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
@@ -96,7 +95,7 @@ def fig_isoflop(result, N=None, L=None, C=None, title: str = "IsoFLOP profiles (
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
-    from planner.isoflop import fit_budget, group_budgets
+    from planner.isoflop import group_budgets
 
     fig = make_subplots(rows=1, cols=2, subplot_titles=("isoFLOP profiles", "optimal N vs compute"))
     if N is not None:

@@ -4,23 +4,14 @@ No torch at module level (``scaleplan --help`` must start fast); handlers import
 """
 from __future__ import annotations
 
-import argparse
 import shlex
 import sys
 
-from planner.commands import emit, int_list, nonneg_float, positive_float, positive_int
-from planner.errors import UserError
+from planner.commands import emit, fraction, int_list, nonneg_float, positive_float, positive_int
 
 
 def _command_line() -> str:
     return "scaleplan " + " ".join(shlex.quote(a) for a in sys.argv[1:])
-
-
-def _frac(text: str) -> float:
-    v = nonneg_float(text)
-    if v > 1:
-        raise argparse.ArgumentTypeError(f"expected a fraction between 0 and 1, got {text!r}")
-    return v
 
 
 def register(sub) -> None:
@@ -72,9 +63,9 @@ def register(sub) -> None:
     t.add_argument("--batch", type=positive_int, default=16, help="sequences per step (16)")
     t.add_argument("--seq-len", type=positive_int, default=128, help="tokens per sequence (128)")
     t.add_argument("--schedule", choices=("cosine", "wsd", "constant"), default="cosine")
-    t.add_argument("--warmup-frac", type=_frac, help="warmup fraction of steps (0.05)")
-    t.add_argument("--cooldown-frac", type=_frac, default=0.2, help="WSD cooldown fraction (0.2)")
-    t.add_argument("--min-lr-frac", type=_frac, default=0.1, help="final LR / peak LR (0.1)")
+    t.add_argument("--warmup-frac", type=fraction, help="warmup fraction of steps (0.05)")
+    t.add_argument("--cooldown-frac", type=fraction, default=0.2, help="WSD cooldown fraction (0.2)")
+    t.add_argument("--min-lr-frac", type=fraction, default=0.1, help="final LR / peak LR (0.1)")
     t.add_argument("--clip", type=nonneg_float, default=1.0, help="gradient-norm clip, 0 = off (1.0)")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--threads", type=positive_int, default=1, help="torch threads (1)")

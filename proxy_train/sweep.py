@@ -36,7 +36,7 @@ from typing import Any, Callable
 
 from planner import __version__
 from planner.errors import UserError
-from planner.io import ensure_dir, read_json, read_yaml, write_json, write_yaml
+from planner.io import ensure_dir, read_json, read_yaml, write_yaml
 
 from proxy_train import workers as W
 
@@ -455,7 +455,7 @@ def run_sweep(spec: dict, study_dir: str | Path, *, trials: int, workers: int = 
     if study_dir.exists() and not study_dir.is_dir():
         raise UserError(f"--study {study_dir} is a file; pass a folder")
     if (study_dir / META_NAME).exists():
-        _diff_check = read_study_meta(study_dir)  # noqa: F841 - raises on a corrupt study file
+        read_study_meta(study_dir)  # raises a clear error on a corrupt study file
     ensure_dir(study_dir, "study folder")
     lock = StudyLock(study_dir) if not W.is_rdb(url) else _NoLock()
     with lock:

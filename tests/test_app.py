@@ -6,7 +6,6 @@ upload is rejected with a clear message; the studies root cannot be escaped; `sc
 """
 from __future__ import annotations
 
-import os
 import re
 
 import pytest

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from planner.batch_lr import DEEPSEEK2024, PowerLaw, batch_warning, deepseek_flops_per_token, fit_batch_lr
+from planner.batch_lr import DEEPSEEK2024, PowerLaw, batch_warning, fit_batch_lr
 from planner.errors import UserError
 
 

@@ -1,7 +1,7 @@
 """Memory per GPU: Megatron's formulas by hand, Korthikanti Table 2, published runs that fit."""
 import pytest
 
-from planner.hardware import GIB, get_gpu
+from planner.hardware import GIB
 from planner.layout import Layout
 from planner.memory import (DEFAULT_OVERHEAD_BYTES, activation_bytes_per_layer, megatron_theoretical_memory,
                             memory_per_gpu)

@@ -24,8 +24,6 @@ def tiny_data(tmp_path_factory) -> Path:
 
 
 def _load(study: Path):
-    import optuna
-
     from proxy_train import sweep
     from proxy_train import workers as W
 
@@ -64,7 +62,6 @@ def test_real_proxy_sweep_export_and_resume(tiny_data, tmp_path):
     assert meta["command"].startswith("scaleplan sweep") and meta["storage"] == "journal"
 
     # resume: same command, nothing redone
-    t0 = time.time()
     r2 = run_cli(*args, timeout=120)
     assert r2.returncode == 0, r2.stderr
     assert json.loads(r2.stdout)["complete"] == 3 and len(_load(study).get_trials()) == 3

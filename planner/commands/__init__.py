@@ -47,6 +47,29 @@ def nonneg_float(text: str) -> float:
     return v
 
 
+def nonneg_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
+    return v
+
+
+def fraction(text: str, *, open_interval: bool = False) -> float:
+    """A number in [0, 1] (or in (0, 1) with ``open_interval``)."""
+    v = nonneg_float(text)
+    if v > 1 or (open_interval and not 0 < v < 1):
+        where = "strictly between 0 and 1" if open_interval else "between 0 and 1"
+        raise argparse.ArgumentTypeError(f"expected a fraction {where}, got {text!r}")
+    return v
+
+
+def open_fraction(text: str) -> float:
+    return fraction(text, open_interval=True)
+
+
 def int_list(text: str) -> list[int]:
     try:
         vals = [int(float(t)) for t in text.split(",") if t.strip()]
@@ -67,4 +90,5 @@ def float_list(text: str) -> list[float]:
     return vals
 
 
-__all__ = ["emit", "positive_int", "positive_float", "nonneg_float", "int_list", "float_list", "UserError"]
+__all__ = ["emit", "positive_int", "positive_float", "nonneg_float", "nonneg_int", "fraction", "open_fraction",
+           "int_list", "float_list", "UserError"]

@@ -4,32 +4,11 @@ Writes fit.json (docs/CONTRACTS.md) with ``--out`` and a plotly HTML report with
 """
 from __future__ import annotations
 
-import argparse
 import hashlib
 import sys
 from pathlib import Path
 
-from planner.commands import emit, nonneg_float, positive_float, positive_int
-
-
-def _fraction(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a fraction between 0 and 1, got {text!r}") from None
-    if not 0 < v < 1:
-        raise argparse.ArgumentTypeError(f"expected a fraction strictly between 0 and 1, got {text!r}")
-    return v
-
-
-def _nonneg_int(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
-    if v < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
-    return v
+from planner.commands import emit, nonneg_float, nonneg_int, open_fraction, positive_float, positive_int
 
 
 def register(sub) -> None:
@@ -48,18 +27,18 @@ def register(sub) -> None:
     p.add_argument("--status-col", default="status", metavar="COL",
                    help="rows whose COL is present and not 'ok' are dropped (default: status)")
     p.add_argument("--approach", type=int, choices=(2, 3), default=3, help="3: parametric fit (default); 2: isoFLOP")
-    p.add_argument("--drop-top-loss", type=_nonneg_int, default=0, metavar="K",
+    p.add_argument("--drop-top-loss", type=nonneg_int, default=0, metavar="K",
                    help="drop the K highest-loss rows before fitting (Epoch 2024 dropped 5 on Chinchilla)")
     p.add_argument("--min-tokens-per-param", type=positive_float, metavar="X",
                    help="drop rows with D/N below X")
     p.add_argument("--delta", type=positive_float, default=1e-3, help="Huber delta (default 1e-3, Hoffmann 2022)")
     p.add_argument("--grid", choices=("hoffmann", "small"), default="hoffmann",
                    help="start grid: hoffmann = 4,500 starts (default), small = 72 starts")
-    p.add_argument("--bootstrap", type=_nonneg_int, default=0, metavar="K",
+    p.add_argument("--bootstrap", type=nonneg_int, default=0, metavar="K",
                    help="bootstrap resamples for 95%% intervals (e.g. 1000; 0 = none)")
     p.add_argument("--budget", type=positive_float, metavar="C",
                    help="also report compute-optimal N*, D*, tokens/param and loss (with intervals) at C FLOPs")
-    p.add_argument("--holdout-top-compute", type=_fraction, metavar="FRACTION",
+    p.add_argument("--holdout-top-compute", type=open_fraction, metavar="FRACTION",
                    help="hold out this fraction of highest-compute rows and report the extrapolation error")
     p.add_argument("--alpha-eq-beta", action="store_true", help="tie alpha = beta (when N or D spans too little)")
     p.add_argument("--fixed-alpha", type=positive_float, metavar="A", help="fix alpha to this value")
@@ -145,7 +124,7 @@ def run(args) -> int:
         printed["holdout"] = {k: v for k, v in printed["holdout"].items() if k != "rows"}
     p, ci = payload, payload["ci"]
     lines = [f"Approach 3 fit of {args.runs}: {p['n_rows']} rows ({p['n_dropped']} dropped), loss in nats",
-             f"  L(N, D) = E + A / N^alpha + B / D^beta",
+             "  L(N, D) = E + A / N^alpha + B / D^beta",
              *(f"  {k:<5} = {p[k]:.4g}{_fmt_ci(ci, k)}" for k in ("E", "A", "B", "alpha", "beta")),
              f"  objective {p['objective']:.6g}, grad norm {p['grad_norm']:.2e}, converged: {p['converged']} "
              f"({p['agreement']['n_starts_at_best']} of {p['agreement']['n_starts']} starts reach the optimum)"]
