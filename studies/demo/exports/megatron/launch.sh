@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Megatron-LM launch
-# made by scaleplan 0.1.0 from plan 20c32a1f0e072648fd7d013d049aac05d468a146d3c50cef042a8020d73caa39
+# made by scaleplan 0.1.0 from plan c0956cf23643fedfabfe8467cf4fe2785e8e31bb74732ae248f158b88591590c
 # command: scaleplan export studies/demo/plan.yaml --trainer megatron --out studies/demo/exports/megatron
-# plan created: 2026-11-24T01:43:53Z
+# plan created: 2026-11-24T01:59:04Z
 # Plan: 64 GPUs = 8 node(s) x 8. On one node: bash launch.sh. On several: run it on
 # every node with NODE_RANK, MASTER_ADDR set (sbatch.sh does this under SLURM).
 # TORCHRUN may be overridden (e.g. TORCHRUN=echo for a dry run).
@@ -27,15 +27,15 @@ MASTER_ADDR="${MASTER_ADDR:-localhost}"
 MASTER_PORT="${MASTER_PORT:-29500}"
 export CUDA_DEVICE_MAX_CONNECTIONS=1  # required by Megatron for TP/CP overlap on Hopper
 
-# μP at width 512 (base width 64, m_d = 8). Megatron trains in SP;
+# μP at width 3584 (base width 64, m_d = 56). Megatron trains in SP;
 # what the flags below express:
-#   --lr 0.000308751          hidden matrices (QKV, out, MLP): base lr / m_d
+#   --lr 4.41073e-05          hidden matrices (QKV, out, MLP): base lr / m_d
 #   --decoupled-lr 0.00247001  word embedding + output layer (Megatron's
 #                       is_embedding_or_output_parameter): base lr, not scaled
-#   --init-method-std 0.00620245  hidden init: base std / sqrt(m_d)
+#   --init-method-std 0.00234431  hidden init: base std / sqrt(m_d)
 #   --embedding-init-method-std 0.0175432  embedding init: base std
 # what they CANNOT express (the run is then not exactly μP):
-#   * output multiplier alpha_out/m_d = 0.459785 on the logits (MuReadout).
+#   * output multiplier alpha_out/m_d = 0.0656836 on the logits (MuReadout).
 #     It cannot be folded into the output weights: Adam's update size does not scale with them.
 #     Fix: multiply the final hidden state by this constant before the output layer (patch
 #     GPTModel's output path), or use Megatron-LM main's --use-mup (rerun `scaleplan export
@@ -55,15 +55,15 @@ ARGS=(
   --pipeline-model-parallel-size 1
   --context-parallel-size 1
   --use-distributed-optimizer
-  --num-layers 12
-  --hidden-size 512
-  --ffn-hidden-size 1280
-  --num-attention-heads 4
+  --num-layers 40
+  --hidden-size 3584
+  --ffn-hidden-size 9216
+  --num-attention-heads 28
   --seq-length 4096
   --max-position-embeddings 4096
-  --micro-batch-size 3
+  --micro-batch-size 1
   --global-batch-size 1344
-  --train-iters 5964486
+  --train-iters 68980
   --tokenizer-type HuggingFaceTokenizer
   --tokenizer-model "${TOKENIZER_MODEL}"
   --load "${CHECKPOINT_DIR}"
@@ -73,23 +73,23 @@ ARGS=(
   --split 99,1,0
   --data-cache-path "${CACHE_DIR}"
   --distributed-backend nccl
-  --init-method-std 0.00620245
+  --init-method-std 0.00234431
   --embedding-init-method-std 0.0175432
-  --lr 0.000308751
-  --min-lr 3.08751e-05
+  --lr 4.41073e-05
+  --min-lr 4.41073e-06
   --lr-decay-style cosine
-  --lr-decay-iters 5964486
+  --lr-decay-iters 68980
   --decoupled-lr 0.00247001
   --decoupled-min-lr 0.000247001
   --weight-decay 0
   --clip-grad 1
-  --lr-warmup-iters 245188
+  --lr-warmup-iters 2836
   --optimizer adam
   --adam-beta1 0.9
   --adam-beta2 0.95
   --adam-eps 1e-08
   --log-interval 10
-  --eval-interval 5964486
+  --eval-interval 68980
   --eval-iters 0
   --bf16
   --untie-embeddings-and-output-weights

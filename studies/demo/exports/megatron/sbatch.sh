@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # SLURM wrapper for the Megatron-LM launch
-# made by scaleplan 0.1.0 from plan 20c32a1f0e072648fd7d013d049aac05d468a146d3c50cef042a8020d73caa39
+# made by scaleplan 0.1.0 from plan c0956cf23643fedfabfe8467cf4fe2785e8e31bb74732ae248f158b88591590c
 # command: scaleplan export studies/demo/plan.yaml --trainer megatron --out studies/demo/exports/megatron
-# plan created: 2026-11-24T01:43:53Z
+# plan created: 2026-11-24T01:59:04Z
 #SBATCH --job-name=scaleplan
 #SBATCH --nodes=8
 #SBATCH --ntasks-per-node=1

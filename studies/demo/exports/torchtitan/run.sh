@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # torchtitan 0.3.0 launch
-# made by scaleplan 0.1.0 from plan 20c32a1f0e072648fd7d013d049aac05d468a146d3c50cef042a8020d73caa39
+# made by scaleplan 0.1.0 from plan c0956cf23643fedfabfe8467cf4fe2785e8e31bb74732ae248f158b88591590c
 # command: scaleplan export studies/demo/plan.yaml --trainer torchtitan --out studies/demo/exports/torchtitan
-# plan created: 2026-11-24T01:43:53Z
+# plan created: 2026-11-24T01:59:04Z
 # needs: pip install torchtitan==0.3.0 (and its torch); multi node: set NNODES/NODE_RANK/MASTER_ADDR.
 set -euo pipefail
 SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -14,17 +14,17 @@ MASTER_ADDR="${MASTER_ADDR:-localhost}"
 MASTER_PORT="${MASTER_PORT:-29500}"
 ARGS=(
   --module scaleplan_model --config scaleplan_plan
-  --training.local_batch_size 3
+  --training.local_batch_size 1
   --training.global_batch_size 1344
   --training.seq_len 4096
-  --training.steps 5964486
+  --training.steps 68980
   --training.max_norm 1
   --parallelism.data_parallel_shard_degree 64
   --parallelism.data_parallel_replicate_degree 1
   --parallelism.tensor_parallel_degree 1
   --parallelism.pipeline_parallel_degree 1
   --parallelism.context_parallel_degree 1
-  --lr_scheduler.warmup_steps 245188
+  --lr_scheduler.warmup_steps 2836
   --lr_scheduler.decay_type cosine
   --lr_scheduler.min_lr_factor 0.1
 )

@@ -1,17 +1,17 @@
 """torchtitan 0.3.0 config for the planned model (generated; edit the TODOs).
 
  scaleplan torchtitan export
- made by scaleplan 0.1.0 from plan 20c32a1f0e072648fd7d013d049aac05d468a146d3c50cef042a8020d73caa39
+ made by scaleplan 0.1.0 from plan c0956cf23643fedfabfe8467cf4fe2785e8e31bb74732ae248f158b88591590c
  command: scaleplan export studies/demo/plan.yaml --trainer torchtitan --out studies/demo/exports/torchtitan
- plan created: 2026-11-24T01:43:53Z
+ plan created: 2026-11-24T01:59:04Z
 
-Shape: 12 layers, d_model 512, ffn 1280, heads 4 (4 kv),
-vocab 32000 padded to 32000, seq 4096; 68,956,672 parameters.
+Shape: 40 layers, d_model 3584, ffn 9216, heads 28 (28 kv),
+vocab 32000 padded to 32000, seq 4096; 6,248,492,544 parameters.
 Init: hidden N(0, init_std) truncated at 3 std, residual output projections depth-scaled
 (std / sqrt(2 (layer + 1)), as torchtitan's Llama 3); embedding N(0, embedding std).
 μP: per-group AdamW LR / weight decay via ParamGroupConfig (embedding, readout, norms: base LR;
 hidden: base LR / m_d), hidden init std / sqrt(m_d), readout init zero.
-NOT expressed (patch the model if you need exact μP): output multiplier alpha_out/m_d = 0.459785 on the logits, attention scale attn_mult/d_head = 0.0078125 (torchtitan uses 1/sqrt(d_head)), zero-init query, input multiplier 1.23519.
+NOT expressed (patch the model if you need exact μP): output multiplier alpha_out/m_d = 0.0656836 on the logits, attention scale attn_mult/d_head = 0.0078125 (torchtitan uses 1/sqrt(d_head)), zero-init query, input multiplier 1.23519.
 """
 from functools import partial
 
@@ -34,9 +34,9 @@ HF_ASSETS_PATH = '/path/to/tokenizer.model'  # TODO: tokenizer folder (HF format
 DATASET = 'c4'  # TODO: a dataset name torchtitan knows
 CHECKPOINT_DIR = '/path/to/checkpoints'  # TODO
 
-N_LAYERS, DIM, FFN, N_HEADS, N_KV_HEADS = 12, 512, 1280, 4, 4
+N_LAYERS, DIM, FFN, N_HEADS, N_KV_HEADS = 40, 3584, 9216, 28, 28
 VOCAB, SEQ_LEN, ROPE_THETA, NORM_EPS = 32000, 4096, 10000.0, 1e-05
-HIDDEN_STD, EMBEDDING_STD, OUTPUT_STD = 0.00620244883488201, 0.01754317452443068, 0.0
+HIDDEN_STD, EMBEDDING_STD, OUTPUT_STD = 0.0023443053052428745, 0.01754317452443068, 0.0
 
 
 def _normal(std):
@@ -76,21 +76,21 @@ def _model():
 
 
 def scaleplan_plan() -> Trainer.Config:
-    spec = ModelSpec(name='llama3', flavor='scaleplan_20c32a1f0e07', model=_model(),
+    spec = ModelSpec(name='llama3', flavor='scaleplan_c0956cf23643', model=_model(),
                      parallelize_fn=parallelize_llama, pipelining_fn=pipeline_llm,
                      post_optimizer_build_fn=None, state_dict_adapter=Llama3StateDictAdapter)
     groups = [
         ParamGroupConfig(pattern='^tok_embeddings\\.', optimizer_name='AdamW', optimizer_kwargs={'lr': 0.002470009274361501, 'weight_decay': 0.0, 'betas': (0.9, 0.95), 'eps': 1e-08}),
         ParamGroupConfig(pattern='^lm_head\\.', optimizer_name='AdamW', optimizer_kwargs={'lr': 0.002470009274361501, 'weight_decay': 0.0, 'betas': (0.9, 0.95), 'eps': 1e-08}),
         ParamGroupConfig(pattern='norm\\.weight$', optimizer_name='AdamW', optimizer_kwargs={'lr': 0.002470009274361501, 'weight_decay': 0.0, 'betas': (0.9, 0.95), 'eps': 1e-08}),
-        ParamGroupConfig(pattern='.*', optimizer_name='AdamW', optimizer_kwargs={'lr': 0.0003087511592951876, 'weight_decay': 0.0, 'betas': (0.9, 0.95), 'eps': 1e-08}),
+        ParamGroupConfig(pattern='.*', optimizer_name='AdamW', optimizer_kwargs={'lr': 4.410730847074109e-05, 'weight_decay': 0.0, 'betas': (0.9, 0.95), 'eps': 1e-08}),
     ]
     return Trainer.Config(
         model_spec=spec, hf_assets_path=HF_ASSETS_PATH,
         loss=ChunkedLossWrapper.Config(loss_fn=CrossEntropyLoss.Config(global_vocab_size=decoder_vocab_size(spec))),
         optimizer=OptimizersContainer.Config(param_groups=groups),
-        lr_scheduler=LRSchedulersContainer.Config(warmup_steps=245188, decay_type='cosine', min_lr_factor=0.1),
-        training=TrainingConfig(local_batch_size=3, global_batch_size=1344, seq_len=4096, steps=5964486, max_norm=1.0),
+        lr_scheduler=LRSchedulersContainer.Config(warmup_steps=2836, decay_type='cosine', min_lr_factor=0.1),
+        training=TrainingConfig(local_batch_size=1, global_batch_size=1344, seq_len=4096, steps=68980, max_norm=1.0),
         dataloader=HuggingFaceTextDataLoader.Config(dataset=DATASET),
         parallelism=ParallelismConfig(),
         checkpoint=CheckpointManager.Config(interval=1000, folder=CHECKPOINT_DIR),
