@@ -275,3 +275,20 @@ def test_cli_app_command(tmp_path):
     f.write_text("x")
     r = run_cli("app", "--studies", str(f))
     assert r.returncode == 2 and r.stderr.startswith("error:")
+
+
+def test_study_fit_is_the_default_law_only_without_warnings(studies):
+    import json
+
+    at = _app().run()
+    _ok(at, "plan, clean study fit")
+    assert at.selectbox(key="law").value.endswith("(fitted)")
+
+    study = next(p for p in studies.iterdir() if (p / "fit.json").is_file())
+    fit = json.loads((study / "fit.json").read_text())
+    fit["warnings"] = ["E = 4.3e-12 is near 0: these runs do not reach the loss floor"]
+    (study / "fit.json").write_text(json.dumps(fit))
+    at = _app().run()
+    _ok(at, "plan, study fit with a warning")
+    assert at.selectbox(key="law").value == "hoffmann2022 (published)"
+    assert any("loss floor" in c.value for c in at.caption)

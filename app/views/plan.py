@@ -29,8 +29,17 @@ for name in state.list_studies(root) if root else []:
     if fit_path is not None:
         law_options = {f"{name}: fit.json (fitted)": (name, fit_path), **law_options}
 law_labels = list(law_options)
-default_law = next((i for i, lab in enumerate(law_labels) if study is not None and lab.startswith(f"{study.name}:")), 
-                   law_labels.index("hoffmann2022 (published)"))
+# The study's own fit is the default law only when its fit raised no warning (e.g. an unidentified
+# loss floor): a toy ladder's law is listed, but a plan should not start from it unasked.
+study_fit_label = next((lab for lab in law_labels if study is not None and lab.startswith(f"{study.name}:")), None)
+study_fit_warnings: list[str] = []
+if study_fit_label:
+    try:
+        study_fit_warnings = loaders.load_fitted_law(law_options[study_fit_label][1]).meta.get("warnings") or []
+    except UserError as e:  # a corrupt fit.json: listed, never the default; choosing it shows the error
+        study_fit_warnings = [str(e)]
+default_law = law_labels.index(study_fit_label if study_fit_label and not study_fit_warnings
+                               else "hoffmann2022 (published)")
 gpu_names = [g.name for g in list_gpus()]
 
 left, right = st.columns([1, 2.2], gap="large")
@@ -59,6 +68,8 @@ with left:
                                  key="n_gpus_hours") or None
     law_label = st.selectbox("Scaling law", law_labels, index=default_law, key="law",
                              help="a published law or a study's fit.json (`scaleplan fit`)")
+    if study_fit_warnings and law_label != study_fit_label:
+        st.caption(f"{study_fit_label} is not the default: {study_fit_warnings[0]}")
     hp_path = state.study_file(study, *loaders.HPARAMS_FILES)
     use_hp = hp_path is not None and st.checkbox(f"μP hyperparameters from {study.name}/hparams.yaml",
                                                  value=True, key="use_hparams")
