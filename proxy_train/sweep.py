@@ -437,12 +437,17 @@ def make_objective(study_dir: Path, spec: dict, guard: W.TargetGuard, *, worker_
 
 def run_sweep(spec: dict, study_dir: str | Path, *, trials: int, workers: int = 1, storage: str | None = None,
               command: str = "", heartbeat_interval: int = 60, grace_period: int | None = None,
-              progress: bool = True) -> dict:
+              progress: bool = True, cells: list[dict] | None = None) -> dict:
     """Run (or resume) a study until it holds ``trials`` finished trials; return a summary.
 
     ``workers`` > 1 starts that many ``python -m proxy_train.workers`` processes (one torch
     thread each) after the study was created here once. Rerunning resumes: finished trials are
     kept, killed/interrupted ones are retried with the same parameters.
+
+    ``cells`` (a grid, e.g. transfer-check's width x param x log2 LR) makes coverage exact: every
+    cell without a finished trial is enqueued once, and the target becomes finished + pending, so
+    parallel workers can neither skip a cell nor run one twice (Optuna's GridSampler alone can,
+    when workers race or trials are retried).
     """
     if trials <= 0 or workers <= 0:
         raise UserError("--trials and --workers must be positive")
@@ -463,6 +468,8 @@ def run_sweep(spec: dict, study_dir: str | Path, *, trials: int, workers: int = 
         study = load_study(study_dir, url, spec, create=True)
         repaired = W.repair_and_requeue(study, trials, fail_running=not W.is_rdb(url),
                                         count_failed=spec.get("count_failed", False))
+        if cells is not None:
+            trials = enqueue_missing_cells(study, cells, count_failed=spec.get("count_failed", False))
         t0 = time.time()
         if workers == 1:
             _run_inline(study_dir, url, trials, spec, progress)
@@ -473,6 +480,31 @@ def run_sweep(spec: dict, study_dir: str | Path, *, trials: int, workers: int = 
     summary.update(study=str(study_dir), storage=W.mask_url(url), workers=workers,
                    resumed=repaired, wall_s=round(time.time() - t0, 2))
     return summary
+
+
+def enqueue_missing_cells(study, cells: list[dict], *, count_failed: bool = False) -> int:
+    """Enqueue each grid cell that has neither a finished nor a waiting trial; return the target
+    number of finished trials (finished so far + waiting)."""
+    from optuna.trial import TrialState
+
+    names = sorted(cells[0])
+
+    def key(params: dict):
+        return tuple(params.get(n) for n in names) if all(n in params for n in names) else None
+
+    done, waiting = set(), set()
+    for t in study.get_trials(deepcopy=False):
+        if t.state == TrialState.WAITING:
+            waiting.add(key(t.system_attrs.get("fixed_params") or t.params))
+        elif W.is_counted(t, count_failed):
+            done.add(key(t.params))
+    for cell in cells:
+        k = key(cell)
+        if k not in done and k not in waiting:
+            study.enqueue_trial(dict(cell), skip_if_exists=False)
+            waiting.add(k)
+    waiting.discard(None)
+    return W.counts(study, count_failed)["finished"] + len(waiting)
 
 
 class _NoLock:

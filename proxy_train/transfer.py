@@ -183,8 +183,10 @@ def run_transfer_check(*, data, out, widths, lrs, params, steps=150, tokens=None
         seq_len=seq_len, head_dim=head_dim, schedule=schedule, objective=objective, kind="transfer",
         grid=grid, count_failed=True, base_width=min(grid["width"]))
     spec["transfer_hp"] = {"init_std": float(init_std), "alpha_in": 1.0, "alpha_out": 1.0, "warmup_frac": 0.0}
-    n = len(grid["width"]) * len(grid["param"]) * len(grid["log2_lr"])
-    summary = sweep.run_sweep(spec, out, trials=n, workers=workers, command=command, progress=progress)
+    cells = [{"width": w, "param": p, "log2_lr": float(lr)}
+             for w in grid["width"] for p in grid["param"] for lr in grid["log2_lr"]]
+    summary = sweep.run_sweep(spec, out, trials=len(cells), workers=workers, command=command, progress=progress,
+                              cells=cells)
     return finish(out, summary)
 
 

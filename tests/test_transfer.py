@@ -89,7 +89,7 @@ def test_tiny_real_transfer_check(tmp_path_factory):
     prepare_data(data, source="stdlib", tokenizer="bytes", max_mb=0.3, progress=False)
     out = tmp_path_factory.mktemp("tout") / "t"
     args = ["transfer-check", "--data", data, "--out", out, "--widths", "32,64", "--lrs=-10:-6:2",
-            "--steps", "6", "--batch", "4", "--seq-len", "32", "--json"]
+            "--steps", "6", "--batch", "4", "--seq-len", "32", "--workers", "2", "--json"]
     r = run_cli(*args, timeout=300)
     assert r.returncode == 0, r.stderr
     res = json.loads(r.stdout)
@@ -102,6 +102,13 @@ def test_tiny_real_transfer_check(tmp_path_factory):
             assert len(curve) == 3 and all(v is None or 1.0 < v < 7.0 for v in curve.values())
         assert d["drift_octaves"] is None or 0 <= d["drift_octaves"] <= 4
     assert (out / "transfer.html").stat().st_size > 1000 and (out / "runs.csv").exists()
+    # two racing workers: every grid cell ran exactly once (none skipped, none duplicated)
+    import pandas as pd
+
+    table = pd.read_csv(out / "runs.csv")
+    finished = table[table["state"].isin(["COMPLETE", "PRUNED"])]
+    cells = set(zip(finished["param"], finished["d_model"], finished["log2_lr"]))
+    assert len(finished) == len(cells) == 12
     stored = json.loads((out / "transfer.json").read_text())
     assert stored["params"]["mup"]["optima"] == res["params"]["mup"]["optima"]
     r2 = run_cli(*args, timeout=120)  # resume: nothing left to run
