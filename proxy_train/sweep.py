@@ -258,7 +258,11 @@ def make_sampler(spec: dict, seed: int):
 
     name = spec["sampler"]
     if name == "grid":
-        return optuna.samplers.GridSampler(spec["grid"], seed=seed)
+        # Every grid cell is enqueued by run_sweep(cells=...), so enqueued trials carry their own
+        # parameters; the sampler only sees a trial that raced past the queue, which the target
+        # guard fails as surplus. Not GridSampler: it stops the study once its ids look visited,
+        # before retried or re-enqueued cells have run.
+        return optuna.samplers.RandomSampler(seed=seed)
     if name == "tpe":  # pinned: the 5.0 defaults differ from 4.x (notes §5.1)
         return optuna.samplers.TPESampler(seed=seed, multivariate=True, constant_liar=True,
                                           n_startup_trials=10)
