@@ -8,9 +8,16 @@ shell), so no option value is ever interpreted by a shell.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
+import signal
+import socket
 import subprocess
 import sys
+import time
+import urllib.request
 from pathlib import Path
+from typing import IO, Iterator
 
 from planner.commands import positive_int
 from planner.errors import UserError
@@ -28,6 +35,44 @@ def streamlit_command(port: int, host: str, studies: Path) -> list[str]:
         "--browser.gatherUsageStats", "false",
         "--", "--studies", str(studies),
     ]
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def running_app(studies: Path, *, port: int | None = None, host: str = "127.0.0.1", timeout: float = 60.0,
+                log: IO | None = None, env: dict | None = None) -> Iterator[str]:
+    """Serve the dashboard in a subprocess (exactly as `scaleplan app`), wait until Streamlit's health
+    endpoint answers, yield its URL, and always stop the server's whole process group afterwards.
+    Used by the end-to-end test and tools/screenshots.py."""
+    port = port or free_port(host)
+    proc = subprocess.Popen(streamlit_command(port, host, Path(studies)), cwd=MAIN_SCRIPT.parents[1],
+                            stdout=log or subprocess.DEVNULL, stderr=subprocess.STDOUT,
+                            env={**os.environ, **(env or {})}, start_new_session=True)
+    url = f"http://{host}:{port}"
+    try:
+        deadline = time.time() + timeout
+        while True:
+            try:
+                if urllib.request.urlopen(f"{url}/_stcore/health", timeout=1).read().strip() == b"ok":
+                    break
+            except OSError:
+                pass
+            if proc.poll() is not None or time.time() > deadline:
+                raise RuntimeError(f"the dashboard did not start within {timeout:.0f} s (exit code {proc.poll()})")
+            time.sleep(0.3)
+        yield url
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
 
 
 def _port(text: str) -> int:

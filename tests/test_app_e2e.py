@@ -11,12 +11,7 @@ from __future__ import annotations
 
 import os
 import re
-import signal
-import socket
-import subprocess
 import tempfile
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -33,12 +28,6 @@ SHOTS = Path(os.environ.get("SCALEPLAN_SCREENSHOTS") or Path(tempfile.gettempdir
 SHOTS = SHOTS if SHOTS.is_absolute() else ROOT / SHOTS
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     if not Path(CHROMIUM).exists():
@@ -47,36 +36,17 @@ def server(tmp_path_factory):
         import playwright  # noqa: F401
     except ImportError:
         skip_or_fail("the playwright Python package is not installed")
-    from app.commands import streamlit_command
+    from app.commands import running_app
 
     root = tmp_path_factory.mktemp("e2e") / "studies"
     make_study(root)
-    port = _free_port()
-    log = open(root.parent / "server.log", "w")
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen(streamlit_command(port, "127.0.0.1", root), cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
-                            env=env, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.time() + 40
-        while True:
-            try:
-                if urllib.request.urlopen(f"{url}/_stcore/health", timeout=1).read().strip() == b"ok":
-                    break
-            except OSError:
-                pass
-            if proc.poll() is not None or time.time() > deadline:
-                raise RuntimeError(f"streamlit did not start: {(root.parent / 'server.log').read_text()[-2000:]}")
-            time.sleep(0.3)
-        yield url
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
+    log_path = root.parent / "server.log"
+    with open(log_path, "w") as log:
         try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-        log.close()
+            with running_app(root, log=log, env={"PYTHONPATH": str(ROOT)}) as url:
+                yield url
+        except RuntimeError as e:
+            raise RuntimeError(f"{e}: {log_path.read_text()[-2000:]}") from None
 
 
 @pytest.fixture(scope="module")

@@ -9,13 +9,7 @@ the server. The end-to-end test (tests/test_app_e2e.py) checks behaviour; this o
 from __future__ import annotations
 
 import argparse
-import os
-import signal
-import socket
-import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -26,12 +20,6 @@ PAGES = [("Plan", "plan.png", "Compute-optimal allocation"), ("Scaling fit", "fi
          ("Sweeps", "sweeps.png", "Best trial"), ("Coordinate check", "coord_check.png", "PASS")]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--studies", default=str(ROOT / "studies"))
@@ -40,47 +28,25 @@ def main(argv: list[str] | None = None) -> int:
     sys.path.insert(0, str(ROOT))
     from playwright.sync_api import sync_playwright
 
-    from app.commands import streamlit_command
+    from app.commands import running_app
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    port = _free_port()
-    proc = subprocess.Popen(streamlit_command(port, "127.0.0.1", Path(args.studies)), cwd=ROOT,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.time() + 60
-        while True:
-            try:
-                if urllib.request.urlopen(f"{url}/_stcore/health", timeout=1).read().strip() == b"ok":
-                    break
-            except OSError:
-                pass
-            if proc.poll() is not None or time.time() > deadline:
-                print("error: the dashboard did not start", file=sys.stderr)
-                return 1
-            time.sleep(0.3)
-        with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-            pg = browser.new_context(viewport={"width": 1500, "height": 1800}).new_page()
-            pg.set_default_timeout(60_000)
-            pg.goto(url)
-            for link, name, marker in PAGES:
-                if link != "Plan":
-                    pg.get_by_role("link", name=link).click()
-                pg.get_by_text(marker, exact=False).first.wait_for()
-                pg.wait_for_timeout(500)
-                pg.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"]')")
-                pg.wait_for_timeout(1500)  # plotly finishes drawing
-                pg.screenshot(path=str(out / name), full_page=True)
-                print(f"wrote {out / name}")
-            browser.close()
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
+    with running_app(Path(args.studies)) as url, sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        pg = browser.new_context(viewport={"width": 1500, "height": 1800}).new_page()
+        pg.set_default_timeout(60_000)
+        pg.goto(url)
+        for link, name, marker in PAGES:
+            if link != "Plan":
+                pg.get_by_role("link", name=link).click()
+            pg.get_by_text(marker, exact=False).first.wait_for()
+            pg.wait_for_timeout(500)
+            pg.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"]')")
+            pg.wait_for_timeout(1500)  # plotly finishes drawing
+            pg.screenshot(path=str(out / name), full_page=True)
+            print(f"wrote {out / name}")
+        browser.close()
     return 0
 
 
