@@ -26,8 +26,11 @@ app: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
+# The whole pipeline at small scale, from scratch, into DEMO_STUDY (the bundled studies/demo was made
+# by `make demo DEMO_STUDY=studies/demo`; rerunning that only redoes what is missing).
+DEMO_STUDY ?= studies/demo-local
 demo: $(STAMP)
-	$(BIN)/scaleplan demo --study studies/demo
+	$(BIN)/scaleplan demo --study $(DEMO_STUDY)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run_all.py
