@@ -173,7 +173,13 @@ class _Param:
         return np.linalg.lstsq(self.M, (theta - self.c).T, rcond=None)[0].T
 
 
-def _newton(phi, P: _Param, x, y, logL, w, delta, *, max_iter=400, gtol=1e-12, dedupe=True):
+# Stop a start once its objective is this many times the best one's and a step improves it by less
+# than this fraction (see _newton).
+PRUNE_FACTOR = 1.5
+PRUNE_REL_IMPROVEMENT = 1e-2
+
+
+def _newton(phi, P: _Param, x, y, logL, w, delta, *, max_iter=400, gtol=1e-12, dedupe=True, prune=True):
     """Batched damped Newton over all starts; returns (phi, f, grad_norm, multiplicity).
 
     ``w`` is (R,) shared weights or (S, R) per-start weights (then no dedupe across rows of w).
@@ -240,6 +246,15 @@ def _newton(phi, P: _Param, x, y, logL, w, delta, *, max_iter=400, gtol=1e-12, d
             tiny[ok] = improvement <= 1e-17 + 1e-14 * np.abs(f[acc])
         stall[a] = np.where(tiny | ~ok, stall[a] + 1, 0)
         done = (gn < gtol) | (lam[a] > 1e7) | (stall[a] >= 6)
+        if prune and not per_start_w and it >= 10:  # objectives of different resamples don't compare
+            # A start far above the best objective that has also nearly stopped improving sits in
+            # another (usually degenerate: one term vanishing) basin; Newton steps inside the best
+            # basin still cut f by a large fraction, so those starts are never stopped here.
+            rel = np.ones(a.size)
+            if acc.size:
+                rel[ok] = improvement / np.maximum(f[acc], 1e-300)
+            best = f[mult > 0].min()
+            done |= (f[a] > PRUNE_FACTOR * best) & (rel < PRUNE_REL_IMPROVEMENT)
         active[a[done]] = False
     gnorm = np.linalg.norm(g, axis=1)
     return phi, f, gnorm, mult
