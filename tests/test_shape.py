@@ -6,13 +6,12 @@ papers); none was produced by this code. Sources are named next to each number.
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from hf_meta import meta_param_counts
 from planner.errors import UserError
 from planner.shape import PRESETS, ModelShape, pad_vocab, preset_shape
 
@@ -150,25 +149,6 @@ def test_unknown_preset():
         preset_shape("gpt-5")
 
 
-_HF_CHECK = """
-import json, sys
-sys.modules["torchvision"] = None  # Llama needs no torchvision; a mismatched build breaks the import
-try:
-    import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
-except Exception as e:
-    print(f"{type(e).__name__}: {e}")
-    sys.exit(77)
-torch.set_num_threads(1)
-out = {}
-for name, cfg in json.loads(sys.argv[1]).items():
-    with torch.device("meta"):
-        model = LlamaForCausalLM(LlamaConfig(**cfg))
-    out[name] = sum(p.numel() for p in model.parameters())  # tied weights are yielded once
-print(json.dumps(out))
-"""
-
-
 def test_transformers_meta_device_counts():
     """If transformers is installed, a real LlamaForCausalLM (meta device) has exactly our count.
 
@@ -177,12 +157,9 @@ def test_transformers_meta_device_counts():
     names = ("tinyllama-1.1b", "llama-3.2-1b", "llm-jp-3-1.8b", "llama-2-70b")
     cfgs = {n: {k: v for k, v in preset_shape(n).to_hf_config().items()
                 if k not in ("architectures", "model_type", "torch_dtype")} for n in names}
-    r = subprocess.run([sys.executable, "-c", _HF_CHECK, json.dumps(cfgs)], capture_output=True, text=True,
-                       timeout=300)
-    if r.returncode == 77:
-        pytest.skip(f"transformers' Llama is not importable here ({r.stdout.strip()})")
-    assert r.returncode == 0, r.stderr[-2000:]
-    counts = json.loads(r.stdout.strip().splitlines()[-1])
+    counts, why = meta_param_counts(cfgs)
+    if counts is None:
+        pytest.skip(why)
     for n in names:
         assert counts[n] == preset_shape(n).total_params, n
 
