@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import shlex
 import sys
+from pathlib import Path
 
 from planner.commands import emit, fraction, int_list, nonneg_float, positive_float, positive_int
 
@@ -166,6 +167,6 @@ def cmd_coord_check(args) -> int:
     w = r["worst"]
     line = (f"coord check {args.param}: {'PASS' if r['passed'] else 'FAIL'} "
             f"(worst slope {w['slope']:+.3f} at {w['module']}, t={w['t']}; {r['n_failing']} module-steps "
-            f"over the limit; {r['criterion']})" + (f"; figure {args.out}/coord_check.html" if args.out else ""))
+            f"over the limit; {r['criterion']})" + (f"; figure {Path(args.out) / 'coord_check.html'}" if args.out else ""))
     emit(args, brief, line)
     return 0 if r["passed"] or args.param == "sp" else 1
