@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Callable
 
 from planner.errors import UserError
+from planner.provenance import mask_url
 
 STORAGE_ENV = "SCALEPLAN_SWEEP_STORAGE"
 JOURNAL_NAME = "optuna.journal"
@@ -49,21 +50,6 @@ RETRIABLE = (KILLED, INTERRUPTED)
 # ----------------------------------------------------------------------------------------------
 # storage
 # ----------------------------------------------------------------------------------------------
-
-def mask_url(url: str) -> str:
-    """The storage URL with any password replaced by ``***`` (for study.yaml and messages)."""
-    if "://" not in url or "@" not in url:
-        return url
-    try:
-        from sqlalchemy.engine import make_url
-
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:  # not a SQLAlchemy URL: mask user:pass@ by hand
-        scheme, rest = url.split("://", 1)
-        creds, host = rest.rsplit("@", 1)
-        user = creds.split(":", 1)[0]
-        return f"{scheme}://{user}:***@{host}"
-
 
 def is_rdb(url: str | None) -> bool:
     return bool(url) and url.split(":", 1)[0].split("+", 1)[0].lower() in RDB_SCHEMES

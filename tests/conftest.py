@@ -32,7 +32,7 @@ def run_cli(*args: str, cwd: str | os.PathLike | None = None, timeout: float = 6
     """Run `scaleplan ARGS` in a subprocess (the real entry point), capturing output."""
     full_env = {**os.environ, **(env or {})}
     return subprocess.run(
-        [sys.executable, "-m", "planner.cli", *map(str, args)],
+        [sys.executable, "-m", "scaleplan.cli", *map(str, args)],
         cwd=cwd or ROOT, capture_output=True, text=True, timeout=timeout, env=full_env,
     )
 

@@ -36,7 +36,7 @@ def server(tmp_path_factory):
         import playwright  # noqa: F401
     except ImportError:
         skip_or_fail("the playwright Python package is not installed")
-    from app.commands import running_app
+    from app.server import running_app
 
     root = tmp_path_factory.mktemp("e2e") / "studies"
     make_study(root)

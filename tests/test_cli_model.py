@@ -4,8 +4,8 @@ from __future__ import annotations
 import json
 
 import pytest
-from planner.cli import main
-from planner.commands.model import param_count
+from scaleplan.cli import main
+from scaleplan.commands.shape import param_count
 from planner.shape import ModelShape, preset_shape
 from planner.shape_search import search_shapes
 

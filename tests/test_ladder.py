@@ -143,7 +143,7 @@ def test_resume_after_kill(toy, ladder_run):
     """Kill a ladder mid-way (whole process group), rerun: same table as the uninterrupted run."""
     ref_study, _ = ladder_run
     study = toy["root"] / "killed"
-    cmd = [sys.executable, "-m", "planner.cli", "ladder", "--study", str(study), "--data", str(toy["data"]),
+    cmd = [sys.executable, "-m", "scaleplan.cli", "ladder", "--study", str(study), "--data", str(toy["data"]),
            "--hparams", str(toy["hparams"]), *TOY, "--no-check"]
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)

@@ -177,7 +177,7 @@ def test_missing_data_and_missing_study(tmp_path):
 
 
 def test_mask_url():
-    from proxy_train.workers import mask_url
+    from planner.provenance import mask_url
 
     assert mask_url("postgresql://bob:hunter2@db:5432/x") == "postgresql://bob:***@db:5432/x"
     assert mask_url("sqlite:///a.db") == "sqlite:///a.db"

@@ -39,7 +39,7 @@ def _study(study: Path, url: str | None = None):
 
 
 def _popen(args, env=None):
-    return subprocess.Popen([sys.executable, "-m", "planner.cli", *map(str, args)], cwd=ROOT,
+    return subprocess.Popen([sys.executable, "-m", "scaleplan.cli", *map(str, args)], cwd=ROOT,
                             env={**os.environ, **(env or {})}, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, start_new_session=True)
 

@@ -28,7 +28,7 @@ def main(argv: list[str] | None = None) -> int:
     sys.path.insert(0, str(ROOT))
     from playwright.sync_api import sync_playwright
 
-    from app.commands import running_app
+    from app.server import running_app
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

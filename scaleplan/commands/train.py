@@ -1,43 +1,12 @@
-"""CLI: ``scaleplan data prepare``, ``scaleplan train``, ``scaleplan coord-check``.
-
-No torch at module level (``scaleplan --help`` must start fast); handlers import the library.
+"""`scaleplan train`: one μP/SP proxy run, resumable, -> RUN_DIR/run.json.
 """
 from __future__ import annotations
 
-import shlex
-import sys
-from pathlib import Path
-
-from planner.commands import emit, fraction, int_list, nonneg_float, positive_float, positive_int
-
-
-def _command_line() -> str:
-    return "scaleplan " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+from planner.provenance import command_line
+from scaleplan.commands import emit, fraction, nonneg_float, positive_float, positive_int
 
 
 def register(sub) -> None:
-    # ---------------------------------------------------------------- data prepare
-    data = sub.add_parser("data", help="prepare a tokenized corpus for proxy training",
-                          description="Corpus tools for proxy training.")
-    dsub = data.add_subparsers(dest="data_command", metavar="SUBCOMMAND", parser_class=sub._parser_class)
-    p = dsub.add_parser("prepare", help="tokenize a corpus into DIR (tokenizer.json, train.bin, val.bin, meta.json)",
-                        description="Tokenize a corpus: train a byte-level BPE (or use bytes / a tokenizer.json), "
-                                    "split documents into train/val by a hash of their id, write token files.")
-    p.add_argument("--out", required=True, help="output folder (built in a temp folder, then renamed)")
-    p.add_argument("--source", default="stdlib",
-                   help="stdlib (this Python's standard-library sources; default), a .txt/.jsonl/.parquet file "
-                        "or folder, or hf:NAME (needs the `datasets` package)")
-    p.add_argument("--tokenizer", default="bpe", help="bpe (train one; default), bytes, or PATH/tokenizer.json")
-    p.add_argument("--vocab", type=positive_int, default=4096, help="BPE vocab size (default 4096)")
-    p.add_argument("--max-mb", type=positive_float, default=12.0, help="cap on corpus size in MiB (default 12)")
-    p.add_argument("--val-frac", type=positive_float, default=0.05, help="validation fraction of documents (0.05)")
-    p.add_argument("--text-field", default="text", help="text column/field for .jsonl/.parquet/hf (default text)")
-    p.add_argument("--force", action="store_true", help="replace an existing, different data folder")
-    p.add_argument("--json", action="store_true", help="print meta.json as JSON")
-    p.set_defaults(func=cmd_data_prepare)
-    data.set_defaults(func=lambda args: (data.print_help(), 2)[1])
-
-    # ---------------------------------------------------------------- train
     t = sub.add_parser("train", help="train one μP/SP proxy model -> RUN_DIR/run.json",
                        description="Train a Llama-style proxy (RMSNorm, SwiGLU, RoPE, untied) under μP or SP. "
                                    "Resumable: rerun the same command to continue or to get the finished record.")
@@ -78,35 +47,6 @@ def register(sub) -> None:
     t.add_argument("--json", action="store_true", help="print run.json (without curves) as JSON")
     t.set_defaults(func=cmd_train)
 
-    # ---------------------------------------------------------------- coord-check
-    c = sub.add_parser("coord-check", help="μP coordinate check: activations must not grow with width",
-                       description="Train each width a few AdamW steps on one fixed batch (mup's get_coord_data) and "
-                                   "fit log2 mean|activation| against log2 width; pass iff |slope| < 0.15 for every "
-                                   "module at every step t >= 2. μP should pass, SP should fail.")
-    c.add_argument("--param", choices=("mup", "sp"), default="mup")
-    c.add_argument("--widths", type=int_list, default=[32, 64, 128, 256])
-    c.add_argument("--steps", type=positive_int, default=4)
-    c.add_argument("--lr", type=positive_float, default=1e-2, help="AdamW LR (larger than a training LR; 0.01)")
-    c.add_argument("--n-layers", type=positive_int, default=2)
-    c.add_argument("--head-dim", type=positive_int, default=16)
-    c.add_argument("--seeds", type=positive_int, default=3)
-    c.add_argument("--data", help="use a batch of this data folder (default: random tokens)")
-    c.add_argument("--out", help="folder for coord_check.json and coord_check.html")
-    c.add_argument("--json", action="store_true")
-    c.set_defaults(func=cmd_coord_check)
-
-
-def cmd_data_prepare(args) -> int:
-    from proxy_train.data import prepare_data
-
-    meta = prepare_data(args.out, source=args.source, tokenizer=args.tokenizer, vocab=args.vocab,
-                        max_mb=args.max_mb, val_frac=args.val_frac, text_field=args.text_field,
-                        force=args.force, command=_command_line())
-    emit(args, meta, f"{args.out}: {meta['train_tokens']:,} train + {meta['val_tokens']:,} val tokens, "
-                     f"vocab {meta['tokenizer_vocab']} (model vocab {meta['vocab_size']}), {meta['dtype']}, "
-                     f"sha256 {meta['sha256'][:12]}")
-    return 0
-
 
 _TRAIN_FLAGS = {  # argparse dest -> TrainConfig field (None on the command line = not given)
     "heads": "n_heads", "head_dim": "head_dim", "param": "param", "base_width": "base_width",
@@ -124,7 +64,7 @@ def config_from_args(args):
                   seq_len=args.seq_len, schedule=args.schedule, cooldown_frac=args.cooldown_frac,
                   min_lr_frac=args.min_lr_frac, clip=args.clip, seed=args.seed, threads=args.threads,
                   device=args.device, compile=args.compile)
-    extra = {"command": _command_line()}
+    extra = {"command": command_line()}
     if args.hparams:
         hp = hparams_overrides(args.hparams, TokenData(args.data).vocab_size)
         extra.update(hp.pop("extra"))
@@ -149,24 +89,3 @@ def cmd_train(args) -> int:
               f"{rec['tokens_per_s'] or 0:,.0f} tokens/s")
     emit(args, brief, line)
     return 0
-
-
-def cmd_coord_check(args) -> int:
-    import torch
-
-    from proxy_train.coord_check import coord_check
-
-    torch.set_num_threads(1)
-    if args.out:
-        from planner.io import check_creatable
-
-        check_creatable(args.out, "--out folder")  # before minutes of work, not after
-    r = coord_check(args.param, args.widths, args.steps, args.lr, n_layers=args.n_layers, head_dim=args.head_dim,
-                    seeds=args.seeds, data=args.data, out=args.out, progress=True)
-    brief = {k: v for k, v in r.items() if k != "l1"}
-    w = r["worst"]
-    line = (f"coord check {args.param}: {'PASS' if r['passed'] else 'FAIL'} "
-            f"(worst slope {w['slope']:+.3f} at {w['module']}, t={w['t']}; {r['n_failing']} module-steps "
-            f"over the limit; {r['criterion']})" + (f"; figure {Path(args.out) / 'coord_check.html'}" if args.out else ""))
-    emit(args, brief, line)
-    return 0 if r["passed"] or args.param == "sp" else 1

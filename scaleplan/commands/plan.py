@@ -1,11 +1,10 @@
-"""`scaleplan plan` (budget or preset -> plan.yaml) and `scaleplan export` (plan -> launch files)."""
+"""`scaleplan plan`: a budget (or a published recipe) -> plan.yaml."""
 from __future__ import annotations
 
 import argparse
-import shlex
-import sys
 
-from planner.commands import emit, nonneg_float, positive_float, positive_int
+from planner.provenance import command_line
+from scaleplan.commands import emit, nonneg_float, positive_float, positive_int
 from planner.errors import UserError
 
 
@@ -47,21 +46,6 @@ def register(sub) -> None:
     p.add_argument("--json", action="store_true", help="print the plan as JSON")
     p.set_defaults(func=_plan)
 
-    e = sub.add_parser("export", help="plan.yaml -> Megatron-LM / torchtitan / HF launch files",
-                       description="Write launch files for a plan. Reads only the plan file.")
-    e.add_argument("plan", help="plan.yaml from `scaleplan plan --out`")
-    e.add_argument("--trainer", required=True, choices=["megatron", "torchtitan", "hf"])
-    e.add_argument("--out", required=True, help="output folder")
-    e.add_argument("--megatron-mup", choices=["translate", "native"], default="translate",
-                   help="μP in Megatron: translate into SP flags (all releases) or native --use-mup (main)")
-    e.add_argument("--flags", help="pretrain_gpt_flags.json to validate the Megatron arguments against")
-    e.add_argument("--json", action="store_true", help="print what was written as JSON")
-    e.set_defaults(func=_export)
-
-
-def _command() -> str:
-    return "scaleplan " + " ".join(shlex.quote(a) for a in sys.argv[1:])
-
 
 def _plan(args: argparse.Namespace) -> int:
     from planner.plan import Budget, make_plan
@@ -99,25 +83,9 @@ def _plan(args: argparse.Namespace) -> int:
                      micro_batch=args.micro_batch, mfu=args.mfu, price_per_gpu_hour=args.price,
                      global_batch=args.global_batch, schedule=args.schedule, preset=args.preset,
                      tokens=int(args.tokens) if args.tokens else None, lr=args.lr, sharding=args.sharding,
-                     recompute=args.recompute, data=data, command=_command())
+                     recompute=args.recompute, data=data, command=command_line())
     if args.out:
         plan.write(args.out)
     human = plan.summary() + (f"\n  written to {args.out}" if args.out else "")
     emit(args, plan.to_dict(), human)
-    return 0
-
-
-def _export(args: argparse.Namespace) -> int:
-    from planner.export import export
-    from planner.plan import Plan
-
-    plan = Plan.read(args.plan)
-    kw = {}
-    if args.trainer == "megatron":
-        kw = {"mup_mode": args.megatron_mup, "flags_json_path": args.flags}
-    elif args.megatron_mup != "translate" or args.flags:
-        raise UserError("--megatron-mup and --flags apply to --trainer megatron only")
-    res = export(plan, args.trainer, args.out, command=_command(), **kw)
-    human = f"{args.trainer} export of plan {plan.plan_hash[:12]}:\n" + "\n".join(f"  {f}" for f in res["files"])
-    emit(args, res, human)
     return 0

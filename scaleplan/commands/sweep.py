@@ -1,15 +1,14 @@
-"""CLI: ``scaleplan sweep``, ``scaleplan sweep export`` and ``scaleplan transfer-check``.
+"""`scaleplan sweep` and `scaleplan sweep export`: Optuna sweeps over μP base hyperparameters.
 
-Handlers only parse options and call :mod:`proxy_train.sweep` / :mod:`proxy_train.transfer`;
-torch and optuna are imported inside them so that ``scaleplan --help`` stays fast.
+Handlers only parse options and call :mod:`proxy_train.sweep`; torch and optuna are imported inside
+them so that ``scaleplan --help`` stays fast.
 """
 from __future__ import annotations
 
 import argparse
-import shlex
-import sys
 
-from planner.commands import emit, int_list, nonneg_float, positive_int
+from planner.provenance import command_line
+from scaleplan.commands import emit, int_list, nonneg_float, positive_int
 
 SWEEP_EPILOG = """\
 --trials N means N finished trials (complete or pruned); killed or interrupted trials are retried
@@ -20,23 +19,7 @@ worker's trial is retried). Then: scaleplan sweep export --study DIR -> hparams.
 """
 
 
-def _command_line(argv: list[str]) -> str:
-    """The command as typed, with any storage password masked."""
-    from proxy_train.workers import mask_url
-
-    out, mask_next = [], False
-    for a in argv:
-        if mask_next:
-            a, mask_next = mask_url(a), False
-        elif a == "--storage":
-            mask_next = True
-        elif a.startswith("--storage="):
-            a = "--storage=" + mask_url(a.split("=", 1)[1])
-        out.append(a)
-    return "scaleplan " + shlex.join(out)
-
-
-def _add_proxy_options(p: argparse.ArgumentParser, *, steps_default: int, head_dim: int, seq_len: int) -> None:
+def add_proxy_options(p: argparse.ArgumentParser, *, steps_default: int, head_dim: int, seq_len: int) -> None:
     g = p.add_argument_group("proxy runs")
     g.add_argument("--data", help="data folder from `scaleplan data prepare`")
     length = g.add_mutually_exclusive_group()
@@ -76,7 +59,7 @@ def register(sub) -> None:
                    help="RDB storage: seconds without heartbeat before a trial is retried (default 2x)")
     p.add_argument("--objective", default="proxy", help=argparse.SUPPRESS)  # tests: file.py:function
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
-    _add_proxy_options(p, steps_default=200, head_dim=32, seq_len=128)
+    add_proxy_options(p, steps_default=200, head_dim=32, seq_len=128)
     p.set_defaults(func=cmd_sweep)
 
     ss = p.add_subparsers(dest="sweep_cmd", metavar="{export}")
@@ -89,27 +72,6 @@ def register(sub) -> None:
     e.add_argument("--storage", help="storage URL, when the study's needs a password")
     e.add_argument("--json", action="store_true")
     e.set_defaults(func=cmd_export)
-
-    t = sub.add_parser("transfer-check", help="muTransfer check: LR optimum drift across widths, muP vs SP",
-                       description="Sweep log2 LR on a grid at several widths under muP and SP (everything "
-                                   "else fixed) and measure how far the optimal LR moves (octaves).",
-                       formatter_class=argparse.RawDescriptionHelpFormatter,
-                       epilog="Goal (Tensor Programs V, Fig. 1): muP drift <= 0.5 octave, SP >= 1.5 over 8x width.\n"
-                              "Resumable: rerun the same command. Writes transfer.json, transfer.html, runs.csv.")
-    t.add_argument("--out", required=True, help="output (study) folder")
-    t.add_argument("--widths", type=int_list, default=[64, 128, 256, 512])
-    t.add_argument("--lrs", default="-12:-5:1", help="log2 LR grid START:STOP:STEP inclusive, or a list "
-                                                     "like -10,-9,-8 (default -12:-5:1)")
-    t.add_argument("--param", default="mup,sp", help="parameterizations: mup,sp (default both)")
-    t.add_argument("--workers", type=positive_int, default=1)
-    t.add_argument("--init-std", type=float, default=0.02, help="fixed base init std (default 0.02)")
-    t.add_argument("--schedule", choices=("cosine", "wsd", "constant"), default="constant",
-                   help="LR schedule (default constant, as nanoGPT-mup's Shakespeare transfer runs)")
-    t.add_argument("--objective", default="proxy", help=argparse.SUPPRESS)
-    t.add_argument("--json", action="store_true")
-    # Defaults: the 2-core μTransfer setting of notes §4.4 (2 layers, d_head 16, T=64, B=16, 150 steps).
-    _add_proxy_options(t, steps_default=150, head_dim=16, seq_len=64)
-    t.set_defaults(func=cmd_transfer)
 
 
 def cmd_sweep(args) -> int:
@@ -125,7 +87,7 @@ def cmd_sweep(args) -> int:
                            head_dim=args.head_dim, schedule=args.schedule, tune_wd=args.tune_wd,
                            weight_decay=args.weight_decay, objective=args.objective)
     summary = sweep.run_sweep(spec, args.study, trials=args.trials, workers=args.workers, storage=args.storage,
-                              command=_command_line(sys.argv[1:]), heartbeat_interval=args.heartbeat_interval,
+                              command=command_line(), heartbeat_interval=args.heartbeat_interval,
                               grace_period=args.grace_period, progress=True)
     emit(args, summary, sweep.human_summary(summary))
     return 0
@@ -144,17 +106,4 @@ def cmd_export(args) -> int:
     for name, why in out["figures_skipped"].items():
         lines.append(f"figure {name} skipped: {why}")
     emit(args, out, "\n".join(lines))
-    return 0
-
-
-def cmd_transfer(args) -> int:
-    from proxy_train import transfer
-
-    res = transfer.run_transfer_check(
-        data=args.data, out=args.out, widths=args.widths, lrs=transfer.parse_lr_grid(args.lrs),
-        params=transfer.parse_params(args.param), steps=args.steps if (args.steps or args.tokens) else 150,
-        tokens=args.tokens, n_layers=args.n_layers, head_dim=args.head_dim, batch=args.batch,
-        seq_len=args.seq_len, seed=args.seed, workers=args.workers, init_std=args.init_std,
-        schedule=args.schedule, objective=args.objective, command=_command_line(sys.argv[1:]))
-    emit(args, res, transfer.human_report(res))
     return 0

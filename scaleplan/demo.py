@@ -164,7 +164,7 @@ def run_demo(study: str | Path = "studies/demo", *, fast: bool = False, workers:
             print(f"[demo] {stage['name']}: {line}", file=sys.stderr, flush=True)
         t0 = time.perf_counter()
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-        proc = subprocess.run([sys.executable, "-m", "planner.cli", *stage["args"]], env=env,
+        proc = subprocess.run([sys.executable, "-m", "scaleplan.cli", *stage["args"]], env=env,
                               stdout=subprocess.PIPE, text=True)
         secs = time.perf_counter() - t0
         out_text = proc.stdout.strip()

@@ -1,14 +1,13 @@
-"""CLI: ``scaleplan ladder`` (proxy runs across sizes x budgets -> runs.csv) and ``scaleplan demo``.
+"""`scaleplan ladder`: proxy runs across sizes x budgets -> runs.csv, then the held-out check.
 
-No torch at module level: handlers import :mod:`proxy_train.ladder` / :mod:`proxy_train.demo`.
+No torch at module level: the handler imports :mod:`proxy_train.ladder`.
 """
 from __future__ import annotations
 
 import argparse
-import shlex
-import sys
 
-from planner.commands import emit, positive_float, positive_int
+from planner.provenance import command_line
+from scaleplan.commands import emit, positive_float, positive_int
 from planner.errors import UserError
 
 LADDER_EPILOG = """\
@@ -21,10 +20,6 @@ WSD (default): one stable phase per size, a 20% cooldown branched at each budget
 Resumable: rerun the same command; runs.csv is rebuilt from the atomically written run.json files.
 Then: scaleplan fit STUDY/runs.csv --n-col non_embedding_params --d-col tokens --loss-col final_val_loss
 """
-
-
-def _command_line() -> str:
-    return "scaleplan " + " ".join(shlex.quote(a) for a in sys.argv[1:])
 
 
 def _range(text: str) -> tuple[float, float]:
@@ -73,18 +68,6 @@ def register(sub) -> None:
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.set_defaults(func=cmd_ladder)
 
-    d = sub.add_parser("demo", help="the whole pipeline at toy scale into a study folder (make demo)",
-                       description="Data prepare -> coordinate check (μP, SP) -> μP LR sweep on two widths -> "
-                                   "hparams.yaml -> WSD ladder with a held-out larger proxy -> fit with bootstrap "
-                                   "-> plan for an example budget -> Megatron/torchtitan/HF exports. Resumable: "
-                                   "finished stages are skipped. Designed for <= 20 minutes on 2 idle cores.")
-    d.add_argument("--study", default="studies/demo", help="study folder (default studies/demo)")
-    d.add_argument("--fast", action="store_true", help="a smaller ladder and sweep (a few minutes; for tests)")
-    d.add_argument("--workers", type=positive_int, default=2, help="worker processes (2)")
-    d.add_argument("--force", action="store_true", help="redo every stage")
-    d.add_argument("--json", action="store_true", help="print the stage summary as JSON")
-    d.set_defaults(func=cmd_demo)
-
 
 def cmd_ladder(args) -> int:
     from proxy_train import ladder
@@ -111,7 +94,7 @@ def cmd_ladder(args) -> int:
         emit(args, payload, "\n".join(lines))
         return 0
     summary = ladder.run_ladder(spec, args.study, workers=args.workers, parquet=args.parquet,
-                                command=_command_line(), progress=True)
+                                command=command_line(), progress=True)
     lines = [f"ladder {args.study}: {summary['ok']} ok / {summary['points']} points "
              f"({summary['finished_before']} already done, {summary['diverged']} diverged), sizes "
              f"{', '.join(summary['sizes'])} ({summary['non_embedding_decades']:.2f} decades of N_non-emb), "
@@ -137,13 +120,4 @@ def cmd_ladder(args) -> int:
                              f"[{r['lo']:.4f}, {r['hi']:.4f}], error {r['rel_error']:+.2%}, "
                              f"{r['compute_vs_max_fitted']:.1f}x the largest fitted compute")
     emit(args, summary, "\n".join(lines))
-    return 0
-
-
-def cmd_demo(args) -> int:
-    from proxy_train import demo
-
-    summary = demo.run_demo(args.study, fast=args.fast, workers=args.workers, force=args.force,
-                            command=_command_line())
-    emit(args, summary, demo.human_summary(summary))
     return 0

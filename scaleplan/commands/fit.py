@@ -8,7 +8,7 @@ import hashlib
 import sys
 from pathlib import Path
 
-from planner.commands import emit, nonneg_float, nonneg_int, open_fraction, positive_float, positive_int
+from scaleplan.commands import emit, nonneg_float, nonneg_int, open_fraction, positive_float, positive_int
 
 
 def register(sub) -> None:

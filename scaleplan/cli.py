@@ -14,16 +14,13 @@ from planner import __version__
 from planner.errors import UserError
 
 # Order = the workflow order shown by `scaleplan --help`.
-COMMAND_MODULES = [
-    "proxy_train.commands",        # data prepare, train, coord-check
-    "proxy_train.sweep_commands",  # sweep, sweep export, transfer-check
-    "proxy_train.ladder_commands",  # ladder, demo
-    "planner.commands.fit",        # fit
-    "planner.commands.optimal",    # optimal
-    "planner.commands.plan",       # plan, export
-    "app.commands",                # app
-    "planner.commands.model",      # count, shape
-]
+COMMAND_MODULES = [f"scaleplan.commands.{verb}" for verb in (
+    "data", "train", "coord_check",       # 1-2: corpus, one proxy run, μP check
+    "sweep", "transfer_check",            # 3: Optuna sweep (+ export), μTransfer check
+    "ladder", "fit", "optimal",           # 4-6: proxy ladder, scaling law, allocation
+    "plan", "export", "app",              # 7-9: plan.yaml, launch files, dashboard
+    "count", "shape", "demo",             # helpers
+)]
 
 WORKFLOW = """\
 workflow (in order):
@@ -61,13 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"scaleplan {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for name in COMMAND_MODULES:
-        try:
-            mod = importlib.import_module(name)
-        except ModuleNotFoundError as e:
-            if e.name == name or name.startswith(f"{e.name}."):
-                continue  # command group not present in this build
-            raise
-        mod.register(sub)
+        importlib.import_module(name).register(sub)
     return parser
 
 

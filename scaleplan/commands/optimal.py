@@ -10,7 +10,7 @@ import argparse
 import math
 import sys
 
-from planner.commands import emit, nonneg_float, positive_float
+from scaleplan.commands import emit, nonneg_float, positive_float
 from planner.errors import UserError
 
 

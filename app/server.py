@@ -1,4 +1,4 @@
-"""`scaleplan app`: start the Streamlit dashboard on this machine.
+"""Serving the Streamlit dashboard: the exact ``streamlit run`` command, and a server for tests/tools.
 
 The dashboard serves on 127.0.0.1 by default (nothing is exposed to the network unless the user
 asks with ``--host``), never phones home (``--browser.gatherUsageStats false``) and reads studies
@@ -7,7 +7,6 @@ shell), so no option value is ever interpreted by a shell.
 """
 from __future__ import annotations
 
-import argparse
 import contextlib
 import os
 import signal
@@ -19,8 +18,6 @@ import urllib.request
 from pathlib import Path
 from typing import IO, Iterator
 
-from planner.commands import positive_int
-from planner.errors import UserError
 
 MAIN_SCRIPT = Path(__file__).resolve().parent / "main.py"
 
@@ -73,45 +70,3 @@ def running_app(studies: Path, *, port: int | None = None, host: str = "127.0.0.
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
-
-
-def _port(text: str) -> int:
-    v = positive_int(text)
-    if v > 65535:
-        raise argparse.ArgumentTypeError(f"expected a TCP port 1-65535, got {text!r}")
-    return v
-
-
-def _run(args: argparse.Namespace) -> int:
-    studies = Path(args.studies).expanduser().resolve()
-    if studies.exists() and not studies.is_dir():
-        raise UserError(f"--studies {studies} is a file; pass the folder that holds your study folders")
-    if not studies.exists():
-        print(f"note: studies folder {studies} does not exist yet; the dashboard shows published laws only",
-              file=sys.stderr)
-    cmd = streamlit_command(args.port, args.host, studies)
-    if args.dry_run:
-        print(" ".join(cmd))
-        return 0
-    print(f"scaleplan dashboard on http://{args.host}:{args.port} (studies: {studies}); Ctrl-C stops it",
-          file=sys.stderr)
-    try:
-        return subprocess.call(cmd)
-    except KeyboardInterrupt:
-        return 0
-
-
-def register(sub) -> None:
-    p = sub.add_parser(
-        "app",
-        help="the dashboard: budget -> launchable plan, scaling fits, sweeps, coordinate checks",
-        description="Start the Streamlit dashboard (local only by default). Pages: Plan, Scaling fit, "
-                    "Sweeps, Coordinate check. Works without any study (published laws only).",
-    )
-    p.add_argument("--port", type=_port, default=8501, help="TCP port (default 8501)")
-    p.add_argument("--host", default="127.0.0.1",
-                   help="address to bind (default 127.0.0.1: this machine only; 0.0.0.0 exposes it)")
-    p.add_argument("--studies", default="studies",
-                   help="folder holding study folders (default ./studies); the app reads nothing outside it")
-    p.add_argument("--dry-run", action="store_true", help="print the streamlit command instead of running it")
-    p.set_defaults(func=_run)

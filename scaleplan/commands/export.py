@@ -1,0 +1,37 @@
+"""`scaleplan export`: plan.yaml -> Megatron-LM / torchtitan / Hugging Face launch files."""
+from __future__ import annotations
+
+import argparse
+
+from planner.errors import UserError
+from planner.provenance import command_line
+from scaleplan.commands import emit
+
+
+def register(sub) -> None:
+    e = sub.add_parser("export", help="plan.yaml -> Megatron-LM / torchtitan / HF launch files",
+                       description="Write launch files for a plan. Reads only the plan file.")
+    e.add_argument("plan", help="plan.yaml from `scaleplan plan --out`")
+    e.add_argument("--trainer", required=True, choices=["megatron", "torchtitan", "hf"])
+    e.add_argument("--out", required=True, help="output folder")
+    e.add_argument("--megatron-mup", choices=["translate", "native"], default="translate",
+                   help="μP in Megatron: translate into SP flags (all releases) or native --use-mup (main)")
+    e.add_argument("--flags", help="pretrain_gpt_flags.json to validate the Megatron arguments against")
+    e.add_argument("--json", action="store_true", help="print what was written as JSON")
+    e.set_defaults(func=_export)
+
+
+def _export(args: argparse.Namespace) -> int:
+    from planner.export import export
+    from planner.plan import Plan
+
+    plan = Plan.read(args.plan)
+    kw = {}
+    if args.trainer == "megatron":
+        kw = {"mup_mode": args.megatron_mup, "flags_json_path": args.flags}
+    elif args.megatron_mup != "translate" or args.flags:
+        raise UserError("--megatron-mup and --flags apply to --trainer megatron only")
+    res = export(plan, args.trainer, args.out, command=command_line(), **kw)
+    human = f"{args.trainer} export of plan {plan.plan_hash[:12]}:\n" + "\n".join(f"  {f}" for f in res["files"])
+    emit(args, res, human)
+    return 0

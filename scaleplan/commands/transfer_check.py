@@ -1,0 +1,44 @@
+"""`scaleplan transfer-check`: μTransfer check, the LR optimum's drift across widths under μP and SP."""
+from __future__ import annotations
+
+import argparse
+
+from planner.provenance import command_line
+from scaleplan.commands import emit, int_list, positive_int
+from scaleplan.commands.sweep import add_proxy_options
+
+
+def register(sub) -> None:
+    t = sub.add_parser("transfer-check", help="muTransfer check: LR optimum drift across widths, muP vs SP",
+                       description="Sweep log2 LR on a grid at several widths under muP and SP (everything "
+                                   "else fixed) and measure how far the optimal LR moves (octaves).",
+                       formatter_class=argparse.RawDescriptionHelpFormatter,
+                       epilog="Goal (Tensor Programs V, Fig. 1): muP drift <= 0.5 octave, SP >= 1.5 over 8x width.\n"
+                              "Resumable: rerun the same command. Writes transfer.json, transfer.html, runs.csv.")
+    t.add_argument("--out", required=True, help="output (study) folder")
+    t.add_argument("--widths", type=int_list, default=[64, 128, 256, 512])
+    t.add_argument("--lrs", default="-12:-5:1", help="log2 LR grid START:STOP:STEP inclusive, or a list "
+                                                     "like -10,-9,-8 (default -12:-5:1)")
+    t.add_argument("--param", default="mup,sp", help="parameterizations: mup,sp (default both)")
+    t.add_argument("--workers", type=positive_int, default=1)
+    t.add_argument("--init-std", type=float, default=0.02, help="fixed base init std (default 0.02)")
+    t.add_argument("--schedule", choices=("cosine", "wsd", "constant"), default="constant",
+                   help="LR schedule (default constant, as nanoGPT-mup's Shakespeare transfer runs)")
+    t.add_argument("--objective", default="proxy", help=argparse.SUPPRESS)
+    t.add_argument("--json", action="store_true")
+    # Defaults: the 2-core μTransfer setting of notes §4.4 (2 layers, d_head 16, T=64, B=16, 150 steps).
+    add_proxy_options(t, steps_default=150, head_dim=16, seq_len=64)
+    t.set_defaults(func=cmd_transfer)
+
+
+def cmd_transfer(args) -> int:
+    from proxy_train import transfer
+
+    res = transfer.run_transfer_check(
+        data=args.data, out=args.out, widths=args.widths, lrs=transfer.parse_lr_grid(args.lrs),
+        params=transfer.parse_params(args.param), steps=args.steps if (args.steps or args.tokens) else 150,
+        tokens=args.tokens, n_layers=args.n_layers, head_dim=args.head_dim, batch=args.batch,
+        seq_len=args.seq_len, seed=args.seed, workers=args.workers, init_std=args.init_std,
+        schedule=args.schedule, objective=args.objective, command=command_line())
+    emit(args, res, transfer.human_report(res))
+    return 0
