@@ -333,7 +333,7 @@ def _layout_step(shape: ModelShape, *, gpu: str, n_gpus: int, global_batch: int,
                  recompute: str | None, sharding: str | None, distributed_optimizer: bool,
                  gpus_per_node: int | None, mfu: float | None
                  ) -> tuple[dict[str, Any], dict[str, Any], list[str], float | None]:
-    """Parallel layout + memory per GPU (planner.layout / planner.memory).
+    """Parallel layout + memory per GPU (planner.parallel).
 
     Fully pinned (tp, pp, micro_batch given): that layout, validated with Megatron's rules (a
     broken rule is a UserError). Otherwise the fastest layout that fits (``search_layouts``),
@@ -342,8 +342,9 @@ def _layout_step(shape: ModelShape, *, gpu: str, n_gpus: int, global_batch: int,
     across nodes). Returns (layout dict, memory dict, warnings, estimated MFU or None).
     """
     from planner.hardware import get_gpu
-    from planner.layout import Layout, search_layouts
-    from planner.memory import memory_per_gpu
+    from planner.parallel.layout import Layout
+    from planner.parallel.search import search_layouts
+    from planner.parallel.memory import memory_per_gpu
 
     g = get_gpu(gpu)
     gpn = int(gpus_per_node or min(g.nvlink_domain, n_gpus))

@@ -61,6 +61,6 @@ def test_to_dict_is_plain():
 def test_planner_modules_do_not_import_torch():
     import subprocess
     import sys
-    code = ("import sys, planner.hardware, planner.memory, planner.layout, planner.cost; "
+    code = ("import sys, planner.hardware, planner.parallel.memory, planner.parallel.search, planner.cost; "
             "assert 'torch' not in sys.modules, 'torch imported'")
     subprocess.run([sys.executable, "-c", code], check=True)

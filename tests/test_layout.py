@@ -2,7 +2,9 @@
 import pytest
 
 from planner.errors import UserError
-from planner.layout import Layout, efficiency_factors, pipeline_bubble, search_layouts, stage_balance
+from planner.parallel.layout import Layout
+from planner.parallel.search import search_layouts
+from planner.parallel.throughput import efficiency_factors, pipeline_bubble, stage_balance
 from planner.shape import preset_shape
 
 LLMJP = preset_shape("llm-jp-3-1.8b")

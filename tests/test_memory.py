@@ -2,8 +2,8 @@
 import pytest
 
 from planner.hardware import GIB
-from planner.layout import Layout
-from planner.memory import (DEFAULT_OVERHEAD_BYTES, activation_bytes_per_layer, megatron_theoretical_memory,
+from planner.parallel.layout import Layout
+from planner.parallel.memory import (DEFAULT_OVERHEAD_BYTES, activation_bytes_per_layer, megatron_theoretical_memory,
                             memory_per_gpu)
 from planner.shape import ModelShape, preset_shape
 

@@ -9,7 +9,7 @@ import yaml
 from planner.errors import UserError
 from planner.hparams import HParams
 from planner.io import write_json
-from planner.layout import Layout
+from planner.parallel.layout import Layout
 from planner.plan import Budget, Plan, make_plan
 
 

@@ -52,14 +52,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from planner.errors import UserError
 from planner.hardware import GIB, GPU, get_gpu
+from planner.parallel.layout import Layout
 from planner.shape import ModelShape
 
-if TYPE_CHECKING:  # planner.layout imports this module
-    from planner.layout import Layout
 
 DEFAULT_OVERHEAD_BYTES = 5 * GIB
 BF16 = 2
@@ -104,7 +103,7 @@ class MemoryBreakdown:
 
 
 # ---------------------------------------------------------------------------------- Megatron's formulas
-def megatron_theoretical_memory(shape: ModelShape, layout: "Layout", *, num_microbatches: int | None = None,
+def megatron_theoretical_memory(shape: ModelShape, layout: Layout, *, num_microbatches: int | None = None,
                                 seq_len: int | None = None) -> MemoryBreakdown:
     """Megatron-LM's ``report_theoretical_memory`` (dense GPT path), in bytes.
 
@@ -206,7 +205,7 @@ def _in_flight(pp: int, vpp: int, m: int) -> float:
     return float(min(pp, m))
 
 
-def memory_per_gpu(shape: ModelShape, layout: "Layout", *, seq_len: int | None = None,
+def memory_per_gpu(shape: ModelShape, layout: Layout, *, seq_len: int | None = None,
                    flash_attention: bool = True, overhead_bytes: float | None = None) -> MemoryBreakdown:
     """Peak memory on the most loaded GPU (max over first and last pipeline stage), in bytes.
 
@@ -265,7 +264,7 @@ def memory_per_gpu(shape: ModelShape, layout: "Layout", *, seq_len: int | None =
     return best
 
 
-def _state_bytes(params: float, layer_params: float, vocab_params: float, layout: "Layout") -> tuple[float, ...]:
+def _state_bytes(params: float, layer_params: float, vocab_params: float, layout: Layout) -> tuple[float, ...]:
     """(weights, gradients, optimizer) bytes for ``params`` under the layout's sharding."""
     n = layout.shard_size
     stage = layout.effective_zero_stage
