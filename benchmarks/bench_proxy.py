@@ -29,9 +29,9 @@ VOCAB = 4096
 
 def _setup(param: str, a, compile_: bool = False):
     torch.manual_seed(0)
-    mcfg = model_config(VOCAB, a.width, a.layers, head_dim=32, param=param, max_seq_len=a.seq)
+    mcfg = model_config(VOCAB, a.width, a.layers, head_dim=32, parameterization=param, max_seq_len=a.seq)
     model = build_model(mcfg, base_width=min(128, a.width))
-    opt = make_optimizer(model, TrainConfig(data="-", d_model=a.width, n_layers=a.layers, param=param,
+    opt = make_optimizer(model, TrainConfig(data="-", d_model=a.width, n_layers=a.layers, parameterization=param,
                                             base_width=min(128, a.width)))
     fwd = torch.compile(model) if compile_ else model
     x = torch.randint(0, VOCAB, (a.batch, a.seq + 1))

@@ -3,7 +3,7 @@
 Width conventions (μP, see docs/CONTRACTS.md and /work/shared/notes/mup-and-sweeps.md §0):
 ``m_d = d_model / base_width``; hidden matrices get init std ``init_std / sqrt(m_d)`` and AdamW LR
 ``lr / m_d``; embedding, readout and norm gains keep ``lr`` and (embedding/readout) ``init_std``;
-logits = ``out_mult * (x W_out^T) / m_d``; attention logits = ``attn_mult * q.k / head_dim``.
+logits = ``alpha_out * (x W_out^T) / m_d``; attention logits = ``attn_mult * q.k / head_dim``.
 Under SP the same numbers are used without any width factor and attention uses
 ``attn_mult * q.k / sqrt(head_dim)``.
 """
@@ -21,6 +21,10 @@ from planner.errors import UserError
 from proxy_train.schedules import COOLDOWN_SHAPES, SCHEDULES
 
 DEPTH_SCALINGS = ("none", "depth-mup", "completep")
+# Names these fields had before the hparams.yaml names were adopted (run.json written by scaleplan
+# 0.1.0 carries them): read as the new names, and hashed under the old ones so that runs made before
+# the rename keep their config hash and resume instead of rerunning.
+_LEGACY_NAMES = {"param": "parameterization", "in_mult": "alpha_in", "out_mult": "alpha_out", "wd": "weight_decay"}
 # Fields that change how fast a run goes, not what it computes (left out of the config hash).
 _RUNTIME_FIELDS = ("threads", "device", "compile", "eval_every", "ckpt_every", "progress")
 
@@ -32,15 +36,15 @@ class TrainConfig:
     n_layers: int = 2
     n_heads: int | None = None     # fixed head count (head_dim = d_model / n_heads) ...
     head_dim: int | None = None    # ... or fixed head size (n_heads = d_model / head_dim); default 32
-    param: str = "mup"             # mup | sp
+    parameterization: str = "mup"  # mup | sp
     base_width: int = 128          # d_model at which the base hyperparameters hold (m_d = 1)
     base_depth: int | None = None  # for depth scaling; default n_layers
     lr: float = 1e-2
     init_std: float = 0.02
-    out_mult: float = 1.0
-    in_mult: float = 1.0
+    alpha_out: float = 1.0
+    alpha_in: float = 1.0
     attn_mult: float = 1.0
-    wd: float = 0.0
+    weight_decay: float = 0.0
     wd_rule: str = "mup"           # mup (MuAdamW: hidden wd * m_d) | unscaled (own param groups)
     readout_zero_init: bool | None = None  # default: True under muP, False under SP
     query_zero_init: bool | None = None    # default: True under muP, False under SP
@@ -87,11 +91,11 @@ class TrainConfig:
 
     @property
     def zero_readout(self) -> bool:
-        return (self.param == "mup") if self.readout_zero_init is None else bool(self.readout_zero_init)
+        return (self.parameterization == "mup") if self.readout_zero_init is None else bool(self.readout_zero_init)
 
     @property
     def zero_query(self) -> bool:
-        return (self.param == "mup") if self.query_zero_init is None else bool(self.query_zero_init)
+        return (self.parameterization == "mup") if self.query_zero_init is None else bool(self.query_zero_init)
 
     # ------------------------------------------------------------------ checks
     def validate(self) -> "TrainConfig":
@@ -101,8 +105,8 @@ class TrainConfig:
             v = getattr(self, name)
             if not isinstance(v, int) or isinstance(v, bool) or v <= 0:
                 raise UserError(f"{name} must be a positive integer, got {v!r}")
-        if self.param not in ("mup", "sp"):
-            raise UserError(f"param must be mup or sp, got {self.param!r}")
+        if self.parameterization not in ("mup", "sp"):
+            raise UserError(f"parameterization must be mup or sp, got {self.parameterization!r}")
         if self.n_heads is not None and self.head_dim is not None:
             raise UserError("give either --heads or --head-dim, not both (the other follows from d_model)")
         if self.n_heads is not None:
@@ -125,12 +129,12 @@ class TrainConfig:
             v = getattr(self, name)
             if v is not None and (not isinstance(v, int) or v <= 0):
                 raise UserError(f"{name} must be a positive integer, got {v!r}")
-        for name in ("lr", "init_std", "out_mult", "in_mult", "attn_mult", "eps"):
+        for name in ("lr", "init_std", "alpha_out", "alpha_in", "attn_mult", "eps"):
             v = getattr(self, name)
             if not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
                 raise UserError(f"{name} must be a positive finite number, got {v!r}")
-        if not (math.isfinite(self.wd) and self.wd >= 0):
-            raise UserError(f"wd must be >= 0, got {self.wd!r}")
+        if not (math.isfinite(self.weight_decay) and self.weight_decay >= 0):
+            raise UserError(f"weight_decay must be >= 0, got {self.weight_decay!r}")
         if self.wd_rule not in ("mup", "unscaled"):
             raise UserError(f"wd_rule must be mup or unscaled, got {self.wd_rule!r}")
         if self.depth_scaling not in DEPTH_SCALINGS:
@@ -171,11 +175,11 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "TrainConfig":
+        d = {_LEGACY_NAMES.get(k, k): v for k, v in d.items()}
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = set(d) - known
         if unknown:
             raise UserError(f"unknown training options {sorted(unknown)}; known: {sorted(known)}")
-        d = dict(d)
         if "betas" in d and d["betas"] is not None:
             d["betas"] = tuple(float(b) for b in d["betas"])
         return cls(**d)
@@ -185,16 +189,17 @@ class TrainConfig:
 
     def config_hash(self, data_sha256: str = "") -> str:
         """Hash of everything that changes the result (not threads/device/eval cadence)."""
-        d = {k: v for k, v in self.to_dict().items() if k not in _RUNTIME_FIELDS}
+        legacy = {new: old for old, new in _LEGACY_NAMES.items()}
+        d = {legacy.get(k, k): v for k, v in self.to_dict().items() if k not in _RUNTIME_FIELDS}
         d["data"] = data_sha256 or str(Path(self.data))
         return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 # hparams.yaml keys (docs/CONTRACTS.md) -> TrainConfig fields
 _HPARAM_KEYS = {
-    "parameterization": "param", "base_width": "base_width", "base_depth": "base_depth",
-    "lr": "lr", "init_std": "init_std", "alpha_in": "in_mult", "alpha_out": "out_mult",
-    "attn_mult": "attn_mult", "warmup_frac": "warmup_frac", "weight_decay": "wd", "wd_rule": "wd_rule",
+    "parameterization": "parameterization", "base_width": "base_width", "base_depth": "base_depth",
+    "lr": "lr", "init_std": "init_std", "alpha_in": "alpha_in", "alpha_out": "alpha_out",
+    "attn_mult": "attn_mult", "warmup_frac": "warmup_frac", "weight_decay": "weight_decay", "wd_rule": "wd_rule",
     "readout_zero_init": "readout_zero_init", "query_zero_init": "query_zero_init", "betas": "betas",
 }
 

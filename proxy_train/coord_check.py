@@ -79,7 +79,7 @@ def coord_check(param: str = "mup", widths=(32, 64, 128, 256), steps: int = 4, l
 
     def factory(w):
         def make():
-            cfg = model_config(vocab, w, n_layers, head_dim=head_dim, param=param, max_seq_len=seq_len)
+            cfg = model_config(vocab, w, n_layers, head_dim=head_dim, parameterization=param, max_seq_len=seq_len)
             return build_model(cfg, base_width=widths[0]).float()
         return make
 

@@ -318,7 +318,7 @@ def load_spec(*, data: str, hparams: str, sizes: str | None = "auto", n_sizes: i
         raise UserError(f"hparams file not found: {hparams}; make it with `scaleplan sweep export --study DIR`")
     fields = hparams_overrides(hparams, int(meta["vocab_size"]))
     fields.pop("extra", None)
-    param = fields.get("param")
+    param = fields.get("parameterization")
     if param != "mup":
         raise UserError(f"hparams file {hparams} has parameterization {param!r}; the ladder transfers "
                         "hyperparameters across widths with μP, so it needs `parameterization: mup` "

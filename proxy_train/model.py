@@ -8,13 +8,13 @@ rescale a tied embedding with width, mup issue #55), ``r`` the residual-branch m
 * ``set_base_shapes`` runs on the fresh model BEFORE the custom init below and before the
   optimizer; base/delta models are built at ``base_width`` and ``2 * base_width`` (d_model, d_ffn
   and heads or head_dim all change, depth does not).
-* embedding init N(0, init_std^2) (constant in width), output multiplied by ``in_mult``;
+* embedding init N(0, init_std^2) (constant in width), output multiplied by ``alpha_in``;
 * hidden matrices: ``mup.init.normal_(std=init_std)`` -> std init_std / sqrt(m_d);
-* query projection zero-initialised (option), readout ``MuReadout`` (logits = out_mult * x W^T /
+* query projection zero-initialised (option), readout ``MuReadout`` (logits = alpha_out * x W^T /
   m_d) zero-initialised (option) or N(0, init_std^2);
 * attention logits ``attn_mult * q.k / head_dim`` (SP: ``attn_mult * q.k / sqrt(head_dim)``).
 
-SP: plain ``nn.Linear`` readout (logits = out_mult * x W^T), every matrix N(0, init_std^2).
+SP: plain ``nn.Linear`` readout (logits = alpha_out * x W^T), every matrix N(0, init_std^2).
 
 Depth: ``r = 1`` (``none``), ``(L_base/L)^0.5`` (``depth-mup``, Yang et al. 2023, arXiv:2310.02244)
 or ``L_base/L`` (``completep``, Dey et al. 2025, arXiv:2505.01618).
@@ -46,9 +46,9 @@ class ModelConfig:
     n_heads: int
     head_dim: int
     d_ffn: int
-    param: str = "mup"
-    in_mult: float = 1.0
-    out_mult: float = 1.0
+    parameterization: str = "mup"
+    alpha_in: float = 1.0
+    alpha_out: float = 1.0
     attn_mult: float = 1.0
     init_std: float = 0.02
     readout_zero_init: bool = True
@@ -116,7 +116,7 @@ class Attention(nn.Module):
         self.k_proj = nn.Linear(cfg.d_model, q_dim, bias=False)
         self.v_proj = nn.Linear(cfg.d_model, q_dim, bias=False)
         self.o_proj = nn.Linear(q_dim, cfg.d_model, bias=False)
-        denom = cfg.head_dim if cfg.param == "mup" else math.sqrt(cfg.head_dim)
+        denom = cfg.head_dim if cfg.parameterization == "mup" else math.sqrt(cfg.head_dim)
         self.scale = cfg.attn_mult / denom
 
     def forward(self, x, cos, sin):
@@ -165,10 +165,10 @@ class Transformer(nn.Module):
         self.embed = nn.Embedding(cfg.vocab_size, cfg.d_model)
         self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layers))
         self.norm = RMSNorm(cfg.d_model, cfg.norm_eps)
-        if cfg.param == "mup":
+        if cfg.parameterization == "mup":
             from mup import MuReadout
             self.lm_head = MuReadout(cfg.d_model, cfg.vocab_size, bias=False,
-                                     readout_zero_init=cfg.readout_zero_init, output_mult=cfg.out_mult)
+                                     readout_zero_init=cfg.readout_zero_init, output_mult=cfg.alpha_out)
         else:
             self.lm_head = nn.Linear(cfg.d_model, cfg.vocab_size, bias=False)
         cos, sin = rope_tables(cfg.max_seq_len, cfg.head_dim, cfg.rope_theta)
@@ -176,12 +176,12 @@ class Transformer(nn.Module):
         self.register_buffer("rope_sin", sin, persistent=False)
 
     def forward(self, idx):
-        x = self.cfg.in_mult * self.embed(idx)
+        x = self.cfg.alpha_in * self.embed(idx)
         for block in self.blocks:
             x = block(x, self.rope_cos, self.rope_sin)
         logits = self.lm_head(self.norm(x))
-        if self.cfg.param == "sp" and self.cfg.out_mult != 1.0:
-            logits = logits * self.cfg.out_mult
+        if self.cfg.parameterization == "sp" and self.cfg.alpha_out != 1.0:
+            logits = logits * self.cfg.alpha_out
         return logits
 
     # ------------------------------------------------------------------ parameter roles
@@ -212,7 +212,7 @@ class Transformer(nn.Module):
                         nn.init.normal_(p, mean=0.0, std=std)
                 elif cfg.query_zero_init and name.endswith("q_proj.weight"):
                     p.zero_()
-                elif cfg.param == "mup":
+                elif cfg.parameterization == "mup":
                     import mup.init
                     mup.init.normal_(p, mean=0.0, std=std)
                 else:
@@ -235,7 +235,7 @@ def build_model(cfg: ModelConfig, *, base_width: int | None = None, fixed_heads:
     they cost no memory. ``init=False`` skips the custom init (e.g. before loading a checkpoint).
     """
     model = Transformer(cfg)
-    if cfg.param == "mup":
+    if cfg.parameterization == "mup":
         attach_base_shapes(model, base_width or cfg.d_model, fixed_heads)
     if init:
         model.init_weights()

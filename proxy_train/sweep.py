@@ -127,10 +127,10 @@ def train_config(spec: dict, *, width: int, param: str, hp: dict, run_seed: int 
     fixed = dict(spec.get("fixed") or {})
     cfg = TrainConfig(
         data=spec["data"], d_model=int(width), n_layers=spec["n_layers"], head_dim=spec["head_dim"],
-        param=param, base_width=int(base_width), lr=float(hp["lr"]), init_std=float(hp["init_std"]),
-        out_mult=float(hp["alpha_out"]), in_mult=float(hp["alpha_in"]),
+        parameterization=param, base_width=int(base_width), lr=float(hp["lr"]), init_std=float(hp["init_std"]),
+        alpha_out=float(hp["alpha_out"]), alpha_in=float(hp["alpha_in"]),
         warmup_frac=float(hp["warmup_frac"]),
-        wd=float(hp.get("weight_decay", spec["weight_decay"])), steps=spec["steps"],
+        weight_decay=float(hp.get("weight_decay", spec["weight_decay"])), steps=spec["steps"],
         tokens=spec["tokens"], batch=spec["batch"], seq_len=spec["seq_len"],
         schedule=spec["schedule"], seed=int(spec["seed"] if run_seed is None else run_seed),
         threads=1, progress=False,

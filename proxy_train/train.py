@@ -90,19 +90,19 @@ def make_optimizer(model: Transformer, cfg: TrainConfig) -> torch.optim.Optimize
         if alpha is not None and in_block:
             lr *= m_L ** (alpha - 1.0)
             eps *= m_L ** (-alpha) / m_d
-        wd = 0.0 if kind == "norm" else cfg.wd
-        if cfg.param == "mup" and cfg.wd_rule == "unscaled" and kind == "hidden":
+        wd = 0.0 if kind == "norm" else cfg.weight_decay
+        if cfg.parameterization == "mup" and cfg.wd_rule == "unscaled" and kind == "hidden":
             wm = float(p.infshape.width_mult())
             lr /= wm
             key = f"hidden@{wm:.6g}"
         g = groups.setdefault(key, {"params": [], "kind": key, "lr": lr, "weight_decay": wd, "eps": eps})
         g["params"].append(p)
     param_groups = list(groups.values())
-    if cfg.param == "mup" and cfg.wd_rule == "mup":
+    if cfg.parameterization == "mup" and cfg.wd_rule == "mup":
         from mup import MuAdamW
-        opt = MuAdamW(param_groups, lr=cfg.lr, betas=tuple(cfg.betas), eps=cfg.eps, weight_decay=cfg.wd)
+        opt = MuAdamW(param_groups, lr=cfg.lr, betas=tuple(cfg.betas), eps=cfg.eps, weight_decay=cfg.weight_decay)
     else:
-        opt = torch.optim.AdamW(param_groups, lr=cfg.lr, betas=tuple(cfg.betas), eps=cfg.eps, weight_decay=cfg.wd)
+        opt = torch.optim.AdamW(param_groups, lr=cfg.lr, betas=tuple(cfg.betas), eps=cfg.eps, weight_decay=cfg.weight_decay)
     for g in opt.param_groups:
         g["base_lr"] = g["lr"]
         if g["params"] and hasattr(g["params"][0], "infshape"):
@@ -129,14 +129,14 @@ class Trainer:
         self.device = device or resolve_device(cfg.device)
         torch.manual_seed(cfg.seed)
         fixed_heads = cfg.n_heads is not None
-        if cfg.param == "mup":
+        if cfg.parameterization == "mup":
             unit = cfg.n_heads if fixed_heads else cfg.resolved_head_dim
             if cfg.base_width % unit:
                 raise UserError(f"base width {cfg.base_width} is not divisible by the "
                                 f"{'head count' if fixed_heads else 'head size'} {unit}; choose another --base-width")
         mcfg = model_config(
             data.vocab_size, cfg.d_model, cfg.n_layers, n_heads=cfg.n_heads, head_dim=cfg.head_dim,
-            param=cfg.param, in_mult=cfg.in_mult, out_mult=cfg.out_mult, attn_mult=cfg.attn_mult,
+            parameterization=cfg.parameterization, alpha_in=cfg.alpha_in, alpha_out=cfg.alpha_out, attn_mult=cfg.attn_mult,
             init_std=cfg.init_std, readout_zero_init=cfg.zero_readout, query_zero_init=cfg.zero_query,
             branch_mult=branch_multiplier(cfg.depth_scaling, cfg.n_layers, cfg.base_depth or cfg.n_layers),
             max_seq_len=cfg.seq_len)
@@ -295,7 +295,7 @@ class Trainer:
             kind = g["kind"]
             wm = g.get("width_mult", 1.0)
             if kind.startswith("hidden"):
-                init = cfg.init_std / math.sqrt(wm) if cfg.param == "mup" else cfg.init_std
+                init = cfg.init_std / math.sqrt(wm) if cfg.parameterization == "mup" else cfg.init_std
             elif kind == "readout":
                 init = 0.0 if cfg.zero_readout else cfg.init_std
             elif kind == "embedding":
@@ -309,7 +309,7 @@ class Trainer:
             "status": status,
             **({"reason": reason} if reason else {}),
             "config_hash": config_hash,
-            "run_id": f"{cfg.param}-d{cfg.d_model}-L{cfg.n_layers}-t{tokens}-s{cfg.seed}",
+            "run_id": f"{cfg.parameterization}-d{cfg.d_model}-L{cfg.n_layers}-t{tokens}-s{cfg.seed}",
             "total_params": shape.total_params,
             "non_embedding_params": shape.non_embedding_params,
             "tokens": tokens,
@@ -326,14 +326,14 @@ class Trainer:
             "curve": {"train": self.curve["train"], "val": self.curve["val"],
                       "columns": ["step", "tokens", "loss"]},
             "schedule": cfg.schedule,
-            "parameterization": cfg.param,
+            "parameterization": cfg.parameterization,
             "wd_rule": cfg.wd_rule,
             "depth_scaling": {"rule": cfg.depth_scaling, "base_depth": cfg.base_depth or cfg.n_layers,
                               "branch_mult": self.model.cfg.branch_mult},
             "seed": cfg.seed,
             "hyperparameters": {
-                "base": {"lr": cfg.lr, "init_std": cfg.init_std, "in_mult": cfg.in_mult, "out_mult": cfg.out_mult,
-                         "attn_mult": cfg.attn_mult, "wd": cfg.wd, "betas": list(cfg.betas), "eps": cfg.eps,
+                "base": {"lr": cfg.lr, "init_std": cfg.init_std, "alpha_in": cfg.alpha_in, "alpha_out": cfg.alpha_out,
+                         "attn_mult": cfg.attn_mult, "weight_decay": cfg.weight_decay, "betas": list(cfg.betas), "eps": cfg.eps,
                          "base_width": cfg.base_width, "width_mult": m_d,
                          "attention_scale": self.model.blocks[0].attn.scale,
                          "readout_zero_init": cfg.zero_readout, "query_zero_init": cfg.zero_query,

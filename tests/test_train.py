@@ -53,7 +53,7 @@ def test_loss_falls_well_below_uniform_and_record_is_complete(data_dir, tmp_path
 
 
 def test_huge_lr_diverges_with_reason(data_dir, tmp_path):
-    rec = train(_cfg(data_dir, steps=60, lr=30.0, param="sp", warmup_frac=0.0, clip=0.0), tmp_path / "div")
+    rec = train(_cfg(data_dir, steps=60, lr=30.0, parameterization="sp", warmup_frac=0.0, clip=0.0), tmp_path / "div")
     assert rec["status"] == "diverged"
     assert "loss" in rec["reason"]
     assert rec["steps"] < 60

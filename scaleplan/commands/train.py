@@ -49,9 +49,9 @@ def register(sub) -> None:
 
 
 _TRAIN_FLAGS = {  # argparse dest -> TrainConfig field (None on the command line = not given)
-    "heads": "n_heads", "head_dim": "head_dim", "param": "param", "base_width": "base_width",
+    "heads": "n_heads", "head_dim": "head_dim", "param": "parameterization", "base_width": "base_width",
     "base_depth": "base_depth", "depth_scaling": "depth_scaling", "lr": "lr", "init_std": "init_std",
-    "out_mult": "out_mult", "in_mult": "in_mult", "attn_mult": "attn_mult", "wd": "wd", "wd_rule": "wd_rule",
+    "out_mult": "alpha_out", "in_mult": "alpha_in", "attn_mult": "attn_mult", "wd": "weight_decay", "wd_rule": "wd_rule",
     "tokens": "tokens", "steps": "steps", "warmup_frac": "warmup_frac", "eval_every": "eval_every",
 }
 
