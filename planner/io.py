@@ -110,30 +110,32 @@ def write_yaml(path: str | os.PathLike, obj: Any) -> Path:
     return atomic_write(path, to_yaml(obj))
 
 
-def read_json(path: str | os.PathLike, what: str = "JSON file") -> Any:
-    path = Path(path)
+def _read_text(path: Path, what: str, kind: str) -> str:
+    """The file's text, or a UserError saying it is missing, a folder or not UTF-8."""
     if not path.exists():
         raise UserError(f"{what} not found: {path}; check the path")
     if path.is_dir():
         raise UserError(f"{what} {path} is a folder; pass the file inside it")
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        return path.read_text(encoding="utf-8")
     except UnicodeDecodeError:
-        raise UserError(f"{what} {path} is not UTF-8 text; pass a JSON file") from None
+        raise UserError(f"{what} {path} is not UTF-8 text; pass a {kind} file") from None
+
+
+def read_json(path: str | os.PathLike, what: str = "JSON file") -> Any:
+    path = Path(path)
+    text = _read_text(path, what, "JSON")
+    try:
+        return json.loads(text)
     except json.JSONDecodeError as e:
         raise UserError(f"{what} {path} is not valid JSON (line {e.lineno}: {e.msg}); fix or regenerate it") from None
 
 
 def read_yaml(path: str | os.PathLike, what: str = "YAML file") -> Any:
     path = Path(path)
-    if not path.exists():
-        raise UserError(f"{what} not found: {path}; check the path")
-    if path.is_dir():
-        raise UserError(f"{what} {path} is a folder; pass the file inside it")
+    text = _read_text(path, what, "YAML")
     try:
-        return yaml.safe_load(path.read_text(encoding="utf-8"))
-    except UnicodeDecodeError:
-        raise UserError(f"{what} {path} is not UTF-8 text; pass a YAML file") from None
+        return yaml.safe_load(text)
     except yaml.YAMLError as e:
         msg = str(e).splitlines()[0] if str(e) else "parse error"
         raise UserError(f"{what} {path} is not valid YAML ({msg}); fix or regenerate it") from None

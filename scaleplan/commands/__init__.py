@@ -1,4 +1,7 @@
-"""CLI command groups of the planner (argparse only; handlers call the library)."""
+"""Shared pieces of the `scaleplan` verbs: `emit` (human text or --json) and argparse value types.
+
+Conventions: a bad value is an argparse type error of one line, "expected ..., got VALUE", which
+the parser turns into exit status 2 (scaleplan.cli)."""
 from __future__ import annotations
 
 import argparse
@@ -17,44 +20,38 @@ def emit(args: argparse.Namespace, payload, human: str) -> None:
         sys.stdout.write(human.rstrip("\n") + "\n")
 
 
-def positive_int(text: str) -> int:
+def _checked(text: str, convert, valid, unparsable: str, out_of_range: str):
+    """``convert(text)`` if it parses and passes ``valid``, else argparse's one-line type error."""
     try:
-        v = int(float(text)) if "e" in text.lower() else int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if v <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+        v = convert(text)
+    except (ValueError, OverflowError):
+        raise argparse.ArgumentTypeError(f"{unparsable}, got {text!r}") from None
+    if not valid(v):
+        raise argparse.ArgumentTypeError(f"{out_of_range}, got {text!r}")
     return v
+
+
+def _int(text: str) -> int:
+    """An integer, also written as 1e6 (counts on the command line often are)."""
+    return int(float(text)) if "e" in text.lower() else int(text)
+
+
+def positive_int(text: str) -> int:
+    return _checked(text, _int, lambda v: v > 0, "expected a positive integer", "expected a positive integer")
 
 
 def positive_float(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
-    if not math.isfinite(v) or v <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive finite number, got {text!r}")
-    return v
+    return _checked(text, float, lambda v: math.isfinite(v) and v > 0, "expected a positive number",
+                    "expected a positive finite number")
 
 
 def nonneg_float(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}") from None
-    if not math.isfinite(v) or v < 0:
-        raise argparse.ArgumentTypeError(f"expected a finite number >= 0, got {text!r}")
-    return v
+    return _checked(text, float, lambda v: math.isfinite(v) and v >= 0, "expected a number >= 0",
+                    "expected a finite number >= 0")
 
 
 def nonneg_int(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
-    if v < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
-    return v
+    return _checked(text, int, lambda v: v >= 0, "expected an integer >= 0", "expected an integer >= 0")
 
 
 def fraction(text: str, *, open_interval: bool = False) -> float:
