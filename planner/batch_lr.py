@@ -26,12 +26,13 @@ import numpy as np
 from scipy import stats
 
 from planner.errors import UserError
-from planner.laws import _positive
+from planner.scaling_law import positive_number
 
 
 def deepseek_flops_per_token(n_layers: int, d_model: int, seq_len: int) -> float:
     """DeepSeek's M = 72 L d^2 + 12 L d l_seq (non-embedding training FLOPs per token)."""
-    L, d, s = (_positive(v, name) for v, name in ((n_layers, "n_layers"), (d_model, "d_model"), (seq_len, "seq_len")))
+    L, d, s = (positive_number(v, name)
+               for v, name in ((n_layers, "n_layers"), (d_model, "d_model"), (seq_len, "seq_len")))
     return 72.0 * L * d * d + 12.0 * L * d * s
 
 
@@ -83,15 +84,15 @@ class BatchLRLaw:
     source: str = ""
 
     def optimal_lr(self, C) -> float:
-        return self.lr(_positive(C, "compute C (FLOPs)"))
+        return self.lr(positive_number(C, "compute C (FLOPs)"))
 
     def optimal_batch_tokens(self, C) -> float:
-        return self.batch(_positive(C, "compute C (FLOPs)"))
+        return self.batch(positive_number(C, "compute C (FLOPs)"))
 
     def for_model(self, n_layers: int, d_model: int, seq_len: int, tokens: float) -> dict[str, float]:
         """eta_opt and B_opt for a model of L layers, width d, sequence length, trained on tokens."""
         M = deepseek_flops_per_token(n_layers, d_model, seq_len)
-        C = M * _positive(tokens, "training tokens")
+        C = M * positive_number(tokens, "training tokens")
         return {"flops_per_token": M, "C": C, "lr": self.optimal_lr(C),
                 "batch_tokens": self.optimal_batch_tokens(C),
                 "batch_sequences": self.optimal_batch_tokens(C) / seq_len}
@@ -130,7 +131,7 @@ BATCH_WARN_FACTOR = 4.0
 def batch_warning(batch_tokens: float, C: float, law: BatchLRLaw = DEEPSEEK2024,
                   factor: float = BATCH_WARN_FACTOR) -> str | None:
     """A one-line warning when the batch is more than ``factor`` x off the law's B_opt, else None."""
-    b = _positive(batch_tokens, "batch size (tokens)")
+    b = positive_number(batch_tokens, "batch size (tokens)")
     opt = law.optimal_batch_tokens(C)
     if b > factor * opt:
         return (f"batch {b:.3g} tokens is {b / opt:.1f}x the compute-optimal {opt:.3g} ({law.name}); "

@@ -37,7 +37,8 @@ import numpy as np
 from scipy import optimize
 
 from planner.errors import UserError
-from planner.laws import PRESETS, Allocation, ScalingLaw, _positive
+from planner.laws import PRESETS, Allocation, ScalingLaw
+from planner.scaling_law import positive_number
 
 
 @dataclass
@@ -51,8 +52,8 @@ class DataConstrainedLaw:
     source: str = ""
 
     def __post_init__(self) -> None:
-        self.rd_star = _positive(self.rd_star, "R_D*")
-        self.rn_star = _positive(self.rn_star, "R_N*")
+        self.rd_star = positive_number(self.rd_star, "R_D*")
+        self.rn_star = positive_number(self.rn_star, "R_N*")
 
     def n_opt_for_tokens(self, D):
         """The base law's compute-optimal N for a D-token run: G (G D)^(beta/alpha)."""
@@ -85,9 +86,9 @@ class DataConstrainedLaw:
     def optimal(self, C: float, U: float, flops_per_token_per_param: float = 6.0) -> "DataConstrainedAllocation":
         """N, D (epochs allowed) minimising L(N, D, U) at C = k N D; compared with the
         unconstrained Chinchilla optimum of the base law at the same C."""
-        C = _positive(C, "compute budget C (FLOPs)")
-        U = _positive(U, "unique tokens U")
-        k = _positive(flops_per_token_per_param, "flops_per_token_per_param")
+        C = positive_number(C, "compute budget C (FLOPs)")
+        U = positive_number(U, "unique tokens U")
+        k = positive_number(flops_per_token_per_param, "flops_per_token_per_param")
         free = self.base.optimal(C, k)
 
         def loss_at(logn):
@@ -209,8 +210,8 @@ def fit_data_constrained(N, D, U, loss, *, base: ScalingLaw | None = None, fit_b
     logL = np.log(Lv)
     base = base if base is not None else PRESETS["muennighoff2023"]
 
-    fixed = {"rd": None if rd_star is None else math.log(_positive(rd_star, "R_D*")),
-             "rn": None if rn_star is None else math.log(_positive(rn_star, "R_N*"))}
+    fixed = {"rd": None if rd_star is None else math.log(positive_number(rd_star, "R_D*")),
+             "rn": None if rn_star is None else math.log(positive_number(rn_star, "R_N*"))}
     free_r = [k for k in ("rd", "rn") if fixed[k] is None]
 
     def make(theta) -> DataConstrainedLaw:

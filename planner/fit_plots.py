@@ -1,39 +1,21 @@
 """Plotly figures of scaling-law fits (used by `scaleplan fit --plot` and the dashboard).
 
-plotly is imported inside each function so that importing planner stays fast. ``law`` is anything
-with ``E, A, B, alpha, beta`` attributes (a :class:`planner.laws.ScalingLaw`, a fitted
-:class:`planner.fit.ChinchillaFitter` via ``.law()``) or a dict with those keys. Loss is in nats.
+Conventions: every law argument is a :class:`planner.scaling_law.ScalingLaw` (a fitter's
+``law_`` or ``planner.laws.load_law``); runs tables have the columns N, D, C, loss of
+:func:`planner.runs.load_runs`; loss in nats; C = 6 N D FLOPs. plotly is imported inside each
+function so that importing planner stays fast. The held-out check's own figure is
+:func:`planner.holdout.holdout_figure`.
 """
 from __future__ import annotations
-
-from typing import Any
 
 import numpy as np
 import pandas as pd
 
-
-def _params(law: Any) -> tuple[float, float, float, float, float]:
-    if isinstance(law, dict):
-        return tuple(float(law[k]) for k in ("E", "A", "B", "alpha", "beta"))
-    if hasattr(law, "params_"):
-        law = law.params_
-        return tuple(float(law[k]) for k in ("E", "A", "B", "alpha", "beta"))
-    return tuple(float(getattr(law, k)) for k in ("E", "A", "B", "alpha", "beta"))
+from planner.holdout import HoldoutReport
+from planner.scaling_law import ScalingLaw
 
 
-def _predict(law, N, D):
-    E, A, B, al, be = _params(law)
-    return E + A / np.asarray(N, dtype=float) ** al + B / np.asarray(D, dtype=float) ** be
-
-
-def _optimal(law, C, k=6.0):
-    E, A, B, al, be = _params(law)
-    G = (al * A / (be * B)) ** (1 / (al + be))
-    N = G * (np.asarray(C) / k) ** (be / (al + be))
-    return N, np.asarray(C) / (k * N)
-
-
-def fig_runs_and_law(df: pd.DataFrame, law: Any, title: str = "Runs and fitted law"):
+def fig_runs_and_law(df: pd.DataFrame, law: ScalingLaw, title: str = "Runs and fitted law"):
     """Loss vs compute: the runs (coloured by log10 N) and the law along each run size, plus the
     compute-optimal frontier. ``df`` has columns N, D, C, loss (planner.runs.load_runs)."""
     import plotly.graph_objects as go
@@ -51,32 +33,34 @@ def fig_runs_and_law(df: pd.DataFrame, law: Any, title: str = "Runs and fitted l
         sizes = np.geomspace(sizes.min(), sizes.max(), 10)
     C = np.geomspace(Cmin / 2, Cmax * 2, 200)
     for n in sizes:
-        fig.add_trace(go.Scatter(x=C, y=_predict(law, n, C / (6 * n)), mode="lines", showlegend=False,
+        fig.add_trace(go.Scatter(x=C, y=law.predict(n, C / (6 * n)), mode="lines", showlegend=False,
                                  line=dict(width=1, color="rgba(100,100,100,0.5)"),
                                  hovertemplate=f"law at N={n:.3g}<br>C=%{{x:.3g}}<br>loss=%{{y:.4f}}"))
     Cf = np.geomspace(Cmin, Cmax * 100, 100)
-    Nf, Df = _optimal(law, Cf)
-    fig.add_trace(go.Scatter(x=Cf, y=_predict(law, Nf, Df), mode="lines", name="compute-optimal frontier",
+    Nf, Df = law.optimal_frontier(Cf)
+    fig.add_trace(go.Scatter(x=Cf, y=law.predict(Nf, Df), mode="lines", name="compute-optimal frontier",
                              line=dict(color="crimson", width=2)))
-    ymin = min(float(df["loss"].min()), float(_predict(law, Nf, Df).min()))
+    ymin = min(float(df["loss"].min()), float(law.predict(Nf, Df).min()))
     fig.update_layout(title=title, xaxis_type="log", xaxis_title="training compute C (FLOPs)",
                       yaxis_title="loss (nats)", yaxis_range=[ymin * 0.97, float(df["loss"].max()) * 1.03],
                       template="plotly_white")
     return fig
 
 
-def fig_residuals(df: pd.DataFrame, law: Any, holdout: dict | None = None, title: str = "Fit residuals"):
-    """Relative residuals (loss / prediction - 1) vs compute, with held-out rows and their
-    prediction intervals when ``holdout`` (the fit's holdout dict) is given."""
+def fig_residuals(df: pd.DataFrame, law: ScalingLaw, holdout: HoldoutReport | None = None,
+                  title: str = "Fit residuals"):
+    """Relative residuals (loss / prediction - 1) vs compute, with the held-out runs and their
+    95 % prediction intervals when ``holdout`` is given."""
     import plotly.graph_objects as go
 
-    pred = _predict(law, df["N"], df["D"])
+    pred = law.predict(df["N"], df["D"])
     fig = go.Figure()
     fig.add_trace(go.Scatter(x=df["C"], y=df["loss"] / pred - 1, mode="markers", name="fitted runs",
                              marker=dict(color=np.log10(df["N"]), colorscale="Viridis", size=6,
                                          colorbar=dict(title="log10 N"))))
-    if holdout and holdout.get("rows"):
-        h = pd.DataFrame(holdout["rows"])
+    if holdout is not None and holdout.rows:
+        h = pd.DataFrame([{"N": r.N, "D": r.D, "loss": r.measured, "pred": r.predicted, "lo": r.lo, "hi": r.hi}
+                          for r in holdout.rows])
         Ch = 6 * h["N"] * h["D"]
         fig.add_trace(go.Scatter(
             x=Ch, y=h["loss"] / h["pred"] - 1, mode="markers", name="held out",

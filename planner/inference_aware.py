@@ -29,7 +29,7 @@ from typing import Any
 from scipy import optimize
 
 from planner.errors import UserError
-from planner.laws import Allocation, ScalingLaw, _positive
+from planner.scaling_law import Allocation, ScalingLaw, positive_number
 
 TRAIN_FLOPS_PER_TOKEN_PER_PARAM = 6.0  # forward + backward (Kaplan et al. 2020, Sec. 2.1)
 INFERENCE_FLOPS_PER_TOKEN_PER_PARAM = 2.0  # forward only (ibid.; Sardana et al. 2024, eq. 2)
@@ -78,21 +78,15 @@ def inference_optimal(law: ScalingLaw, loss: float, inference_tokens: float, *,
                       inference_flops_per_token_per_param: float = INFERENCE_FLOPS_PER_TOKEN_PER_PARAM,
                       ) -> InferenceAllocation:
     """N, D_tr minimising k_tr N D_tr + k_inf N D_inf subject to L(N, D_tr) = loss (Sardana 2024)."""
-    try:
-        loss = float(loss)
-    except (TypeError, ValueError):
-        raise UserError(f"target loss must be a number, got {loss!r}") from None
-    if not math.isfinite(loss) or loss <= law.E:
-        raise UserError(f"target loss {loss:g} nats is unreachable: the law's irreducible loss is "
-                        f"E = {law.E:.4g}; ask for a loss above E")
+    loss = law.reachable_loss(loss)
     try:
         d_inf = float(inference_tokens)
     except (TypeError, ValueError):
         raise UserError(f"inference tokens must be a number >= 0, got {inference_tokens!r}") from None
     if not math.isfinite(d_inf) or d_inf < 0:
         raise UserError(f"inference tokens must be a finite number >= 0, got {inference_tokens!r}")
-    k_tr = _positive(train_flops_per_token_per_param, "training FLOPs per token per parameter")
-    k_inf = _positive(inference_flops_per_token_per_param, "inference FLOPs per token per parameter")
+    k_tr = positive_number(train_flops_per_token_per_param, "training FLOPs per token per parameter")
+    k_inf = positive_number(inference_flops_per_token_per_param, "inference FLOPs per token per parameter")
 
     chin = law.optimal_for_loss(loss, k_tr)
     n_min = (law.A / (loss - law.E)) ** (1.0 / law.alpha)  # below this N the loss is never reached
@@ -128,6 +122,6 @@ def inference_optimal_for_budget(law: ScalingLaw, C: float, inference_tokens: fl
     model reaches the loss L*(C) and minimises training + inference FLOPs; its training
     compute (``train_flops``) exceeds C whenever inference_tokens > 0.
     """
-    C = _positive(C, "compute budget C (FLOPs)")
+    C = positive_number(C, "compute budget C (FLOPs)")
     k_tr = kw.get("train_flops_per_token_per_param", TRAIN_FLOPS_PER_TOKEN_PER_PARAM)
     return inference_optimal(law, law.optimal(C, k_tr).loss, inference_tokens, **kw)

@@ -1,281 +1,26 @@
-"""ScalingLaw: the Chinchilla loss surface L(N, D) = E + A / N^alpha + B / D^beta and its optima.
+"""The catalogue of scaling laws: published presets with their sources, and ``load_law``.
 
-Conventions (docs/CONTRACTS.md):
+The law itself (:class:`ScalingLaw`: L(N, D) = E + A / N^alpha + B / D^beta, its predictions,
+compute-optimal allocations and intervals) lives in :mod:`planner.scaling_law` and is re-exported
+here; a fit.json is read through :class:`planner.fit_result.FitResult`.
 
-* L is natural-log cross-entropy per token (nats), N parameters (the count the law was fitted
-  on: Hoffmann et al. 2022 use total parameters), D training tokens, C training FLOPs.
-* Compute model: C = k * N * D with k FLOPs per token per parameter (k = 6 for forward+backward
-  of the matmuls, Kaplan et al. 2020 Sec. 2.1 / Hoffmann et al. 2022 Sec. 3). ``optimal`` also
-  accepts k as a function of N (e.g. a shape's exact FLOPs/token divided by its parameter count).
-
-Compute-optimal allocation for constant k (Hoffmann et al. 2022, Sec. 3.3, eq. (4)): minimising
-L(N, C/(kN)) gives
-
-    G  = (alpha A / (beta B))^(1 / (alpha + beta))
-    N* = G       (C/k)^(beta  / (alpha + beta))
-    D* = G^(-1)  (C/k)^(alpha / (alpha + beta))
-
-and at the optimum alpha A / N*^alpha = beta B / D*^beta, so the optimal loss is
-L*(C) = E + (1 + alpha/beta) A / N*^alpha. ``optimal_for_loss`` inverts this in closed form.
+Conventions (docs/CONTRACTS.md): L in nats per token, N parameters (the presets use total
+parameters, as Hoffmann et al. 2022), D tokens, C = k N D FLOPs (k = 6 unless given).
 """
 from __future__ import annotations
 
 import dataclasses
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Union
+from typing import Any
 
 import numpy as np
-from scipy import optimize
 
 from planner.errors import UserError
+from planner.fit_result import FitResult
 from planner.io import read_json
-
-PARAM_NAMES = ("E", "A", "B", "alpha", "beta")
-FlopsRatio = Union[float, Callable[[float], float]]
-
-
-@dataclass
-class Allocation:
-    """One point on the compute-optimal frontier.
-
-    ``N`` parameters, ``D`` tokens, ``C`` FLOPs, ``loss`` nats, ``tokens_per_param`` = D / N,
-    ``flops_per_token_per_param`` the k used (C = k N D). ``ci`` maps a field name to its 95%
-    interval [lo, hi] over the law's bootstrap samples (empty when the law has none).
-    """
-
-    N: float
-    D: float
-    C: float
-    loss: float
-    tokens_per_param: float
-    flops_per_token_per_param: float = 6.0
-    law: str = ""
-    ci: dict[str, list[float]] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        d = dataclasses.asdict(self)
-        if not d["ci"]:
-            d.pop("ci")
-        return d
-
-
-@dataclass
-class ScalingLaw:
-    """L(N, D) = E + A / N^alpha + B / D^beta (nats), with optional bootstrap samples.
-
-    ``samples``: an (k, 5) array of bootstrap refits [E, A, B, alpha, beta]; when present,
-    allocations carry 95% percentile intervals in ``Allocation.ci``.
-    """
-
-    E: float
-    A: float
-    B: float
-    alpha: float
-    beta: float
-    name: str = ""
-    source: str = ""
-    samples: np.ndarray | None = None
-    meta: dict[str, Any] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        for key in PARAM_NAMES:
-            v = getattr(self, key)
-            try:
-                v = float(v)
-            except (TypeError, ValueError):
-                raise UserError(f"law parameter {key} must be a number, got {v!r}; fix the law file") from None
-            if not math.isfinite(v) or v <= 0:
-                raise UserError(f"law parameter {key} must be positive and finite, got {v!r}; "
-                                "refit the law or fix the file")
-            setattr(self, key, v)
-        if self.samples is not None:
-            s = np.asarray(self.samples, dtype=float)
-            if s.ndim != 2 or s.shape[1] != 5 or len(s) == 0:
-                raise UserError(f"bootstrap samples must be a (k, 5) table of [E, A, B, alpha, beta], "
-                                f"got shape {s.shape}; regenerate fit.json")
-            s = s[np.all(np.isfinite(s) & (s > 0), axis=1)]
-            self.samples = s if len(s) else None
-
-    # -- the surface ---------------------------------------------------------------------------
-    @property
-    def params(self) -> tuple[float, float, float, float, float]:
-        return (self.E, self.A, self.B, self.alpha, self.beta)
-
-    def predict(self, N, D):
-        """Loss in nats at N parameters and D tokens (numpy broadcasting; scalars give a float)."""
-        N = np.asarray(N, dtype=float)
-        D = np.asarray(D, dtype=float)
-        out = self.E + self.A / N ** self.alpha + self.B / D ** self.beta
-        return float(out) if out.ndim == 0 else out
-
-    @property
-    def G(self) -> float:
-        """Hoffmann et al.'s G = (alpha A / (beta B))^(1/(alpha+beta))."""
-        return (self.alpha * self.A / (self.beta * self.B)) ** (1.0 / (self.alpha + self.beta))
-
-    @property
-    def a(self) -> float:
-        """Exponent of N* in C: beta / (alpha + beta)."""
-        return self.beta / (self.alpha + self.beta)
-
-    @property
-    def b(self) -> float:
-        """Exponent of D* in C: alpha / (alpha + beta)."""
-        return self.alpha / (self.alpha + self.beta)
-
-    # -- compute-optimal allocation ------------------------------------------------------------
-    def _closed_form(self, C: float, k: float) -> tuple[float, float]:
-        x = C / k
-        return self.G * x ** self.a, x ** self.b / self.G
-
-    def _solve(self, C: float, ratio: FlopsRatio) -> tuple[float, float, float]:
-        """(N, D, k) minimising L(N, C / (k(N) N)); closed form when k is a constant."""
-        if not callable(ratio):
-            k = _positive(ratio, "flops_per_token_per_param")
-            N, D = self._closed_form(C, k)
-            return N, D, k
-        # k depends on N (exact FLOPs of a shape family): minimise over log N, bracketed around
-        # the k = 6 closed form (any sane k(N) lies within a factor 1e3 of it).
-        def k_of(n: float) -> float:
-            k = float(ratio(n))
-            if not math.isfinite(k) or k <= 0:
-                raise UserError(f"FLOPs-per-token-per-parameter function returned {k!r} at N={n:.3g}; "
-                                "it must return a positive number")
-            return k
-
-        def loss_at(logn: float) -> float:
-            n = math.exp(logn)
-            return self.predict(n, C / (k_of(n) * n))
-
-        n0, _ = self._closed_form(C, 6.0)
-        lo, hi = math.log(n0) - math.log(1e3), math.log(n0) + math.log(1e3)
-        res = optimize.minimize_scalar(loss_at, bounds=(lo, hi), method="bounded",
-                                       options={"xatol": 1e-10})
-        N = math.exp(res.x)
-        k = k_of(N)
-        return N, C / (k * N), k
-
-    def optimal(self, C: float, flops_per_token_per_param: FlopsRatio = 6.0) -> Allocation:
-        """The N, D that minimise L at training compute C = k N D (k constant or k(N))."""
-        C = _positive(C, "compute budget C (FLOPs)")
-        N, D, k = self._solve(C, flops_per_token_per_param)
-        alloc = Allocation(N=N, D=D, C=C, loss=self.predict(N, D), tokens_per_param=D / N,
-                           flops_per_token_per_param=k, law=self.name)
-        if self.samples is not None:
-            rows = []
-            for p in self.samples:
-                law = ScalingLaw(*p)
-                n, d, _ = law._solve(C, flops_per_token_per_param)
-                rows.append((n, d, d / n, law.predict(n, d)))
-            alloc.ci = _percentile_ci(np.array(rows), ("N", "D", "tokens_per_param", "loss"))
-        return alloc
-
-    def _for_loss(self, L: float) -> tuple[float, float]:
-        """Closed-form (N, D) of the cheapest (constant-k) allocation reaching loss L > E."""
-        # At the optimum A/N^alpha = (L - E) beta / (alpha + beta), B/D^beta = (L - E) alpha / (alpha + beta).
-        gap = L - self.E
-        N = (self.A * (self.alpha + self.beta) / (self.beta * gap)) ** (1.0 / self.alpha)
-        D = (self.B * (self.alpha + self.beta) / (self.alpha * gap)) ** (1.0 / self.beta)
-        return N, D
-
-    def optimal_for_loss(self, L: float, flops_per_token_per_param: FlopsRatio = 6.0) -> Allocation:
-        """The smallest compute whose optimal allocation reaches loss L (nats).
-
-        Raises UserError when L <= E: the irreducible loss can never be reached.
-        """
-        try:
-            L = float(L)
-        except (TypeError, ValueError):
-            raise UserError(f"target loss must be a number, got {L!r}") from None
-        if not math.isfinite(L) or L <= self.E:
-            raise UserError(f"target loss {L:g} nats is unreachable: law {self.name or ''} has irreducible "
-                            f"loss E = {self.E:.4g}; ask for a loss above E")
-        if callable(flops_per_token_per_param):
-            # L*(C) decreases monotonically in C: bracket and bisect on log C.
-            N0, D0 = self._for_loss(L)
-            c0 = 6.0 * N0 * D0
-            f = lambda logc: self.optimal(math.exp(logc), flops_per_token_per_param).loss - L  # noqa: E731
-            lo, hi = math.log(c0) - 10.0, math.log(c0) + 10.0
-            logc = optimize.brentq(f, lo, hi, xtol=1e-12, rtol=1e-12)
-            alloc = self.optimal(math.exp(logc), flops_per_token_per_param)
-            alloc.loss = L
-            return alloc
-        k = _positive(flops_per_token_per_param, "flops_per_token_per_param")
-        N, D = self._for_loss(L)
-        alloc = Allocation(N=N, D=D, C=k * N * D, loss=L, tokens_per_param=D / N,
-                           flops_per_token_per_param=k, law=self.name)
-        if self.samples is not None:
-            rows = []
-            for p in self.samples:
-                law = ScalingLaw(*p)
-                if L <= law.E:
-                    continue  # this bootstrap law can never reach L: it has no finite allocation
-                n, d = law._for_loss(L)
-                rows.append((n, d, d / n, k * n * d))
-            if rows:
-                alloc.ci = _percentile_ci(np.array(rows), ("N", "D", "tokens_per_param", "C"))
-                alloc.ci["n_reachable"] = [len(rows), len(self.samples)]
-        return alloc
-
-    # -- serialisation -------------------------------------------------------------------------
-    def to_dict(self) -> dict[str, Any]:
-        """fit.json-compatible dict (CONTRACTS.md): parameters, name, source, bootstrap, meta."""
-        d: dict[str, Any] = {k: getattr(self, k) for k in PARAM_NAMES}
-        d["name"] = self.name
-        d["source"] = self.source
-        if self.samples is not None:
-            d["bootstrap"] = {"n": int(len(self.samples)), "samples": self.samples.tolist()}
-        if self.meta:
-            d["meta"] = self.meta
-        return d
-
-    @classmethod
-    def from_dict(cls, d: Any, *, where: str = "law") -> "ScalingLaw":
-        """Build from a fit.json-style dict; UserError naming what is missing or wrong."""
-        if not isinstance(d, dict):
-            raise UserError(f"{where} must be a JSON object with keys {', '.join(PARAM_NAMES)}; "
-                            "regenerate it with `scaleplan fit`")
-        missing = [k for k in PARAM_NAMES if k not in d]
-        if missing:
-            raise UserError(f"{where} lacks {', '.join(missing)}; a fit.json needs {', '.join(PARAM_NAMES)} "
-                            "(regenerate it with `scaleplan fit`)")
-        samples = None
-        boot = d.get("bootstrap")
-        if isinstance(boot, dict) and boot.get("samples"):
-            try:
-                samples = np.asarray(boot["samples"], dtype=float)
-            except (TypeError, ValueError):
-                raise UserError(f"{where}: bootstrap.samples is not a numeric table; regenerate it") from None
-        elif boot is not None and not isinstance(boot, dict):
-            raise UserError(f"{where}: bootstrap must be an object with 'samples'; regenerate it")
-        meta = d.get("meta") or {}
-        if not isinstance(meta, dict):
-            raise UserError(f"{where}: meta must be an object")
-        if isinstance(d.get("warnings"), list) and d["warnings"]:  # a fit's own diagnostics travel with it
-            meta = {**meta, "warnings": [str(w) for w in d["warnings"]]}
-        try:
-            return cls(*(d[k] for k in PARAM_NAMES), name=str(d.get("name") or ""),
-                       source=str(d.get("source") or meta.get("source") or ""),
-                       samples=samples, meta=meta)
-        except UserError as e:
-            raise UserError(f"{where}: {e}") from None
-
-
-def _positive(x: Any, what: str) -> float:
-    try:
-        v = float(x)
-    except (TypeError, ValueError):
-        raise UserError(f"{what} must be a positive number, got {x!r}") from None
-    if not math.isfinite(v) or v <= 0:
-        raise UserError(f"{what} must be a positive finite number, got {x!r}; pass a value > 0")
-    return v
-
-
-def _percentile_ci(rows: np.ndarray, keys: tuple[str, ...]) -> dict[str, list[float]]:
-    lo, hi = np.percentile(rows, [2.5, 97.5], axis=0)
-    return {k: [float(lo[i]), float(hi[i])] for i, k in enumerate(keys)}
+from planner.scaling_law import PARAM_NAMES, Allocation, Prediction, ScalingLaw, positive_number
 
 
 def shape_flops_ratio(shape: Any, convention: str = "megatron") -> float:
@@ -321,8 +66,7 @@ def load_law(name_or_path: str | Path | ScalingLaw) -> ScalingLaw:
         return dataclasses.replace(PRESETS[text])
     path = Path(text)
     if path.suffix.lower() == ".json" or path.exists():
-        data = read_json(path, what="law file")
-        law = ScalingLaw.from_dict(data, where=f"law file {path}")
+        law = FitResult.from_dict(read_json(path, what="law file"), where=f"law file {path}").law
         if not law.name:
             law.name = path.stem if path.stem != "fit" else str(path)
         return law
@@ -357,3 +101,6 @@ class KaplanLaw:
 
 
 KAPLAN2020 = KaplanLaw()
+
+__all__ = ["ScalingLaw", "Allocation", "Prediction", "PARAM_NAMES", "PRESETS", "list_presets", "load_law",
+           "shape_flops_ratio", "KaplanLaw", "KAPLAN2020", "positive_number"]

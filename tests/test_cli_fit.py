@@ -33,8 +33,9 @@ def test_fit_json_out_plot(runs_csv, tmp_path):
               "warnings", "holdout", "at_budget"):
         assert k in d, k
     assert set(d["ci"]) == {"E", "A", "B", "alpha", "beta"} and all(len(v) == 2 for v in d["ci"].values())
-    assert set(d["holdout"]) >= {"n", "max_rel_error", "mean_rel_error", "inside_interval"}
-    assert d["n_dropped"] == 1 and d["n_rows"] == 29 - d["holdout"]["n"]
+    assert set(d["holdout"]) >= {"n_fit", "n_heldout", "max_abs_rel_error", "mean_abs_rel_error",
+                                 "frac_inside_interval", "goal"}
+    assert d["n_dropped"] == 1 and d["n_rows"] == 29 - d["holdout"]["n_heldout"] == d["holdout"]["n_fit"]
     assert d["alpha"] == pytest.approx(0.34, abs=0.05)
     saved = json.loads(out.read_text())
     assert saved["approach"] == 3 and len(saved["bootstrap"]["samples"]) == 40

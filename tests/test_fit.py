@@ -5,7 +5,9 @@ import numpy as np
 import pytest
 
 from planner.errors import UserError
-from planner.fit import ChinchillaFitter, _objective, grid_starts
+from planner.fit import ChinchillaFitter, grid_starts
+from planner.fit_solver import _objective
+from planner.laws import ScalingLaw
 from planner.runs import load_runs
 
 # Hoffmann et al. 2022, Eq. 10 / App. D.2 (their published Approach-3 fit).
@@ -119,19 +121,18 @@ def test_parallel_bootstrap_equals_serial_and_feeds_law():
     N, D, L = synthetic(seed=3)
     f1 = ChinchillaFitter(grid="small", bootstrap=50, n_jobs=1, seed=7).fit(N, D, L)
     f2 = ChinchillaFitter(grid="small", bootstrap=50, n_jobs=2, seed=7).fit(N, D, L)
-    assert np.allclose(f1.samples_, f2.samples_, rtol=1e-10)
-    assert f1.samples_.shape == (50, 5) and f1.bootstrap_converged_frac_ > 0.95
-    d = f1.derived_at(1e21)
-    for k in ("N_opt", "D_opt", "tokens_per_param", "loss"):
-        lo, hi = d["ci"][k]
-        assert lo <= d[k] <= hi
+    assert np.allclose(f1.law_.samples, f2.law_.samples, rtol=1e-10)
+    assert f1.law_.samples.shape == (50, 5) and f1.bootstrap_converged_frac_ > 0.95
+    d = f1.law_.optimal(1e21, interval="prediction")
+    for k in ("N", "D", "tokens_per_param", "loss"):
+        lo, hi = d.ci[k]
+        assert lo <= getattr(d, k) <= hi
     # the loss interval is a prediction interval: wider than the parameter-only interval
-    s = f1.samples_
-    from planner.fit import _optimal_allocation
-    Lp = _optimal_allocation(*s.T, 1e21)[2]
-    assert d["ci"]["loss"][1] - d["ci"]["loss"][0] > np.percentile(Lp, 97.5) - np.percentile(Lp, 2.5)
-    law = f1.law()
-    assert law.samples.shape == (50, 5)
+    s = f1.law_.samples
+    Lp = [ScalingLaw(*p).optimal(1e21).loss for p in s]
+    assert d.ci["loss"][1] - d.ci["loss"][0] > np.percentile(Lp, 97.5) - np.percentile(Lp, 2.5)
+    law = f1.law_
+    assert law.samples.shape == (50, 5) and law.residuals.shape == (N.size,)
     assert law.predict(1e9, 2e10) == pytest.approx(float(f1.predict(1e9, 2e10)))
 
 
@@ -141,7 +142,7 @@ def test_fit_json_loads_as_law(tmp_path):
 
     N, D, L = synthetic(seed=4)
     f = ChinchillaFitter(grid="small", bootstrap=20, n_jobs=1).fit(N, D, L)
-    d = f.to_dict(meta={"source": "synthetic"})
+    d = f.result(meta={"source": "synthetic"}).to_dict()
     for k in ("E", "A", "B", "alpha", "beta", "ci", "n_rows", "n_dropped", "objective", "converged", "grad_norm",
               "bootstrap", "warnings", "meta"):
         assert k in d
@@ -155,10 +156,10 @@ def test_holdout_top_compute():
     N, D, L = synthetic(seed=5, outliers=0)
     f = ChinchillaFitter(grid="small", bootstrap=40, n_jobs=1, holdout_top_compute=0.15).fit(N, D, L)
     h = f.holdout_
-    assert h["n"] == round(0.15 * N.size) and len(h["inside_interval"]) == h["n"]
-    assert f.n_rows_ == N.size - h["n"]
-    assert 0 <= h["mean_rel_error"] <= h["max_rel_error"] < 0.03  # 0.5 % noise, law form exact
-    assert h["frac_inside"] >= 0.5
+    assert h.n_heldout == round(0.15 * N.size) and len(h.rows) == h.n_heldout
+    assert f.n_rows_ == N.size - h.n_heldout
+    assert 0 <= h.mean_abs_rel_error <= h.max_abs_rel_error < 0.03  # 0.5 % noise, law form exact
+    assert h.frac_inside_interval >= 0.5
 
 
 def test_tied_and_fixed_exponents():

@@ -5,12 +5,13 @@ import numpy as np
 import pytest
 
 import planner.fit as F
+import planner.fit_solver as solver
 from planner.runs import load_runs
 
 
 def _fit_both(monkeypatch, N, D, L, **kw):
     pruned = F.ChinchillaFitter(**kw).fit(N, D, L)
-    monkeypatch.setattr(F, "PRUNE_FACTOR", np.inf)  # no start is ever stopped early
+    monkeypatch.setattr(solver, "PRUNE_FACTOR", np.inf)  # no start is ever stopped early
     full = F.ChinchillaFitter(**kw).fit(N, D, L)
     monkeypatch.undo()
     return pruned, full

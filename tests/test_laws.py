@@ -174,3 +174,45 @@ def test_unknown_law_and_missing_file(tmp_path):
         load_law("chinchilla9000")
     with pytest.raises(UserError, match="not found"):
         load_law(str(tmp_path / "nope.json"))
+
+
+def test_intervals_parameter_and_prediction(tmp_path):
+    rng = np.random.default_rng(1)
+    law = load_law(str(write_json(tmp_path / "fit.json", _fit_json(rng))))
+    N, D = np.array([1e8, 1e9, 1e10]), np.array([2e9, 2e10, 2e11])
+    p = law.predict(N, D, interval="parameter")
+    assert p.interval == "parameter" and p.lo.shape == p.hi.shape == (3,)
+    assert np.all(p.lo < p.value) and np.all(p.value < p.hi)
+    assert np.array_equal(p.value, law.predict(N, D))
+    one = law.predict(1e9, 2e10, interval="parameter")
+    assert isinstance(one.lo, float) and one.lo == pytest.approx(p.lo[1])
+    # fit.json keeps no residuals: a loaded law has parameter intervals only
+    with pytest.raises(UserError, match="residuals"):
+        law.predict(N, D, interval="prediction")
+    with pytest.raises(UserError, match="unknown interval"):
+        law.optimal(1e22, interval="bootstrap")
+    assert law.optimal(1e22, interval=None).ci == {}
+    assert "interval" not in law.optimal(1e22).to_dict()
+    # with residuals (as a fresh fit has them) the prediction interval is wider and reproducible
+    noisy = ScalingLaw(*law.params, samples=law.samples, residuals=rng.normal(0, 0.01, 50), seed=4)
+    a, b = noisy.optimal(1e22, interval="prediction"), noisy.optimal(1e22)
+    assert a.interval == "prediction" and a.to_dict()["interval"] == "prediction"
+    assert a.ci["N"] == b.ci["N"] and np.diff(a.ci["loss"]) > np.diff(b.ci["loss"])
+    assert noisy.optimal(1e22, interval="prediction").ci == a.ci
+    q = noisy.predict(N, D, interval="prediction")
+    assert np.all(q.hi - q.lo > p.hi - p.lo)
+    with pytest.raises(UserError, match="no bootstrap samples"):
+        PRESETS["hoffmann2022"].predict(N, D, interval="parameter")
+
+
+def test_refits_without_an_optimum_are_skipped():
+    base = np.array([1.69, 406.4, 410.7, 0.34, 0.28])
+    samples = np.tile(base, (5, 1))
+    samples[0, 3] = -0.01  # a bootstrap refit whose N term grows: it predicts, it has no optimum
+    law = ScalingLaw(*base, samples=samples)
+    assert law.samples.shape == (5, 5)  # kept as fitted
+    a = law.optimal(1e22)
+    assert a.ci["N"] == pytest.approx([a.N, a.N])
+    assert np.isfinite(law.predict(1e9, 1e10, interval="parameter").lo)
+    with pytest.raises(UserError, match="alpha must be positive"):
+        ScalingLaw(*samples[0]).optimal(1e22)

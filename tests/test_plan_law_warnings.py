@@ -19,7 +19,7 @@ def _synthetic(E: float, seed: int = 0):
 def test_fit_records_its_range_and_a_plan_far_beyond_it_warns(tmp_path):
     N, D, L = _synthetic(1.7)
     fit = ChinchillaFitter(grid="small").fit(N, D, L)
-    d = fit.to_dict()
+    d = fit.result().to_dict()
     assert d["meta"]["n_range"] == [N.min(), N.max()]
     assert d["meta"]["d_range"] == [D.min(), D.max()]
     path = write_json(tmp_path / "fit.json", d)
@@ -27,7 +27,7 @@ def test_fit_records_its_range_and_a_plan_far_beyond_it_warns(tmp_path):
     near = make_plan(1e20, law=str(path), n_gpus=8)  # N* within the fitted decades: no extrapolation warning
     assert not [w for w in near.warnings if "extrapolation" in w]
     far = make_plan(1e25, law=str(path), n_gpus=1024)
-    n_star = far.allocation["N"]
+    n_star = far.allocation.N
     assert n_star / N.max() > EXTRAPOLATION_WARN_FACTOR
     assert any(w.startswith("N* =") and "extrapolation" in w for w in far.warnings)
 
@@ -37,7 +37,7 @@ def test_unidentified_floor_is_warned_and_reaches_the_plan(tmp_path):
     fit = ChinchillaFitter(grid="small").fit(N, D, L)
     floor = [w for w in fit.warnings_ if "loss floor" in w]
     assert floor, fit.warnings_
-    path = write_json(tmp_path / "fit.json", fit.to_dict())
+    path = write_json(tmp_path / "fit.json", fit.result().to_dict())
     plan = make_plan(1e20, law=str(path), n_gpus=8)
     assert any(w.startswith("law: E =") for w in plan.warnings)
 

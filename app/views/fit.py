@@ -15,6 +15,7 @@ import streamlit as st
 from app import fmt, loaders, state, upload
 from app.figures import frontier_figure, isoflop_figure, runs_figure
 from planner.errors import UserError
+from planner.fit_result import FitResult
 from planner.laws import PRESETS, load_law
 
 st.title("Scaling fit: loss vs parameters and tokens")
@@ -28,14 +29,14 @@ fit_path = state.study_file(study, *loaders.FIT_FILES)
 runs_path = state.study_file(study, *loaders.RUNS_FILES)
 if fit_path is not None:
     try:
-        fit = loaders.load_json(fit_path)
-        law = dataclasses.replace(loaders.load_fitted_law(fit_path), name=f"{study.name} fit")
+        fit = FitResult.from_dict(loaders.load_json(fit_path), where=f"law file {fit_path}")
+        law = dataclasses.replace(fit.law, name=f"{study.name} fit")
     except UserError as e:
         st.error(str(e))
 if runs_path is not None:
     try:
         table = loaders.load_table(runs_path)
-        meta = (fit or {}).get("meta", {})
+        meta = fit.meta if fit is not None else {}
         n_col = meta.get("n_col") if meta.get("n_col") in table.columns else upload.guess_column(table, upload.N_COLUMNS)
         loss_col = meta.get("loss_col") if meta.get("loss_col") in table.columns else upload.guess_column(
             table, upload.LOSS_COLUMNS)
@@ -71,26 +72,24 @@ published = {name: load_law(name) for name in PRESETS}
 shown = law or published["hoffmann2022"]
 if law is not None:
     st.subheader(f"Fitted law ({fit_path.relative_to(st.session_state['studies_root']).as_posix()})")
-    ci = (fit or {}).get("ci") or {}
+    ci = fit.ci
     rows = [{"parameter": k, "value": f"{getattr(law, k):.4g}",
              "95% CI": f"[{ci[k][0]:.4g}, {ci[k][1]:.4g}]" if k in ci else ""} for k in ("E", "A", "B", "alpha", "beta")]
     c1, c2 = st.columns([2, 3])
     c1.dataframe(pd.DataFrame(rows), hide_index=True)
     with c2:
-        st.markdown(f"**{fit.get('n_rows', '?')}** rows fitted, {fit.get('n_dropped', 0)} dropped; "
-                    f"objective {fit.get('objective', float('nan')):.3g}; gradient norm {fit.get('grad_norm', float('nan')):.2g}; "
-                    f"converged: **{fit.get('converged')}**; bootstrap resamples: "
-                    f"{(fit.get('bootstrap') or {}).get('n', 0)}")
-        for w in fit.get("warnings") or []:
+        nan = float("nan")
+        st.markdown(f"**{fit.n_rows if fit.n_rows is not None else '?'}** rows fitted, {fit.n_dropped} dropped; "
+                    f"objective {fit.objective if fit.objective is not None else nan:.3g}; gradient norm "
+                    f"{fit.grad_norm if fit.grad_norm is not None else nan:.2g}; converged: **{fit.converged}**; "
+                    f"bootstrap resamples: {0 if law.samples is None else len(law.samples)}")
+        for w in fit.warnings:
             st.warning(w)
-        ho = fit.get("holdout")
-        if ho:
-            inside = ho.get("inside_interval")
-            inside = f"{sum(map(bool, inside))}/{len(inside)}" if isinstance(inside, list) else inside
-            st.markdown(f"Held-out extrapolation ({ho.get('n')} highest-compute runs): max relative error "
-                        f"**{100 * ho.get('max_rel_error', float('nan')):.2f}%**, mean "
-                        f"{100 * ho.get('mean_rel_error', float('nan')):.2f}%; inside the 95% prediction interval: "
-                        f"{inside}")
+        ho = fit.holdout
+        if ho is not None:
+            st.markdown(f"Held-out extrapolation ({ho.n_heldout} highest-compute runs): max relative error "
+                        f"**{100 * ho.max_abs_rel_error:.2f}%**, mean {100 * ho.mean_abs_rel_error:.2f}%; inside the "
+                        f"95% prediction interval: {sum(r.inside_interval for r in ho.rows)}/{ho.n_heldout}")
 else:
     st.subheader("Published laws")
     st.dataframe(pd.DataFrame([{"law": k, "E": v.E, "A": v.A, "B": v.B, "α": v.alpha, "β": v.beta,
@@ -115,7 +114,7 @@ if runs is not None and law is not None:
     from planner.fit_plots import fig_residuals, fig_runs_and_law
 
     st.plotly_chart(fig_runs_and_law(runs, law, title=f"Loss vs compute: runs and {law.name}"), width="stretch")
-    st.plotly_chart(fig_residuals(runs, law, (fit or {}).get("holdout"),
+    st.plotly_chart(fig_residuals(runs, law, fit.holdout if fit is not None else None,
                                   title="Residuals (held-out runs with their prediction intervals)"),
                     width="stretch")
 

@@ -5,7 +5,6 @@ Writes fit.json (docs/CONTRACTS.md) with ``--out`` and a plotly HTML report with
 from __future__ import annotations
 
 import hashlib
-import sys
 from pathlib import Path
 
 from scaleplan.commands import emit, nonneg_float, nonneg_int, open_fraction, positive_float, positive_int
@@ -64,11 +63,12 @@ def _sha256(path: str) -> str | None:
 
 def _meta(args) -> dict:
     from planner import __version__
+    from planner.provenance import command_line
 
     return {"source": str(args.runs), "data_sha256": _sha256(args.runs), "n_col": args.n_col,
             "loss_col": args.loss_col, "d_col": args.d_col, "flops_col": args.flops_col,
             "d_derived": args.d_col is None, "scaleplan_version": __version__,
-            "command": "scaleplan " + " ".join(sys.argv[1:]) if sys.argv and sys.argv[0] else "scaleplan fit"}
+            "command": command_line(default="scaleplan fit")}
 
 
 def _fmt_ci(ci: dict, key: str) -> str:
@@ -78,7 +78,6 @@ def _fmt_ci(ci: dict, key: str) -> str:
 
 def run(args) -> int:
     from planner.errors import UserError
-    from planner.io import atomic_write, write_json
     from planner.runs import MIN_ROWS_APPROACH3, load_runs
 
     if args.approach == 2 and (args.holdout_top_compute or args.alpha_eq_beta or args.fixed_alpha
@@ -94,8 +93,12 @@ def run(args) -> int:
     meta = _meta(args)
     if args.approach == 2:
         return _run_isoflop(args, df, n_status, meta)
+    return _run_approach3(args, df, n_status, meta)
 
+
+def _run_approach3(args, df, n_status: int, meta: dict) -> int:
     from planner.fit import ChinchillaFitter
+    from planner.io import atomic_write, write_json
 
     fitter = ChinchillaFitter(delta=args.delta, grid=args.grid, fix_alpha_eq_beta=args.alpha_eq_beta,
                               fixed_alpha=args.fixed_alpha, fixed_beta=args.fixed_beta,
@@ -103,47 +106,55 @@ def run(args) -> int:
                               bootstrap=args.bootstrap, seed=args.seed, n_jobs=args.workers,
                               holdout_top_compute=args.holdout_top_compute, progress=True)
     fitter.fit(df["N"].to_numpy(), df["D"].to_numpy(), df["loss"].to_numpy())
-    payload = fitter.to_dict(meta=meta)
-    payload["n_dropped"] = fitter.n_dropped_ + n_status
-    payload["meta"]["n_dropped_status"] = n_status
-    payload["meta"]["n_dropped_by_options"] = fitter.n_dropped_
-    if args.budget:
-        payload["at_budget"] = fitter.derived_at(args.budget)
+    result = fitter.result(meta=meta)
+    result.n_dropped = fitter.n_dropped_ + n_status
+    result.meta["n_dropped_status"] = n_status
+    result.meta["n_dropped_by_options"] = fitter.n_dropped_
+    if result.holdout is not None:
+        result.holdout.n_col, result.holdout.d_col, result.holdout.loss_col = args.n_col, args.d_col, args.loss_col
+    if args.budget:  # the loss interval is a prediction interval (where a measured run should land)
+        result.at_budget = fitter.law_.optimal(args.budget, interval="prediction")
+    payload = result.to_dict()
     if args.out:
         write_json(args.out, payload)
     if args.plot:
         from planner.fit_plots import fig_residuals, fig_runs_and_law, fit_report_html
 
         kept = df[fitter.kept_mask_]
-        html = fit_report_html([fig_runs_and_law(kept, payload), fig_residuals(kept, payload, fitter.holdout_)],
+        html = fit_report_html([fig_runs_and_law(kept, fitter.law_), fig_residuals(kept, fitter.law_, result.holdout)],
                                f"scaleplan {meta['scaleplan_version']}; command: {meta['command']}")
         atomic_write(args.plot, html)
     printed = {k: v for k, v in payload.items() if k != "bootstrap"}
     printed["bootstrap"] = {"n": payload["bootstrap"]["n"], "converged_frac": payload["bootstrap"]["converged_frac"]}
     if printed.get("holdout"):
         printed["holdout"] = {k: v for k, v in printed["holdout"].items() if k != "rows"}
-    p, ci = payload, payload["ci"]
-    lines = [f"Approach 3 fit of {args.runs}: {p['n_rows']} rows ({p['n_dropped']} dropped), loss in nats",
+    emit(args, printed, "\n".join(_approach3_lines(args, result)))
+    return 0
+
+
+def _approach3_lines(args, result) -> list[str]:
+    law, ci = result.law, result.ci
+    lines = [f"Approach 3 fit of {args.runs}: {result.n_rows} rows ({result.n_dropped} dropped), loss in nats",
              "  L(N, D) = E + A / N^alpha + B / D^beta",
-             *(f"  {k:<5} = {p[k]:.4g}{_fmt_ci(ci, k)}" for k in ("E", "A", "B", "alpha", "beta")),
-             f"  objective {p['objective']:.6g}, grad norm {p['grad_norm']:.2e}, converged: {p['converged']} "
-             f"({p['agreement']['n_starts_at_best']} of {p['agreement']['n_starts']} starts reach the optimum)"]
-    if "at_budget" in payload:
-        b = payload["at_budget"]
-        lines.append(f"  at C = {b['C']:.3g}: N* = {b['N_opt']:.3g}{_fmt_ci(b['ci'], 'N_opt')}, D* = "
-                     f"{b['D_opt']:.3g}{_fmt_ci(b['ci'], 'D_opt')}, tokens/param {b['tokens_per_param']:.3g}, "
-                     f"loss {b['loss']:.4g}{_fmt_ci(b['ci'], 'loss')}")
-    if fitter.holdout_:
-        h = fitter.holdout_
-        lines.append(f"  holdout: {h['n']} highest-compute rows, max rel error {h['max_rel_error']:.2%}, mean "
-                     f"{h['mean_rel_error']:.2%}, {sum(h['inside_interval'])}/{h['n']} inside the 95% interval")
-    lines += [f"  warning: {w}" for w in payload["warnings"]]
+             *(f"  {k:<5} = {getattr(law, k):.4g}{_fmt_ci(ci, k)}" for k in ("E", "A", "B", "alpha", "beta")),
+             f"  objective {result.objective:.6g}, grad norm {result.grad_norm:.2e}, converged: {result.converged} "
+             f"({result.agreement['n_starts_at_best']} of {result.agreement['n_starts']} starts reach the optimum)"]
+    a = result.at_budget
+    if a is not None:
+        lines.append(f"  at C = {a.C:.3g}: N* = {a.N:.3g}{_fmt_ci(a.ci, 'N')}, D* = {a.D:.3g}{_fmt_ci(a.ci, 'D')}, "
+                     f"tokens/param {a.tokens_per_param:.3g}, loss {a.loss:.4g}{_fmt_ci(a.ci, 'loss')}"
+                     + ("  (95%: N*, D* over the bootstrap laws; loss a prediction interval)" if a.ci else ""))
+    h = result.holdout
+    if h is not None:
+        lines.append(f"  holdout: {h.n_heldout} highest-compute rows, max rel error {h.max_abs_rel_error:.2%}, mean "
+                     f"{h.mean_abs_rel_error:.2%}, {sum(r.inside_interval for r in h.rows)}/{h.n_heldout} inside the "
+                     "95% prediction interval")
+    lines += [f"  warning: {w}" for w in result.warnings]
     if args.out:
         lines.append(f"wrote {args.out}")
     if args.plot:
         lines.append(f"wrote {args.plot}")
-    emit(args, printed, "\n".join(lines))
-    return 0
+    return lines
 
 
 def _run_isoflop(args, df, n_status: int, meta: dict) -> int:

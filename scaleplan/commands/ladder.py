@@ -105,19 +105,28 @@ def cmd_ladder(args) -> int:
              f"  wrote {summary['runs_table']}"]
     lines += [f"  skipped {k['size']} {k['tokens']:,} tokens: {k['reason']}" for k in summary["skipped_pairs"]]
     if not args.no_check:
-        try:
-            h = ladder.holdout_check(args.study, bootstrap=args.bootstrap, top=args.holdout_top)
-        except UserError as e:
-            summary["holdout"] = {"skipped": str(e)}
-            lines.append(f"  held-out check skipped: {e}")
-        else:
-            summary["holdout"] = {k: v for k, v in h.items() if k != "fit"}
-            lines.append(f"  held-out check: fit on {h['n_fit']} runs, {h['n_heldout']} held out: max |error| "
-                         f"{h['max_abs_rel_error']:.2%} (goal 1.5%: {'met' if h['goal']['met'] else 'missed'}), "
-                         f"{h['frac_inside_interval']:.0%} inside the 95% interval; wrote {args.study}/holdout.json")
-            for r in h["rows"]:
-                lines.append(f"    {r['run_id']}: measured {r['measured']:.4f}, predicted {r['predicted']:.4f} "
-                             f"[{r['lo']:.4f}, {r['hi']:.4f}], error {r['rel_error']:+.2%}, "
-                             f"{r['compute_vs_max_fitted']:.1f}x the largest fitted compute")
+        lines += _holdout_lines(args, summary)
     emit(args, summary, "\n".join(lines))
     return 0
+
+
+def _holdout_lines(args, summary: dict) -> list[str]:
+    """Run the held-out check (planner.holdout) on the finished ladder; its summary lines."""
+    from planner.fit import ChinchillaFitter
+    from planner.holdout import holdout_check
+
+    try:
+        h = holdout_check(args.study, fitter=ChinchillaFitter(bootstrap=args.bootstrap, seed=0, n_jobs=2),
+                          top=args.holdout_top)
+    except UserError as e:
+        summary["holdout"] = {"skipped": str(e)}
+        return [f"  held-out check skipped: {e}"]
+    summary["holdout"] = {k: v for k, v in h.to_dict().items() if k != "fit"}
+    lines = [f"  held-out check: fit on {h.n_fit} runs, {h.n_heldout} held out: max |error| "
+             f"{h.max_abs_rel_error:.2%} (goal {h.goal_max_abs_rel_error:.1%}: {'met' if h.goal_met else 'missed'}), "
+             f"{h.frac_inside_interval:.0%} inside the 95% interval; wrote {args.study}/holdout.json"]
+    for r in h.rows:
+        lines.append(f"    {r.run_id}: measured {r.measured:.4f}, predicted {r.predicted:.4f} "
+                     f"[{r.lo:.4f}, {r.hi:.4f}], error {r.rel_error:+.2%}, "
+                     f"{r.compute_vs_max_fitted:.1f}x the largest fitted compute")
+    return lines

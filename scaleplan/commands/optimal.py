@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import sys
 
 from scaleplan.commands import emit, nonneg_float, positive_float
 from planner.errors import UserError
@@ -121,6 +120,7 @@ def _plot(path: str, law, alloc, dc):
 
     from planner import __version__
     from planner.io import atomic_write
+    from planner.provenance import command_line
 
     C, k = alloc.C, alloc.flops_per_token_per_param
     N = np.logspace(math.log10(alloc.N) - 2, math.log10(alloc.N) + 2, 200)
@@ -138,6 +138,5 @@ def _plot(path: str, law, alloc, dc):
     fig.update_layout(title=f"iso-FLOP profile at C = {C:.3g} FLOPs",
                       xaxis={"title": "parameters N", "type": "log"}, yaxis={"title": "loss (nats)"})
     html = fig.to_html(include_plotlyjs="cdn", full_html=True)
-    cmd = "scaleplan " + " ".join(sys.argv[1:])
-    html = html.replace("<head>", f"<head>\n<!-- scaleplan {__version__}; command: {cmd} -->", 1)
+    html = html.replace("<head>", f"<head>\n<!-- scaleplan {__version__}; command: {command_line()} -->", 1)
     return atomic_write(path, html)
