@@ -1,8 +1,8 @@
 """Dashboard-only plotly figures that re-plot stored numbers (no model math).
 
-Figures the library offers (planner.fit_plots, optuna.visualization) are used as they are; this
-module covers the plan's memory bar, the law figures of the Scaling-fit page and a re-plot of
-stored coord-check slopes.
+Figures the library offers (planner.fit_plots, proxy_train.sweep_export, proxy_train.coord_check,
+proxy_train.transfer) are used as they are; this module covers the plan's memory bar and the law
+figures of the Scaling-fit page.
 """
 from __future__ import annotations
 
@@ -29,31 +29,6 @@ def memory_bar(components: dict[str, float], gpu_bytes: float | None, gpu_name: 
     return fig
 
 
-def slopes_figure(slopes: dict, threshold: float | None = None) -> go.Figure | None:
-    """Bar chart of coord-check slopes (log2 |activation| per width doubling) per module and step."""
-    rows = []
-    for module, v in slopes.items():
-        if isinstance(v, (int, float)):
-            rows.append({"module": module, "step": "all", "slope": float(v)})
-        elif isinstance(v, list):
-            rows += [{"module": module, "step": str(i + 1), "slope": float(x)} for i, x in enumerate(v)
-                     if isinstance(x, (int, float))]
-        elif isinstance(v, dict):
-            rows += [{"module": module, "step": str(k), "slope": float(x)} for k, x in v.items()
-                     if isinstance(x, (int, float))]
-    if not rows:
-        return None
-    import plotly.express as px
-
-    fig = px.bar(pd.DataFrame(rows), x="module", y="slope", color="step", barmode="group",
-                 labels={"slope": "slope of log2 mean|activation| per width doubling"},
-                 title="Coordinate-check slopes (flat = width-stable)")
-    if threshold:
-        for y in (threshold, -threshold):
-            fig.add_hline(y=y, line_dash="dash", line_color="red")
-    return fig
-
-
 def runs_figure(runs: pd.DataFrame) -> go.Figure:
     """Runs in the (N, D) plane, coloured by final loss (nats), both axes log."""
     import plotly.express as px
@@ -74,7 +49,7 @@ def isoflop_figure(runs: pd.DataFrame | None, law, budgets: list[float], overlay
     palette = ["#4C78A8", "#F58518", "#54A24B", "#E45756", "#72B7B2", "#B279A2", "#FF9DA6", "#9D755D"]
     for i, C in enumerate(budgets):
         col = palette[i % len(palette)]
-        opt = law.optimal(C)
+        opt = law.optimal(C, interval=None)
         N = np.logspace(np.log10(opt.N) - 1.2, np.log10(opt.N) + 1.2, 80)
         fig.add_trace(go.Scatter(x=N, y=law.predict(N, C / (6.0 * N)), mode="lines", line_color=col,
                                  name=f"C = {C:.1e}", legendgroup=f"c{i}"))
@@ -82,7 +57,7 @@ def isoflop_figure(runs: pd.DataFrame | None, law, budgets: list[float], overlay
                                  name=f"optimum at {C:.1e}", legendgroup=f"c{i}", showlegend=False,
                                  hovertemplate="N* %{x:.3s}<br>loss %{y:.4f} nats<extra></extra>"))
     for j, (name, other) in enumerate((overlays or {}).items()):
-        pts = [other.optimal(C) for C in budgets]
+        pts = [other.optimal(C, interval=None) for C in budgets]
         fig.add_trace(go.Scatter(x=[p.N for p in pts], y=[law.predict(p.N, p.D) for p in pts], mode="markers",
                                  marker=dict(symbol="x", size=10, color=palette[(j + 3) % len(palette)]),
                                  name=f"{name} N* (loss under this law)"))
@@ -104,7 +79,7 @@ def frontier_figure(laws: dict, c_min: float = 1e18, c_max: float = 1e26) -> go.
     Cs = np.logspace(np.log10(c_min), np.log10(c_max), 40)
     fig = make_subplots(rows=1, cols=2, subplot_titles=("optimal parameters N*", "optimal tokens D*"))
     for i, (name, law) in enumerate(laws.items()):
-        pts = [law.optimal(float(C)) for C in Cs]
+        pts = [law.optimal(float(C), interval=None) for C in Cs]
         dash = "solid" if i == 0 else "dot"
         fig.add_trace(go.Scatter(x=Cs, y=[p.N for p in pts], name=name, legendgroup=name, line_dash=dash), 1, 1)
         fig.add_trace(go.Scatter(x=Cs, y=[p.D for p in pts], name=name, legendgroup=name, line_dash=dash,

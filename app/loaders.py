@@ -1,4 +1,4 @@
-"""Cached readers of study artefacts (fit.json, runs table, Optuna journal, transfer/coord-check JSON).
+"""Cached readers of study artefacts (fit.json, runs table, sweep studies, transfer/coord-check JSON).
 
 Caching convention: every loader is keyed by (resolved path, mtime, size), so editing or
 regenerating a file is picked up on the next rerun while unchanged files are read once. We use
@@ -7,7 +7,8 @@ pickles its values: this project never pickles. Callers treat returned objects a
 (copy a DataFrame before changing it).
 
 All paths come from :mod:`app.state` (already checked to be inside the studies root). Files are
-parsed as data only: JSON, YAML (safe loader), CSV/Parquet via pandas, Optuna journal via Optuna.
+parsed as data only: JSON, YAML (safe loader), CSV/Parquet via pandas; sweep studies through the
+library (``proxy_train.sweep_summary``: it opens the Optuna journal and counts the trials).
 """
 from __future__ import annotations
 
@@ -26,7 +27,6 @@ TRIALS_FILES = ("trials.csv", "trials.parquet")
 TRANSFER_FILES = ("transfer.json",)
 COORD_FILES = ("coord_check.json",)
 HPARAMS_FILES = ("hparams.yaml",)
-JOURNAL_GLOBS = ("*.journal", "*journal*.log", "journal*", "optuna*.log")
 
 
 def _key(path: Path) -> tuple[str, float, int]:
@@ -83,36 +83,20 @@ def load_hparams(path: Path):
     return _hparams(*_key(path))
 
 
-def find_journal(study: Path | None) -> Path | None:
-    """The Optuna journal file inside a study folder, if any."""
-    if study is None or not study.is_dir():
-        return None
-    for pattern in JOURNAL_GLOBS:
-        for p in find_files(study, pattern):
-            if not p.name.endswith((".lock", ".tmp")):
-                return p
-    return None
-
-
 @st.cache_resource(show_spinner=False, max_entries=8)
-def _studies(path: str, mtime: float, size: int) -> dict:
-    import optuna
-    from optuna.storages import JournalStorage
-    from optuna.storages.journal import JournalFileBackend
+def _sweeps(path: str, mtime: float, size: int) -> dict:
+    from proxy_train.sweep_summary import journal_summaries
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    try:
-        storage = JournalStorage(JournalFileBackend(path))
-        summaries = optuna.get_all_study_summaries(storage, include_best_trial=False)
-        return {s.study_name: optuna.load_study(study_name=s.study_name, storage=storage) for s in summaries}
-    except Exception as e:  # a truncated or foreign file
-        raise UserError(f"cannot read Optuna journal {path} ({type(e).__name__}: {e}); "
-                        "check that it is an Optuna journal file") from None
+    return journal_summaries(path)
 
 
-def load_optuna_studies(journal: Path) -> dict:
-    """All Optuna studies in a journal file: name -> optuna.Study (read only)."""
-    return _studies(*_key(journal))
+def load_sweeps(study: Path | None) -> tuple[Path | None, dict]:
+    """The folder's Optuna journal (None without one) and its studies: name ->
+    :class:`proxy_train.sweep_summary.SweepSummary` (read only)."""
+    from proxy_train.sweep_storage import find_journal
+
+    journal = find_journal(study)
+    return journal, (_sweeps(*_key(journal)) if journal is not None else {})
 
 
 def find_files(study: Path | None, pattern: str) -> list[Path]:

@@ -5,9 +5,9 @@ one fixed batch (t = 1 is the forward pass before the first update) and records 
 every module's output. For each module and step we fit the slope of log2(l1) against log2(width)
 by least squares over the widths (the mean over seeds first).
 
-Pass criterion (stated once, used by the CLI and the tests): |slope| < ``SLOPE_TOL`` = 0.15 for
-every module at every step t >= 2 (a 0.15 slope is a 1.11x change per width doubling; SP grows
-like width^~1 in the hidden layers). t = 1 is reported but not judged: the mup README allows
+Pass criterion (stated once, used by the CLI, the dashboard and the tests): |slope| <
+``SLOPE_TOL`` = 0.15 for every module at every step t >= 2 (a 0.15 slope is a 1.11x change per
+width doubling; SP grows like width^~1 in the hidden layers). t = 1 is reported but not judged: the mup README allows
 the logits and attention logits to shrink with width before the first update (here the zero-init
 readout and query already make them exactly 0 at t = 1 under μP).
 The fixed batch is small on purpose (default 1 x 8 tokens): μP's statements are about width -> inf
@@ -16,6 +16,8 @@ random part grows like sqrt(width * n), so the check is only in its regime once 
 Measured here with widths 32-256 (2 layers, AdamW lr 1e-2): 8 tokens -> worst |slope| 0.05;
 32 tokens -> 0.26; 256 tokens -> 0.44 (not yet in the large-width regime), while SP stays at 2-3.
 Statistics are taken in fp32 (mup 1.0.0 records them in the activation dtype).
+Figures (plotly, torch-free, drawn from a stored result too): :func:`figure` (l1 vs width per step)
+and :func:`slopes_figure` (the fitted slopes against the tolerance).
 """
 from __future__ import annotations
 
@@ -129,3 +131,24 @@ def figure(result: dict):
     verdict = "PASS" if result["passed"] else "FAIL"
     fig.update_layout(title=f"coordinate check, {result['param']}: {verdict} ({result['criterion']})", height=500)
     return fig
+
+
+def slopes_figure(result: dict):
+    """Bars of the fitted slopes (log2 mean|activation| per width doubling) per module and step, with
+    the pass band ±``SLOPE_TOL``; None when the result has no slopes."""
+    import plotly.graph_objects as go
+
+    slopes = result.get("slopes") or {}
+    steps = sorted({int(t) for per_step in slopes.values() for t in per_step})
+    if not steps:
+        return None
+    modules = list(slopes)
+    fig = go.Figure()
+    for t in steps:
+        fig.add_trace(go.Bar(x=modules, y=[slopes[m].get(str(t)) for m in modules], name=f"t = {t}"))
+    for y in (SLOPE_TOL, -SLOPE_TOL):
+        fig.add_hline(y=y, line_dash="dash", line_color="red")
+    fig.update_layout(barmode="group", title="Coordinate-check slopes (flat = width-stable)",
+                      xaxis_title="module", yaxis_title="slope of log2 mean|activation| per width doubling")
+    return fig
+

@@ -172,55 +172,71 @@ def run_transfer_check(*, data, out, widths, lrs, params, steps=150, tokens=None
                        batch=16, seq_len=64, seed=0, workers=1, init_std=0.02, schedule="constant",
                        objective="proxy", command="", progress=True) -> dict:
     """Run (or resume) the grid and write transfer.json, transfer.html and runs.csv into ``out``."""
-    from proxy_train import sweep
+    from proxy_train.study import make_spec
+    from proxy_train.sweep import run_sweep
 
     if len(widths) < 2:
         raise UserError("transfer-check needs at least two --widths to measure a drift")
     grid = {"width": sorted(int(w) for w in widths), "param": list(params), "log2_lr": list(lrs)}
-    spec = sweep.make_spec(
+    spec = make_spec(
         data=data, widths=grid["width"], param="both" if len(params) > 1 else params[0], steps=steps,
         tokens=tokens, sampler="grid", pruner="none", seed=seed, n_layers=n_layers, batch=batch,
         seq_len=seq_len, head_dim=head_dim, schedule=schedule, objective=objective, kind="transfer",
-        grid=grid, count_failed=True, base_width=min(grid["width"]))
-    spec["transfer_hp"] = {"init_std": float(init_std), "alpha_in": 1.0, "alpha_out": 1.0, "warmup_frac": 0.0}
+        grid=grid, count_failed=True, base_width=min(grid["width"]),
+        transfer_hp={"init_std": float(init_std), "alpha_in": 1.0, "alpha_out": 1.0, "warmup_frac": 0.0})
     cells = [{"width": w, "param": p, "log2_lr": float(lr)}
              for w in grid["width"] for p in grid["param"] for lr in grid["log2_lr"]]
-    summary = sweep.run_sweep(spec, out, trials=len(cells), workers=workers, command=command, progress=progress,
-                              cells=cells)
+    summary = run_sweep(spec, out, trials=len(cells), workers=workers, command=command, progress=progress,
+                        cells=cells)
     return finish(out, summary)
+
+
+def grid_points(df) -> list[dict]:
+    """One ``{param, width, log2_lr, loss}`` per visited grid cell of a trials table (loss None when
+    the run diverged or failed); a retried cell keeps its finished run."""
+    from proxy_train.trials import is_real_error
+
+    cells: dict[tuple, dict] = {}
+    for _, r in df.iterrows():
+        if r["state"] not in ("COMPLETE", "PRUNED", "FAIL") or r.get("log2_lr") is None:
+            continue
+        if r["state"] == "FAIL" and not is_real_error(str(r["fail_reason"] or "")):
+            continue
+        loss = float(r["value"]) if r["state"] == "COMPLETE" and r["value"] is not None else None
+        point = {"param": r["param"], "width": int(r["width"]), "log2_lr": float(r["log2_lr"]), "loss": loss}
+        key = (point["param"], point["width"], point["log2_lr"])
+        if key not in cells or (cells[key]["loss"] is None and loss is not None):
+            cells[key] = point
+    return list(cells.values())
+
+
+def runs_table(df, n_layers: int):
+    """The trials table in the runs-table vocabulary (run_id, d_model, final_val_loss, lr, status)."""
+    table = df.rename(columns={"number": "run_id", "width": "d_model", "value": "final_val_loss"})
+    table["n_layers"] = n_layers
+    if "log2_lr" in table.columns:
+        table["lr"] = [2.0 ** x if x == x else None for x in table["log2_lr"]]
+    table["status"] = ["ok" if s == "COMPLETE" else ("diverged" if s == "PRUNED" else s.lower())
+                       for s in table["state"]]
+    return table
 
 
 def finish(out: str | Path, summary: dict | None = None) -> dict:
     """Analyse the study in ``out`` and write the result files."""
-    from proxy_train import sweep
-    from proxy_train import workers as W
+    from proxy_train.sweep_export import trials_frame
+    from proxy_train.sweep_storage import open_study
 
     out = Path(out)
-    meta = sweep.read_study_meta(out)
-    study = sweep.load_study(out, W.journal_url(out) if meta["storage"] == "journal" else meta["storage"],
-                             meta["spec"])
-    df = sweep.trials_frame(study, out)
-    rows = []
-    for _, r in df.iterrows():
-        if r["state"] not in ("COMPLETE", "PRUNED", "FAIL") or r.get("log2_lr") is None:
-            continue
-        if r["state"] == "FAIL" and str(r["fail_reason"] or "").startswith(W.RETRIABLE + (W.SURPLUS,)):
-            continue
-        loss = float(r["value"]) if r["state"] == "COMPLETE" and r["value"] is not None else None
-        rows.append({"param": r["param"], "width": int(r["width"]), "log2_lr": float(r["log2_lr"]), "loss": loss})
-    # one point per grid cell (a retried cell keeps its finished run)
-    cells = {}
-    for r in rows:
-        key = (r["param"], r["width"], r["log2_lr"])
-        if key not in cells or (cells[key]["loss"] is None and r["loss"] is not None):
-            cells[key] = r
-    result = analyze(list(cells.values()))
-    spec = meta["spec"]
-    result["meta"] = {"scaleplan_version": __version__, "code_version": meta.get("code_version"),
-                      "command": meta.get("command"), "corpus_sha256": spec.get("corpus_sha256"),
-                      "setting": {k: spec.get(k) for k in ("n_layers", "head_dim", "batch", "seq_len", "steps",
-                                                           "tokens", "schedule", "base_width", "seed")},
-                      "transfer_hp": spec.get("transfer_hp"),
+    study, meta = open_study(out)
+    df = trials_frame(study)
+    cells = grid_points(df)
+    result = analyze(cells)
+    spec = meta.spec
+    result["meta"] = {"scaleplan_version": __version__, "code_version": meta.code_version,
+                      "command": meta.command, "corpus_sha256": spec.corpus_sha256,
+                      "setting": {k: getattr(spec, k) for k in ("n_layers", "head_dim", "batch", "seq_len", "steps",
+                                                                "tokens", "schedule", "base_width", "seed")},
+                      "transfer_hp": spec.transfer_hp,
                       "reference": "TP V Fig. 1 (arXiv:2203.03466); notes/mup-and-sweeps.md §4.5 "
                                    "(SP 2.0 vs muP 0.2 octaves, widths 64-512, 150 steps)"}
     result["n_runs"] = len(cells)
@@ -228,13 +244,7 @@ def finish(out: str | Path, summary: dict | None = None) -> dict:
         result["wall_s"] = summary.get("wall_s")
     write_json(out / "transfer.json", result)
     atomic_write(out / "transfer.html", transfer_figure(result).to_html(include_plotlyjs="cdn"))
-    table = df.rename(columns={"number": "run_id", "width": "d_model", "value": "final_val_loss"})
-    table["n_layers"] = spec["n_layers"]
-    if "log2_lr" in table.columns:
-        table["lr"] = [2.0 ** x if x == x else None for x in table["log2_lr"]]
-    table["status"] = ["ok" if s == "COMPLETE" else ("diverged" if s == "PRUNED" else s.lower())
-                       for s in table["state"]]
-    atomic_write(out / "runs.csv", table.to_csv(index=False))
+    atomic_write(out / "runs.csv", runs_table(df, spec.n_layers).to_csv(index=False))
     result["files"] = [str(out / f) for f in ("transfer.json", "transfer.html", "runs.csv")]
     return result
 

@@ -1,18 +1,14 @@
-"""Optuna storage and worker processes for sweeps: exactly N finished trials, nothing lost.
+"""Sweep worker processes: exactly N finished trials, nothing lost, nothing run twice.
 
-Conventions (what ``--trials N`` means):
+Conventions (``--trials N`` and the trial states: :mod:`proxy_train.trials`; storages:
+:mod:`proxy_train.sweep_storage`):
 
-* A trial is **finished** when it is COMPLETE or PRUNED (a diverged proxy run is pruned, with the
-  reason in the user attribute ``fail_reason``). A study stops when it holds ``N`` finished trials.
-  With ``count_failed=True`` (the μTransfer grid, where every grid point must be visited once)
-  trials that FAILED with a real error count too.
-* Trials that FAILED because their process was killed or interrupted do not count: they are
-  retried with the same parameters. Under an RDB storage (PostgreSQL, MySQL, SQLite) each worker
-  sends a heartbeat; a trial whose heartbeat stops is failed by a surviving worker and re-enqueued
-  by Optuna's ``RetryHeartbeatStaleTrialCallback(max_retry=3)``. The journal file storage has no
-  heartbeat (optuna/storages/_heartbeat.py: only RDBStorage implements ``BaseHeartbeat``), so the
-  next ``scaleplan sweep`` on the same folder fails the trials a killed process left RUNNING and
-  re-enqueues them with the same callback, i.e. with the same ``retry_history`` lineage.
+* Killed or interrupted trials are retried with the same parameters. Under an RDB storage a
+  surviving worker fails a trial whose heartbeat stopped and Optuna's
+  ``RetryHeartbeatStaleTrialCallback(max_retry=3)`` re-enqueues it. The journal file storage has no
+  heartbeat, so the next ``scaleplan sweep`` on the same folder fails the trials a killed process
+  left RUNNING and re-enqueues them with the same callback, i.e. with the same ``retry_history``
+  lineage (:func:`repair_and_requeue`).
 * No overshoot with several workers: after each trial a worker stops once ``N`` trials are
   finished, and *waits* while the running trials of other workers already fill the remaining slots
   (one of them may die and need a retry). At a trial's start a worker re-checks the count; of two
@@ -27,158 +23,17 @@ appears in a process list.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
+import warnings
 from pathlib import Path
 from typing import Callable
 
 from planner.errors import UserError
-from planner.provenance import mask_url
-
-STORAGE_ENV = "SCALEPLAN_SWEEP_STORAGE"
-JOURNAL_NAME = "optuna.journal"
-RDB_SCHEMES = ("sqlite", "postgresql", "postgres", "mysql", "mariadb", "oracle", "mssql")
-
-# fail_reason prefixes of trials that are retried (not real errors) or ignored (surplus).
-KILLED = "killed"
-INTERRUPTED = "interrupted"
-SURPLUS = "surplus"
-RETRIABLE = (KILLED, INTERRUPTED)
-
-
-# ----------------------------------------------------------------------------------------------
-# storage
-# ----------------------------------------------------------------------------------------------
-
-def is_rdb(url: str | None) -> bool:
-    return bool(url) and url.split(":", 1)[0].split("+", 1)[0].lower() in RDB_SCHEMES
-
-
-def journal_url(study_dir: Path) -> str:
-    """The default storage: an Optuna journal file inside the study folder."""
-    return f"journal://{(Path(study_dir) / JOURNAL_NAME).resolve()}"
-
-
-def open_storage(url: str, *, heartbeat_interval: int | None = None, grace_period: int | None = None,
-                 connect_timeout: int = 5):
-    """Open an Optuna storage from a URL; bad or unreachable storage -> one-line ``UserError``.
-
-    ``journal:///abs/path`` (or a path ending in ``.journal``) -> ``JournalStorage`` with a file
-    backend (one host, several processes). ``sqlite:///``, ``postgresql://``, ``mysql://`` ->
-    ``RDBStorage``; with ``heartbeat_interval`` the workers send heartbeats and stale trials are
-    retried by ``RetryHeartbeatStaleTrialCallback(max_retry=3)``. ``connect_timeout`` (seconds)
-    keeps an unreachable server from hanging the command.
-    """
-    import optuna
-
-    scheme = url.split("://", 1)[0].lower() if "://" in url else ""
-    if scheme == "journal" or (not scheme and url.endswith(".journal")):
-        from optuna.storages.journal import JournalFileBackend
-
-        path = Path(url.split("://", 1)[1] if scheme else url)  # journal:///abs/path -> /abs/path
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            return optuna.storages.JournalStorage(JournalFileBackend(str(path)))
-        except OSError as e:
-            raise UserError(f"cannot open journal storage {path} ({e.strerror}); choose a writable "
-                            "--study folder") from None
-        except ValueError as e:  # json.JSONDecodeError: a record in the middle is not JSON
-            raise UserError(f"journal {path} is corrupt ({e}); restore it from a backup or start a new "
-                            "--study folder") from None
-    base = scheme.split("+", 1)[0]
-    if base not in RDB_SCHEMES:
-        raise UserError(f"unknown storage URL {mask_url(url)!r}; use an Optuna storage URL "
-                        "(postgresql://user:pass@host/db, mysql://..., sqlite:///file.db) or leave "
-                        "--storage out for a journal file in the study folder")
-    connect_args: dict = {}
-    if base in ("postgresql", "postgres", "mysql", "mariadb"):
-        connect_args["connect_timeout"] = connect_timeout
-    elif base == "sqlite":
-        connect_args["timeout"] = 30  # waits on "database is locked" (Optuna FAQ)
-    kwargs: dict = {"engine_kwargs": {"connect_args": connect_args}}
-    import warnings
-
-    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
-    if heartbeat_interval:
-        kwargs.update(
-            heartbeat_interval=int(heartbeat_interval),
-            grace_period=int(grace_period or 2 * heartbeat_interval),
-            heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=3),
-        )
-    if base == "postgres":  # SQLAlchemy 2 only knows the long name
-        url = "postgresql" + url[len("postgres"):]
-        scheme = "postgresql" + scheme[len("postgres"):]
-    if scheme == "postgresql":
-        # SQLAlchemy 2.1 maps a bare postgresql:// to psycopg 3; use psycopg2 when only it is there.
-        import importlib.util
-
-        if importlib.util.find_spec("psycopg") is None and importlib.util.find_spec("psycopg2") is not None:
-            url = "postgresql+psycopg2" + url[len("postgresql"):]
-    try:
-        import warnings
-
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # RetryHeartbeatStaleTrialCallback is "experimental"
-            return optuna.storages.RDBStorage(url, **kwargs)
-    except ImportError as e:
-        raise UserError(f"storage {mask_url(url)}: database driver missing ({e.name or e}); "
-                        "install it (e.g. psycopg2-binary for postgresql, pymysql for mysql)") from None
-    except ModuleNotFoundError as e:  # pragma: no cover - covered by ImportError
-        raise UserError(f"storage {mask_url(url)}: {e}") from None
-    except Exception as e:  # sqlalchemy OperationalError / ArgumentError / NoSuchModuleError ...
-        first = (str(getattr(e, "orig", None) or e).strip().splitlines() or [type(e).__name__])[0]
-        raise UserError(f"cannot use storage {mask_url(url)}: {first}; check the URL, that the "
-                        "server runs and accepts connections, and the user/password/database") from None
-
-
-# ----------------------------------------------------------------------------------------------
-# counting trials
-# ----------------------------------------------------------------------------------------------
-
-def fail_reason(t) -> str:
-    return str(t.user_attrs.get("fail_reason", "") or "")
-
-
-def is_counted(t, count_failed: bool = False) -> bool:
-    """Whether a trial counts towards ``--trials N`` (see the module docstring)."""
-    from optuna.trial import TrialState
-
-    if t.state in (TrialState.COMPLETE, TrialState.PRUNED):
-        return True
-    if count_failed and t.state == TrialState.FAIL:
-        reason = fail_reason(t)
-        return bool(reason) and not reason.startswith(RETRIABLE + (SURPLUS,))
-    return False
-
-
-def counts(study, count_failed: bool = False) -> dict:
-    """Trial counts: finished (counted), running, waiting, complete, pruned, failed, errors."""
-    from optuna.trial import TrialState
-
-    trials = study.get_trials(deepcopy=False)
-    out = {"finished": 0, "running": 0, "waiting": 0, "complete": 0, "pruned": 0, "failed": 0,
-           "errors": 0}
-    for t in trials:
-        out["finished"] += is_counted(t, count_failed)
-        out["running"] += t.state == TrialState.RUNNING
-        out["waiting"] += t.state == TrialState.WAITING
-        out["complete"] += t.state == TrialState.COMPLETE
-        out["pruned"] += t.state == TrialState.PRUNED
-        if t.state == TrialState.FAIL:
-            out["failed"] += 1
-            r = fail_reason(t)
-            out["errors"] += not r.startswith(RETRIABLE + (SURPLUS,))
-    return out
-
-
-def best_value(study) -> float | None:
-    from optuna.trial import TrialState
-
-    vals = [t.value for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-            if t.value is not None]
-    return min(vals) if vals else None
-
+from proxy_train.study import read_study_meta
+from proxy_train.sweep_objective import make_objective
+from proxy_train.sweep_storage import load_study, resolve_storage
+from proxy_train.trials import KILLED, RETRIABLE, SURPLUS, Surplus, counts, fail_reason, is_counted
 
 # ----------------------------------------------------------------------------------------------
 # resume: trials left RUNNING / interrupted by a dead process
@@ -194,7 +49,6 @@ def repair_and_requeue(study, target: int, *, fail_running: bool, count_failed: 
     """
     import optuna
     from optuna.trial import TrialState
-    import warnings
 
     storage = study._storage
     failed_now = []
@@ -210,7 +64,7 @@ def repair_and_requeue(study, target: int, *, fail_running: bool, count_failed: 
     trials = study.get_trials(deepcopy=False)
     retried = {n for t in trials for n in t.system_attrs.get("retry_history", [])}
     c = counts(study, count_failed)
-    free = target - c["finished"] - c["running"] - c["waiting"]
+    free = target - c.finished - c.running - c.waiting
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         retry = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=3)
@@ -238,12 +92,8 @@ def repair_and_requeue(study, target: int, *, fail_running: bool, count_failed: 
 # the worker loop
 # ----------------------------------------------------------------------------------------------
 
-class Surplus(Exception):
-    """This trial is not needed: other workers already fill the last slots."""
-
-
 class TooManyErrors(RuntimeError):
-    pass
+    """So many trials failed with real errors that the cause must be fixed first."""
 
 
 class TargetGuard:
@@ -283,44 +133,33 @@ class TargetGuard:
             except Exception:
                 pass
             c = counts(study, self.count_failed)
-            if c["errors"] >= self.max_errors:
+            if c.errors >= self.max_errors:
                 study.stop()
-                raise TooManyErrors(f"{c['errors']} trials failed with errors (last: "
+                raise TooManyErrors(f"{c.errors} trials failed with errors (last: "
                                     f"{fail_reason(frozen) or 'see trials table'}); fix the cause "
                                     "and rerun the same command to resume")
-            if c["finished"] >= self.target:
+            if c.finished >= self.target:
                 study.stop()
                 return
-            if c["finished"] + c["running"] < self.target:
+            if c.finished + c.running < self.target:
                 return  # a slot is free: ask the next (or a waiting, retried) trial
             time.sleep(self.poll_s)  # other workers' running trials fill the target: watch them
 
 
-def derived_seed(seed: int, worker_id: int, n_existing: int) -> int:
-    """Per-worker sampler seed: workers and resumed runs must not replay the same random draws."""
-    return (int(seed) * 1_000_003 + worker_id * 7919 + n_existing * 104_729) % (2 ** 31 - 1)
-
-
 def run_worker(study_dir: str | Path, *, worker_id: int, trials: int, storage_url: str | None = None,
-               progress: Callable | None = None) -> dict:
-    """Run one worker on an existing study until it holds ``trials`` finished trials."""
-    from proxy_train import sweep
+               progress: Callable | None = None):
+    """Run one worker on an existing study until it holds ``trials`` finished trials; returns the
+    study's :class:`proxy_train.trials.TrialCounts`."""
+    import optuna
 
     study_dir = Path(study_dir)
-    meta = sweep.read_study_meta(study_dir)
-    url = storage_url or os.environ.get(STORAGE_ENV) or meta["storage"]
-    if url == "journal":
-        url = journal_url(study_dir)
-    spec = meta["spec"]
-    study = sweep.load_study(study_dir, url, spec, worker_id=worker_id)
-    guard = TargetGuard(trials, count_failed=spec.get("count_failed", False), on_trial=progress,
-                        poll_s=float(spec.get("poll_s", 0.5)))
-    if counts(study, guard.count_failed)["finished"] >= trials:
+    meta = read_study_meta(study_dir)
+    url = resolve_storage(study_dir, storage_url, meta=meta)
+    study = load_study(study_dir, url, meta, worker_id=worker_id)
+    guard = TargetGuard(trials, count_failed=meta.spec.count_failed, on_trial=progress)
+    if counts(study, guard.count_failed).finished >= trials:
         return counts(study, guard.count_failed)
-    objective = sweep.make_objective(study_dir, spec, guard, worker_id=worker_id)
-    import optuna
-    import warnings
-
+    objective = make_objective(study_dir, meta.spec, guard, worker_id=worker_id)
     # Failures are recorded per trial (fail_reason) and counted in the progress bar; Optuna's own
     # WARNING log would print a traceback per failed trial.
     optuna.logging.set_verbosity(optuna.logging.ERROR)

@@ -24,11 +24,9 @@ def tiny_data(tmp_path_factory) -> Path:
 
 
 def _load(study: Path):
-    from proxy_train import sweep
-    from proxy_train import workers as W
+    from proxy_train.sweep_storage import open_study
 
-    meta = sweep.read_study_meta(study)
-    return sweep.load_study(study, W.journal_url(study), meta["spec"])
+    return open_study(study)[0]
 
 
 def _one_line_error(r):
@@ -74,10 +72,11 @@ def test_real_proxy_sweep_export_and_resume(tiny_data, tmp_path):
     assert hp["parameterization"] == "mup" and hp["base_width"] == 32 and hp["base_head_dim"] == 16
     assert hp["lr"] == pytest.approx(best.params["lr"]) and hp["source"]["trial"] == best.number
     assert hp["source"]["val_loss"] == pytest.approx(best.value)
-    from proxy_train.config import TrainConfig, hparams_overrides
+    from planner.hparams import HParams
+    from proxy_train.config import TrainConfig
 
-    cfg = TrainConfig(data=str(tiny_data), steps=8, **{k: v for k, v in hparams_overrides(
-        study / "hparams.yaml", data_vocab=hp["vocab_size"]).items()}).validate()
+    cfg = TrainConfig.from_hparams(HParams.read(study / "hparams.yaml"), data_vocab=hp["vocab_size"],
+                                   data=str(tiny_data), steps=8).validate()
     assert cfg.base_width == 32 and cfg.lr == pytest.approx(hp["lr"])
     import pandas as pd
 

@@ -31,11 +31,9 @@ def fake_data(tmp_path_factory) -> Path:
 
 
 def _study(study: Path, url: str | None = None):
-    from proxy_train import sweep
-    from proxy_train import workers as W
+    from proxy_train.sweep_storage import open_study
 
-    meta = sweep.read_study_meta(study)
-    return sweep.load_study(study, url or W.journal_url(study), meta["spec"])
+    return open_study(study, url)[0]
 
 
 def _popen(args, env=None):

@@ -1,9 +1,9 @@
 """Coordinate-check page: the stored coord-check results of the studies, with pass/fail.
 
 Reads every ``coord_check.json`` under the studies root (written by ``scaleplan coord-check``) and
-draws the library's figure from its stored l1 records (``proxy_train.coord_check.figure``: mean
-|activation| vs width per step) next to the stored slopes. Pass/fail and the criterion are the
-ones recorded in the file (the library decides).
+draws the library's figures from it (``proxy_train.coord_check.figure``: mean |activation| vs width
+per step; ``slopes_figure``: the fitted slopes against the library's tolerance). Pass/fail and the
+criterion are the ones recorded in the file (the library decides).
 """
 from __future__ import annotations
 
@@ -11,10 +11,8 @@ import pandas as pd
 import streamlit as st
 
 from app import loaders, state
-from app.figures import slopes_figure
 from planner.errors import UserError
-
-SLOPE_TOL = 0.15  # only to draw the band when an old file lacks its threshold (proxy_train.coord_check)
+from proxy_train.coord_check import figure, slopes_figure  # torch-free
 
 st.title("Coordinate check: are activations width-stable?")
 st.caption("Under μP the mean |activation| of every module stays flat as width grows (slope ≈ 0 per "
@@ -40,7 +38,7 @@ for path in files:
         continue
     label = path.relative_to(root).parent.as_posix()
     passed = data.get("passed")
-    param = data.get("param") or data.get("parameterization") or "?"
+    param = data.get("param") or "?"
     summary.append({"result": label, "parameterization": param,
                     "passed": "PASS" if passed else ("FAIL" if passed is not None else "?"),
                     "criterion": data.get("criterion", "")})
@@ -55,12 +53,12 @@ for path in files:
         continue
     label = path.relative_to(root).parent.as_posix()
     passed = data.get("passed")
-    param = str(data.get("param") or data.get("parameterization") or "").upper()
+    param = str(data.get("param") or "").upper()
     head = f"{label} ({param})" if param else label
     if passed:
         st.success(f"{head}: PASS")
     elif passed is not None:
-        st.error(f"{head}: FAIL" + (f": {data['reason']}" if data.get("reason") else ""))
+        st.error(f"{head}: FAIL")
     else:
         st.warning(f"{head}: no pass/fail recorded")
     worst = data.get("worst") or {}
@@ -70,14 +68,16 @@ for path in files:
                    f"(module, step) pairs over the limit; widths {data.get('widths')}")
     c1, c2 = st.columns([3, 2])
     if isinstance(data.get("l1"), list) and data["l1"]:
-        from proxy_train.coord_check import figure  # torch-free: the library's own coord-check figure
-
         try:
             c1.plotly_chart(figure(data), width="stretch", key=f"coord-l1-{label}")
         except (KeyError, TypeError, ValueError) as e:
             c1.error(f"{label}: unexpected l1 records ({type(e).__name__}: {e}); regenerate the file")
     if isinstance(data.get("slopes"), dict):
-        fig = slopes_figure(data["slopes"], data.get("threshold") or SLOPE_TOL)
+        try:
+            fig = slopes_figure(data)
+        except (AttributeError, TypeError, ValueError) as e:
+            c2.error(f"{label}: unexpected slopes ({type(e).__name__}: {e}); regenerate the file")
+            fig = None
         if fig is not None:
             c2.plotly_chart(fig, width="stretch", key=f"coord-slopes-{label}")
     with st.expander(f"{label}: raw result"):

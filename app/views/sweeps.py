@@ -1,8 +1,9 @@
 """Sweeps page: browse the Optuna studies of the chosen study folder and its μTransfer check.
 
-Reads (inside the study folder only): the Optuna journal file, trials.csv/parquet, hparams.yaml,
-transfer.json. Figures come from ``optuna.visualization`` and from the sweep library
-(``proxy_train.sweep.lr_loss_figure``, ``proxy_train.transfer.transfer_figure``; both torch-free).
+Reads (inside the study folder only), all through the library: the sweep studies of the folder's
+Optuna journal (``proxy_train.sweep_summary``: counts, best trial, trials table and figures, the
+same as ``scaleplan sweep export`` writes), hparams.yaml (``planner.hparams.HParams``) and
+transfer.json (drawn by ``proxy_train.transfer.transfer_figure``).
 """
 from __future__ import annotations
 
@@ -11,6 +12,9 @@ import streamlit as st
 
 from app import loaders, state
 from planner.errors import UserError
+
+FIGURE_TABS = {"history": "History", "parallel": "Parallel coordinates", "importance": "Importance",
+               "slice": "Slice", "lr_vs_loss": "LR vs loss per width"}
 
 st.title("Sweeps: μP base hyperparameters")
 study = st.session_state.get("study")
@@ -21,60 +25,33 @@ if study is None:
     st.info("No study chosen. Run `scaleplan sweep --study studies/NAME ...` and pick it in the sidebar; "
             "the Plan page works without one (published laws, default hyperparameter rules).")
 
-journal = loaders.find_journal(study)
-studies = {}
-if study is not None and journal is None:
-    st.info(f"No Optuna journal in `{study.name}`.")
-if journal is not None:
-    try:
-        studies = loaders.load_optuna_studies(journal)
-    except UserError as e:
-        st.error(str(e))
+sweeps = {}
+try:
+    journal, sweeps = loaders.load_sweeps(study)
+    if study is not None and journal is None:
+        st.info(f"No Optuna journal in `{study.name}`.")
+except UserError as e:
+    st.error(str(e))
 
-if studies:
-    name = st.selectbox("Optuna study", sorted(studies), key="optuna_study")
-    ost = studies[name]
-    import optuna
-    from optuna.trial import TrialState
-
-    trials = ost.get_trials(deepcopy=False)
-    done = [t for t in trials if t.state == TrialState.COMPLETE]
+if sweeps:
+    name = st.selectbox("Optuna study", sorted(sweeps), key="optuna_study")
+    sweep = sweeps[name]
     c1, c2, c3, c4 = st.columns(4)
-    c1.metric("Complete trials", len(done))
-    c2.metric("Pruned", sum(t.state == TrialState.PRUNED for t in trials))
-    c3.metric("Failed", sum(t.state == TrialState.FAIL for t in trials))
-    c4.metric("Best val loss (nats)", f"{ost.best_value:.4f}" if done else "n/a")
-    if done:
-        best = ost.best_trial
-        st.subheader(f"Best trial #{best.number}")
+    c1.metric("Complete trials", sweep.counts.complete)
+    c2.metric("Pruned", sweep.counts.pruned)
+    c3.metric("Failed", sweep.counts.failed)
+    c4.metric("Best val loss (nats)", f"{sweep.best.value:.4f}" if sweep.best else "n/a")
+    if sweep.best:
+        st.subheader(f"Best trial #{sweep.best.number}")
         st.dataframe(pd.DataFrame([{"hyperparameter": k, "value": f"{v:.4g}" if isinstance(v, float) else str(v)}
-                                   for k, v in best.params.items()]), hide_index=True)
-        tabs = st.tabs(["History", "Parallel coordinates", "Importance", "Slice", "LR vs loss per width"])
-        vis = optuna.visualization
-        with tabs[0]:
-            st.plotly_chart(vis.plot_optimization_history(ost), width="stretch")
-        with tabs[1]:
-            st.plotly_chart(vis.plot_parallel_coordinate(ost), width="stretch")
-        with tabs[2]:
-            if len(done) >= 2 and len(best.params) >= 1:
-                try:
-                    st.plotly_chart(vis.plot_param_importances(ost), width="stretch")
-                except Exception as e:  # importance needs >= 2 distinct values per parameter
-                    st.info(f"Importance not available for this study ({type(e).__name__}: {e}).")
-            else:
-                st.info("Importance needs at least two complete trials.")
-        with tabs[3]:
-            st.plotly_chart(vis.plot_slice(ost), width="stretch")
-        with tabs[4]:
-            from proxy_train.sweep import lr_loss_figure
-
-            df = ost.trials_dataframe(attrs=("number", "value", "params", "user_attrs", "state"))
-            df = df.rename(columns=lambda c: c.removeprefix("params_").removeprefix("user_attrs_"))
-            df = df.loc[:, ~df.columns.duplicated()]
-            if "width" not in df.columns or not ({"lr", "log2_lr"} & set(df.columns)):
-                st.info("This study has no learning-rate or width parameter to plot.")
-            else:
-                st.plotly_chart(lr_loss_figure(df), width="stretch")
+                                   for k, v in sweep.best.params.items()]), hide_index=True)
+        figures, skipped = sweep.figures()
+        for tab, key in zip(st.tabs(list(FIGURE_TABS.values())), FIGURE_TABS):
+            with tab:
+                if key in figures:
+                    st.plotly_chart(figures[key], width="stretch", key=f"sweep-{name}-{key}")
+                else:
+                    st.info(f"{FIGURE_TABS[key]} not available for this study: {skipped.get(key, 'not drawn')}.")
     else:
         st.info("No complete trial yet.")
 

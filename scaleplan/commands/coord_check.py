@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from proxy_train.coord_check import SLOPE_TOL  # the library's pass criterion (no torch at import)
 from scaleplan.commands import emit, int_list, positive_float, positive_int
 
 
 def register(sub) -> None:
     c = sub.add_parser("coord-check", help="μP coordinate check: activations must not grow with width",
                        description="Train each width a few AdamW steps on one fixed batch (mup's get_coord_data) and "
-                                   "fit log2 mean|activation| against log2 width; pass iff |slope| < 0.15 for every "
+                                   f"fit log2 mean|activation| against log2 width; pass iff |slope| < {SLOPE_TOL} for every "
                                    "module at every step t >= 2. μP should pass, SP should fail.")
     c.add_argument("--param", choices=("mup", "sp"), default="mup")
     c.add_argument("--widths", type=int_list, default=[32, 64, 128, 256])

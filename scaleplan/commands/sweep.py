@@ -1,7 +1,8 @@
 """`scaleplan sweep` and `scaleplan sweep export`: Optuna sweeps over μP base hyperparameters.
 
-Handlers only parse options and call :mod:`proxy_train.sweep`; torch and optuna are imported inside
-them so that ``scaleplan --help`` stays fast.
+Handlers only parse options and call :mod:`proxy_train.study` (the spec), :mod:`proxy_train.sweep`
+(the run) and :mod:`proxy_train.sweep_export`; torch and optuna are imported inside them so that
+``scaleplan --help`` stays fast.
 """
 from __future__ import annotations
 
@@ -77,15 +78,16 @@ def register(sub) -> None:
 def cmd_sweep(args) -> int:
     from planner.errors import UserError
     from proxy_train import sweep
+    from proxy_train.study import make_spec
 
     if args.study is None or args.data is None:
         raise UserError("scaleplan sweep needs --study DIR and --data DIR (see `scaleplan sweep --help`)")
     steps = args.steps if (args.steps or args.tokens) else 200
-    spec = sweep.make_spec(data=args.data, widths=args.widths, param=args.param, steps=steps,
-                           tokens=args.tokens, sampler=args.sampler, pruner=args.pruner, seed=args.seed,
-                           n_layers=args.n_layers, batch=args.batch, seq_len=args.seq_len,
-                           head_dim=args.head_dim, schedule=args.schedule, tune_wd=args.tune_wd,
-                           weight_decay=args.weight_decay, objective=args.objective)
+    spec = make_spec(data=args.data, widths=args.widths, param=args.param, steps=steps,
+                     tokens=args.tokens, sampler=args.sampler, pruner=args.pruner, seed=args.seed,
+                     n_layers=args.n_layers, batch=args.batch, seq_len=args.seq_len, head_dim=args.head_dim,
+                     schedule=args.schedule, tune_wd=args.tune_wd, weight_decay=args.weight_decay,
+                     objective=args.objective)
     summary = sweep.run_sweep(spec, args.study, trials=args.trials, workers=args.workers, storage=args.storage,
                               command=command_line(), heartbeat_interval=args.heartbeat_interval,
                               grace_period=args.grace_period, progress=True)
@@ -94,9 +96,9 @@ def cmd_sweep(args) -> int:
 
 
 def cmd_export(args) -> int:
-    from proxy_train import sweep
+    from proxy_train.sweep_export import export
 
-    out = sweep.export(args.study, fmt=args.format, storage=args.storage)
+    out = export(args.study, fmt=args.format, storage=args.storage)
     lines = [f"wrote {p}" for p in out["written"]]
     if "hparams" in out:
         hp = out["hparams"]

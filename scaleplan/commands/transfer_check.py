@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 
 from planner.provenance import command_line
+from proxy_train.transfer import MUP_GOAL, SP_GOAL  # the library's goals (no torch at import)
 from scaleplan.commands import emit, int_list, positive_int
 from scaleplan.commands.sweep import add_proxy_options
 
@@ -13,7 +14,7 @@ def register(sub) -> None:
                        description="Sweep log2 LR on a grid at several widths under muP and SP (everything "
                                    "else fixed) and measure how far the optimal LR moves (octaves).",
                        formatter_class=argparse.RawDescriptionHelpFormatter,
-                       epilog="Goal (Tensor Programs V, Fig. 1): muP drift <= 0.5 octave, SP >= 1.5 over 8x width.\n"
+                       epilog=f"Goal (Tensor Programs V, Fig. 1): muP drift <= {MUP_GOAL} octave, SP >= {SP_GOAL} over 8x width.\n"
                               "Resumable: rerun the same command. Writes transfer.json, transfer.html, runs.csv.")
     t.add_argument("--out", required=True, help="output (study) folder")
     t.add_argument("--widths", type=int_list, default=[64, 128, 256, 512])
