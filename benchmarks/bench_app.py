@@ -41,16 +41,16 @@ def main() -> None:
           "(other jobs share this machine)")
 
     from app_fixtures import make_study
-    from planner.plan import Budget, make_plan
+    from planner.plan import Budget, PlanRequest, make_plan
 
     tmp = Path(tempfile.mkdtemp(prefix="bench_app_"))
     study = make_study(tmp / "studies")
-    make_plan(Budget.from_flops(1e22))  # imports
+    make_plan(PlanRequest(budget=Budget.from_flops(1e22)))  # imports
     print("\nmake_plan recompute (ms): median / max over repeats  [goal <= 100 ms]")
     for C in (1e20, 1e22, 1e24, 1e25):
-        plain = _ms(lambda: make_plan(Budget.from_flops(C)), args.repeats)
-        fitted = _ms(lambda: make_plan(Budget.from_flops(C), law=str(study / "fit.json"),
-                                       hparams=str(study / "hparams.yaml")), args.repeats)
+        plain = _ms(lambda: make_plan(PlanRequest(budget=Budget.from_flops(C))), args.repeats)
+        fitted = _ms(lambda: make_plan(PlanRequest(budget=Budget.from_flops(C), law=str(study / "fit.json"),
+                                                   hparams=str(study / "hparams.yaml"))), args.repeats)
         print(f"  C = {C:.0e}: published law {statistics.median(plain):6.1f} / {max(plain):6.1f}   "
               f"fitted law + μP hparams {statistics.median(fitted):6.1f} / {max(fitted):6.1f}")
 

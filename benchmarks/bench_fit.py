@@ -21,7 +21,8 @@ import numpy as np
 def main() -> None:
     from scipy.optimize import minimize
 
-    from planner.fit import ChinchillaFitter, _objective, grid_starts
+    from planner.fit import ChinchillaFitter, grid_starts
+    from planner.fit_solver import _objective
     from planner.runs import load_runs
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])

@@ -26,20 +26,21 @@ SCENARIOS = [
 
 def main() -> None:
     t0 = time.perf_counter()
-    from planner.plan import Budget, make_plan  # noqa: F401  (import cost reported separately)
+    from planner.plan import Budget, PlanRequest, make_plan
 
     print(f"import planner.plan: {(time.perf_counter() - t0) * 1e3:.0f} ms (once per process)")
     for name, kw in SCENARIOS:
         kw = dict(kw)
         if "gpu_hours" in kw:
             kw["budget"] = Budget.from_gpu_hours(kw.pop("gpu_hours"), "h100")
-        make_plan(**kw)  # warm-up (lazy imports)
+        make_plan(PlanRequest(**kw))  # warm-up (lazy imports)
         times = []
         for i in range(20):
             if isinstance(kw.get("budget"), float):  # a new budget each call: no cache can answer
                 kw["budget"] = kw["budget"] * 1.013
+            request = PlanRequest(**kw)
             t = time.perf_counter()
-            make_plan(**kw)
+            make_plan(request)
             times.append((time.perf_counter() - t) * 1e3)
         med = statistics.median(times)
         print(f"{name:<44} median {med:7.2f} ms  worst {max(times):7.2f} ms  "

@@ -28,7 +28,7 @@ Default MFU priors (``GPU.default_mfu``, planner/hardware.py), from reported den
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 from planner.errors import UserError
@@ -93,6 +93,15 @@ class TimeEstimate:
         d = asdict(self)
         d.update(hours=self.hours, days=self.days, gpu_hours=self.gpu_hours, cost=self.cost, currency="USD")
         return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "TimeEstimate":
+        """Inverse of :meth:`to_dict` (the derived hours, days, GPU-hours, cost and currency are recomputed)."""
+        names = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - names - {"hours", "days", "gpu_hours", "cost", "currency"})
+        if unknown:
+            raise UserError(f"unknown time/cost fields {unknown}; known fields: {sorted(names)}")
+        return cls(**{k: v for k, v in d.items() if k in names})
 
 
 def estimate_time(total_flops: float, gpu: GPU | str, n_gpus: int, mfu: float | None = None, *,

@@ -1,26 +1,10 @@
-"""HParams: tuned base hyperparameters (hparams.yaml) and their μP transfer to a target width.
+"""HParams: tuned base hyperparameters (hparams.yaml), read and written in one place.
 
-Conventions (docs/CONTRACTS.md "hparams.yaml"; rules from Yang et al. 2022, "Tensor Programs V",
-Table 8 as implemented by the PyPI ``mup`` package, and the μP column of Dey et al. 2025
-"CompleteP" Table 1; summarised in shared/notes/mup-and-sweeps.md §0 and §2):
-
-* ``m_d = d_model / base_width`` is the width multiplier.
-* μP, AdamW, per parameter group at width ``d_model``:
-
-  ========== ================= ====================== ============================ =================
-  group      init std          AdamW LR               forward multiplier           weight decay
-  ========== ================= ====================== ============================ =================
-  embedding  init_std          lr                     alpha_in                     wd
-  hidden     init_std/sqrt(m)  lr / m                 1                            wd*m (wd_rule mup)
-  readout    init_std (or 0)   lr                     alpha_out / m                wd
-  norms      1 (gain)          lr                     1                            0
-  ========== ================= ====================== ============================ =================
-
-  Attention logits are ``attn_mult * q.k / d_head`` (μP) instead of ``q.k / sqrt(d_head)`` (SP).
-  ``wd_rule: mup`` is MuAdamW's rule (weight decay times m_d on hidden matrices so that the
-  per-step decay lr*wd of torch's AdamW is width-invariant); ``unscaled`` keeps wd as is.
-* SP hyperparameters have no transfer rule: ``at_width`` returns the same values at every width
-  and adds a warning (SP's optimal LR drifts roughly like 1/width; TP V Fig. 1).
+Conventions (docs/CONTRACTS.md "hparams.yaml"): ``base_width`` is the d_model of the proxy the
+values were tuned at; ``lr`` is the base AdamW peak LR (the embedding/readout/norm LR under μP),
+``init_std`` the base init standard deviation. ``HParams.at_width(d_model)`` gives the per-group
+values at a target width as a :class:`planner.width_hparams.WidthHParams`; the μP transfer rules
+(Yang et al. 2022, "Tensor Programs V", Table 8) live in planner/width_hparams.py.
 """
 from __future__ import annotations
 
@@ -32,6 +16,7 @@ from typing import Any
 
 from planner.errors import UserError
 from planner.io import read_yaml, write_yaml
+from planner.width_hparams import WidthHParams, transfer_to_width
 
 PARAMETERIZATIONS = ("mup", "sp")
 WD_RULES = ("mup", "unscaled")
@@ -57,7 +42,9 @@ class HParams:
     query_zero_init: bool = True
     betas: tuple[float, float] = (0.9, 0.95)
     eps: float = 1e-8
-    source: dict[str, Any] = field(default_factory=dict)
+    vocab_size: int | None = None  # the padded vocab of the proxy data (the trainer checks it)
+    source: dict[str, Any] = field(default_factory=dict)  # study, trial, val_loss, tokens, corpus hash
+    meta: dict[str, Any] = field(default_factory=dict)  # scaleplan version and the command
 
     def __post_init__(self) -> None:
         if self.parameterization not in PARAMETERIZATIONS:
@@ -85,8 +72,12 @@ class HParams:
 
     # ------------------------------------------------------------------ file format
     def to_dict(self) -> dict[str, Any]:
+        """hparams.yaml's mapping; ``eps`` at AdamW's 1e-8, an unknown vocab and empty meta are left out."""
         d = dataclasses.asdict(self)
         d["betas"] = list(self.betas)
+        for key, default in (("eps", 1e-8), ("vocab_size", None), ("meta", {})):
+            if d[key] == default:
+                del d[key]
         return d
 
     @classmethod
@@ -96,9 +87,6 @@ class HParams:
         if "base_width" not in d:
             raise UserError("hparams lacks base_width (the proxy's d_model the values were tuned at); add it")
         known = {f.name for f in dataclasses.fields(cls)}
-        # `scaleplan sweep export` also writes provenance keys: vocab_size (checked by the proxy
-        # trainer against the data) and meta; the planner does not use them.
-        d = {k: v for k, v in d.items() if k not in ("vocab_size", "meta")}
         unknown = sorted(set(d) - known)
         if unknown:
             raise UserError(f"unknown hparams fields {unknown}; known fields: {sorted(known)}")
@@ -115,64 +103,13 @@ class HParams:
     def width_mult(self, d_model: int) -> float:
         return d_model / self.base_width
 
-    def at_width(self, d_model: int, n_layers: int | None = None, head_dim: int | None = None) -> dict[str, Any]:
-        """Per-group values at width ``d_model`` (see the module docstring for the rules).
+    def at_width(self, d_model: int, n_layers: int | None = None, head_dim: int | None = None) -> WidthHParams:
+        """Per-group values at width ``d_model`` (μP transfer; SP passes through with a warning).
 
-        Returns ``{"m_d", "parameterization", "groups": {embedding, hidden, readout, norms: {lr,
-        init_std, weight_decay, multiplier}}, "attention": {"scale", "rule"}, "warnings": [...]}``.
-        ``head_dim`` defaults to ``base_head_dim`` (or 128) for the attention scale.
+        ``head_dim`` defaults to ``base_head_dim`` (or 128) for the attention scale. The rules are in
+        planner/width_hparams.py.
         """
-        if not isinstance(d_model, int) or d_model <= 0:
-            raise UserError(f"d_model must be a positive integer, got {d_model!r}")
-        m = self.width_mult(d_model)
-        dh = head_dim or self.base_head_dim or 128
-        warnings: list[str] = []
-        if self.base_depth and n_layers and n_layers != self.base_depth:
-            warnings.append(
-                f"depth {n_layers} differs from the proxy depth {self.base_depth}: width-only μP has no "
-                "depth transfer rule (TP V §6.1 found it only empirical); expect a small LR shift"
-            )
-        if self.parameterization == "sp":
-            if m != 1:
-                warnings.append(
-                    f"SP hyperparameters tuned at width {self.base_width} used at width {d_model}: SP has no "
-                    "transfer guarantee (its optimal LR shrinks roughly like 1/width, TP V Fig. 1); values "
-                    "are passed through unchanged"
-                )
-            same = {"lr": self.lr, "init_std": self.init_std, "weight_decay": self.weight_decay, "multiplier": 1.0}
-            groups = {
-                "embedding": dict(same),
-                "hidden": dict(same),
-                "readout": dict(same),
-                "norms": {"lr": self.lr, "init_std": 1.0, "weight_decay": 0.0, "multiplier": 1.0},
-            }
-            attention = {"scale": 1.0 / math.sqrt(dh), "rule": "1/sqrt(d_head)"}
-        else:
-            hidden_wd = self.weight_decay * m if self.wd_rule == "mup" else self.weight_decay
-            groups = {
-                "embedding": {"lr": self.lr, "init_std": self.init_std, "weight_decay": self.weight_decay,
-                              "multiplier": self.alpha_in},
-                "hidden": {"lr": self.lr / m, "init_std": self.init_std / math.sqrt(m), "weight_decay": hidden_wd,
-                           "multiplier": 1.0},
-                "readout": {"lr": self.lr, "init_std": 0.0 if self.readout_zero_init else self.init_std,
-                            "weight_decay": self.weight_decay, "multiplier": self.alpha_out / m},
-                "norms": {"lr": self.lr, "init_std": 1.0, "weight_decay": 0.0, "multiplier": 1.0},
-            }
-            attention = {"scale": self.attn_mult / dh, "rule": "attn_mult/d_head"}
-        return {
-            "parameterization": self.parameterization,
-            "m_d": m,
-            "d_model": d_model,
-            "base_width": self.base_width,
-            "groups": groups,
-            "attention": attention,
-            "query_zero_init": self.parameterization == "mup" and self.query_zero_init,
-            "readout_zero_init": self.parameterization == "mup" and self.readout_zero_init,
-            "betas": list(self.betas),
-            "eps": self.eps,
-            "warmup_frac": self.warmup_frac,
-            "warnings": warnings,
-        }
+        return transfer_to_width(self, d_model, n_layers, head_dim)
 
 
 def load_hparams(spec: "HParams | str | Path | dict | None") -> HParams | None:

@@ -1,8 +1,10 @@
 """Named reference training recipes: a published shape plus its published training settings.
 
-A recipe pins what the paper or model card states; ``make_plan(preset=...)`` uses it instead of
-the scaling-law allocation and the shape search. Values not published are left ``None`` (the
-planner then chooses them and says so). Each recipe carries its source.
+A recipe pins what the paper or model card states. planner/plan/presets.py registers each one as
+a preset (the PlanRequest of the published run), so ``make_plan(PlanRequest(preset=...))`` uses
+its shape, batch, schedule and optimizer instead of the scaling-law allocation and the shape
+search. Values not published are left ``None`` (the planner then chooses them and says so). Each
+recipe carries its source.
 
 Token counts and batches:
 * llm-jp-3-1.8b: llm-jp/scripts pretrain/scripts/v3-1.8b-exp2-sakura/train.sh (shared/data/
@@ -19,7 +21,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field, asdict
 from typing import Any
 
-from planner.errors import UserError
 
 
 @dataclass(frozen=True)
@@ -93,14 +94,6 @@ RECIPES: dict[str, Recipe] = {
         source="Touvron et al. 2023a, LLaMA, §2.2 and Table 2 (4M-token batch = 2048 x 2048)",
     ),
 }
-
-
-def get_recipe(name: str) -> Recipe:
-    key = str(name).lower()
-    if key not in RECIPES:
-        raise UserError(f"unknown preset {name!r}; known presets: {', '.join(sorted(RECIPES))} "
-                        "(see `scaleplan plan --list-presets`)")
-    return RECIPES[key]
 
 
 def list_recipes() -> list[dict[str, Any]]:

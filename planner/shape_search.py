@@ -243,28 +243,46 @@ def search_shapes(
     target = float(target_params)
     v_pad = pad_vocab(vocab_size, pad_vocab_to, tp)
     emb_factor = 1 if tied else 2
-
-    parts = [
-        _grid(target, hd, non_embedding=non_embedding, v_pad=v_pad, emb_factor=emb_factor, tp=tp,
-              gqa_ratio=gqa_ratio, ffn_rule=ffn_rule, ffn_multiple=ffn_multiple,
-              ffn_ratio=(float(ffn_ratio[0]), float(ffn_ratio[1])),
-              aspect=(float(aspect[0]), float(aspect[1])), tol=float(max_rel_error))
-        for hd in head_dims
-    ]
-    parts = [p for p in parts if p]
-    if parts:
-        g = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
-        params = g["non_emb"] if non_embedding else g["non_emb"] + g["emb"]
-        rel = params / target - 1.0
-        keep = np.abs(rel) <= max_rel_error
-        g = {k: v[keep] for k, v in g.items()}
-        params, rel = params[keep], rel[keep]
-    if not parts or params.size == 0:
+    aspect = (float(aspect[0]), float(aspect[1]))
+    g = _feasible(target, head_dims, non_embedding=non_embedding, v_pad=v_pad, emb_factor=emb_factor, tp=tp,
+                  gqa_ratio=gqa_ratio, ffn_rule=ffn_rule, ffn_multiple=ffn_multiple,
+                  ffn_ratio=(float(ffn_ratio[0]), float(ffn_ratio[1])), aspect=aspect, tol=float(max_rel_error))
+    if g is None:
         raise UserError(_nothing_fits_message(target, non_embedding, v_pad, emb_factor, head_dims, tp,
                                               gqa_ratio, aspect, max_rel_error))
+    rules = _rules(g, tp=tp, v_pad=v_pad, micro_batch=micro_batch, aspect=aspect)
+    points = _score(g, rules, tp=tp, aspect=aspect)
+    k = min(int(top), points["score"].size)
+    order = np.argpartition(points["score"], k - 1)[:k] if points["score"].size > k else np.arange(points["score"].size)
+    # score, then wider, then shallower
+    order = order[np.lexsort((g["L"][order], -g["d"][order], points["score"][order]))]
+    shape_kw = dict(vocab_size=int(vocab_size), seq_len=int(seq_len), tied=bool(tied), pad_vocab_to=pad_vocab_to,
+                    tp=int(tp))
+    return [_candidate(g, rules, points, i, rank, target=target, shape_kw=shape_kw)
+            for rank, i in enumerate(order, start=1)]
 
+
+def _feasible(target: float, head_dims: list[int], *, non_embedding: bool, tol: float, **grid_kw
+              ) -> dict[str, np.ndarray] | None:
+    """Every feasible shape over the head dims, within ``tol`` of the target (with ``params`` and
+    ``rel`` added); None when there is none."""
+    parts = [p for p in (_grid(target, hd, non_embedding=non_embedding, tol=tol, **grid_kw) for hd in head_dims) if p]
+    if not parts:
+        return None
+    g = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+    g["params"] = g["non_emb"] if non_embedding else g["non_emb"] + g["emb"]
+    g["rel"] = g["params"] / target - 1.0
+    keep = np.abs(g["rel"]) <= tol
+    if not keep.any():
+        return None
+    return {k: v[keep] for k, v in g.items()}
+
+
+def _rules(g: dict[str, np.ndarray], *, tp: int, v_pad: int, micro_batch: int, aspect: tuple[float, float]
+           ) -> dict[str, np.ndarray]:
+    """Each hard and soft rule (module docstring), per shape."""
     heads, d, kv, L, f, hd = g["heads"], g["d"], g["kv"], g["L"], g["f"], g["head_dim"]
-    rules = {
+    return {
         "megatron_heads_div_tp": heads % tp == 0,
         "megatron_kv_heads_tp": (kv % tp == 0) | (tp % kv == 0),
         "megatron_ffn_div_tp": f % tp == 0,
@@ -278,38 +296,37 @@ def search_shapes(
         "d_ffn_mult_64": f % 64 == 0,
         "depth_at_least_2": L >= 2,
     }
-    aspect_ratio = d / L
+
+
+def _score(g: dict[str, np.ndarray], rules: dict[str, np.ndarray], *, tp: int, aspect: tuple[float, float]
+           ) -> dict[str, Any]:
+    """The score's terms per shape (module docstring) and their sum ``score``, lower is better."""
+    aspect_ratio = g["d"] / g["L"]
     aspect_pref = math.sqrt(aspect[0] * aspect[1])
-    err_pts = 100.0 * np.abs(rel)
-    aspect_pts = ASPECT_WEIGHT * np.abs(np.log2(aspect_ratio / aspect_pref))
-    rule_pts = sum(pen * ~rules[name] for name, pen in RULE_PENALTY.items())
-    pow2_pts = -POW2_BONUS * np.minimum(_pow2_valuation(d // tp), 10)
-    score = err_pts + aspect_pts + rule_pts + pow2_pts
+    pts = {"aspect_ratio": aspect_ratio, "aspect_pref": aspect_pref, "err": 100.0 * np.abs(g["rel"]),
+           "aspect": ASPECT_WEIGHT * np.abs(np.log2(aspect_ratio / aspect_pref)),
+           "rule": sum(pen * ~rules[name] for name, pen in RULE_PENALTY.items()),
+           "pow2": -POW2_BONUS * np.minimum(_pow2_valuation(g["d"] // tp), 10)}
+    pts["score"] = pts["err"] + pts["aspect"] + pts["rule"] + pts["pow2"]
+    return pts
 
-    k = min(int(top), score.size)
-    order = np.argpartition(score, k - 1)[:k] if score.size > k else np.arange(score.size)
-    order = order[np.lexsort((L[order], -d[order], score[order]))]  # score, then wider, then shallower
 
-    out = []
-    for rank, i in enumerate(order, start=1):
-        shape = ModelShape(
-            n_layers=int(L[i]), d_model=int(d[i]), d_ffn=int(f[i]), n_heads=int(heads[i]),
-            n_kv_heads=int(kv[i]), head_dim=int(hd[i]), vocab_size=int(vocab_size), seq_len=int(seq_len),
-            tied=bool(tied), pad_vocab_to=pad_vocab_to, tp=int(tp),
-        )
-        cand_rules = {name: bool(v[i]) for name, v in rules.items()}
-        broken = [name for name in RULE_PENALTY if not cand_rules[name]]
-        why = (
-            f"#{rank}: {100 * rel[i]:+.2f}% vs target ({err_pts[i]:.2f} pts), "
-            f"aspect d/L={aspect_ratio[i]:.0f} vs preferred {aspect_pref:.0f} ({aspect_pts[i]:.2f} pts), "
-            + (f"breaks {', '.join(broken)} ({rule_pts[i]:.1f} pts)" if broken else "meets every hardware rule")
-            + f", d/TP divisible by 2^{min(int(_pow2_valuation(d[i:i + 1] // tp)[0]), 10)}"
-        )
-        out.append(ShapeCandidate(
-            shape=shape, params=int(params[i]), target=target, rel_error=float(rel[i]), rules=cand_rules,
-            score=float(score[i]), why=why, aspect=float(aspect_ratio[i]),
-        ))
-    return out
+def _candidate(g: dict[str, np.ndarray], rules: dict[str, np.ndarray], pts: dict[str, Any], i: int, rank: int, *,
+               target: float, shape_kw: dict[str, Any]) -> ShapeCandidate:
+    """Shape ``i`` of the grid as a ShapeCandidate, with its rules and the reasons for its rank."""
+    d, tp = g["d"], shape_kw["tp"]
+    shape = ModelShape(n_layers=int(g["L"][i]), d_model=int(d[i]), d_ffn=int(g["f"][i]), n_heads=int(g["heads"][i]),
+                       n_kv_heads=int(g["kv"][i]), head_dim=int(g["head_dim"][i]), **shape_kw)
+    cand_rules = {name: bool(v[i]) for name, v in rules.items()}
+    broken = [name for name in RULE_PENALTY if not cand_rules[name]]
+    why = (
+        f"#{rank}: {100 * g['rel'][i]:+.2f}% vs target ({pts['err'][i]:.2f} pts), "
+        f"aspect d/L={pts['aspect_ratio'][i]:.0f} vs preferred {pts['aspect_pref']:.0f} ({pts['aspect'][i]:.2f} pts), "
+        + (f"breaks {', '.join(broken)} ({pts['rule'][i]:.1f} pts)" if broken else "meets every hardware rule")
+        + f", d/TP divisible by 2^{min(int(_pow2_valuation(d[i:i + 1] // tp)[0]), 10)}"
+    )
+    return ShapeCandidate(shape=shape, params=int(g["params"][i]), target=target, rel_error=float(g["rel"][i]),
+                          rules=cand_rules, score=float(pts["score"][i]), why=why, aspect=float(pts["aspect_ratio"][i]))
 
 
 def _nothing_fits_message(target, non_embedding, v_pad, emb_factor, head_dims, tp, gqa_ratio, aspect,

@@ -65,3 +65,12 @@ def test_budget_conversions_round_trip():
 def test_bad_input_is_a_user_error(call):
     with pytest.raises(UserError):
         call()
+
+
+def test_time_estimate_round_trips_through_its_dict():
+    from planner.cost import TimeEstimate
+
+    est = estimate_time(1e22, "h100", 64, 0.4, price_per_gpu_hour=2.5)
+    assert TimeEstimate.from_dict(est.to_dict()) == est
+    with pytest.raises(UserError, match="unknown time/cost fields"):
+        TimeEstimate.from_dict({**est.to_dict(), "speed": 1})

@@ -8,7 +8,7 @@ import subprocess
 import pytest
 
 from planner.errors import UserError
-from planner.export.megatron import build_args, check_layout, export_megatron, validate_args
+from planner.export.megatron import build_args, export_megatron, render_megatron, validate_args
 from planner.hparams import HParams
 from planner.plan import Plan, make_plan
 
@@ -58,8 +58,8 @@ def test_llmjp_export_equals_the_published_arguments(shared_data, flags_json, fl
 def test_llmjp_schedule_semantics():
     t = make_plan(preset="llm-jp-3-1.8b").training
     # notes §1b: --lr-decay-iters includes warmup; cosine lasts 984,240 steps then 2,000 at min-lr
-    assert t["lr_decay_iters"] - t["warmup_iters"] == 984_240
-    assert t["train_iters"] - t["lr_decay_iters"] == 2_000
+    assert t.lr_decay_iters - t.warmup_iters == 984_240
+    assert t.train_iters - t.lr_decay_iters == 2_000
 
 
 def test_validator_catches_bad_flags(flags_json):
@@ -106,7 +106,7 @@ def test_wsd_flags(flags_json):
     plan = make_plan(1e21, schedule="wsd", n_gpus=8)
     args = dict(build_args(plan))
     assert args["--lr-decay-style"] == "WSD" and args["--lr-wsd-decay-style"] == "linear"
-    assert args["--lr-wsd-decay-iters"] == plan.training["wsd_decay_iters"]
+    assert args["--lr-wsd-decay-iters"] == plan.training.wsd_decay_iters
     assert validate_args(build_args(plan), flags_json) == []
 
 
@@ -162,7 +162,7 @@ def test_header_and_layout_rules(tmp_path):
     broken["layout"]["tp"] = 3
     with pytest.raises(UserError, match="heads 16 not divisible by TP 3"):
         export_megatron(Plan.from_dict(broken), tmp_path / "x")
-    assert check_layout(plan) == []
+    assert plan.validate_layout() == []
     assert not (tmp_path / "x").exists()  # no partial output
 
 
@@ -197,3 +197,13 @@ def test_fsdp_hybrid_plan_exports_torch_fsdp2(flags_json, tmp_path):
     assert validate_args(build_args(plan), flags_json) == []
     export_megatron(plan, tmp_path)
     assert "hybrid shard" in (tmp_path / "launch.sh").read_text()
+
+
+def test_render_is_what_export_writes(tmp_path):
+    plan = make_plan(preset="llm-jp-3-1.8b", phases=[dict(train_iters=1000, lr=3e-4, min_lr=3e-5)])
+    files = render_megatron(plan, command="c")
+    res = export_megatron(plan, tmp_path, command="c")
+    assert sorted(files) == sorted(os.path.basename(f) for f in res["files"])
+    for name, text in files.items():
+        assert (tmp_path / name).read_text() == text
+        assert bool(os.stat(tmp_path / name).st_mode & 0o100) == name.endswith(".sh")

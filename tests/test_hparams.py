@@ -12,11 +12,11 @@ from planner.hparams import HParams, load_hparams
 def test_at_base_width_is_the_base_values():
     hp = HParams(base_width=256, lr=6e-3, init_std=0.08, weight_decay=0.1, readout_zero_init=False)
     v = hp.at_width(256)
-    assert v["m_d"] == 1
+    assert v.m_d == 1
     for group in ("embedding", "hidden", "readout"):
-        assert v["groups"][group]["lr"] == pytest.approx(6e-3)
-        assert v["groups"][group]["init_std"] == pytest.approx(0.08)
-    assert v["groups"]["readout"]["multiplier"] == 1.0
+        assert v.groups[group].lr == pytest.approx(6e-3)
+        assert v.groups[group].init_std == pytest.approx(0.08)
+    assert v.groups["readout"].multiplier == 1.0
 
 
 def test_mup_rules_at_a_wider_model():
@@ -25,24 +25,24 @@ def test_mup_rules_at_a_wider_model():
     hp = HParams(base_width=256, lr=6e-3, init_std=0.08, weight_decay=0.1, wd_rule="mup", alpha_in=10.0,
                  readout_zero_init=False, base_head_dim=64)
     v = hp.at_width(2048, head_dim=64)
-    g = v["groups"]
-    assert v["m_d"] == 8
-    assert g["hidden"]["lr"] == pytest.approx(6e-3 / 8)
-    assert g["hidden"]["init_std"] == pytest.approx(0.08 / math.sqrt(8))
-    assert g["hidden"]["weight_decay"] == pytest.approx(0.8)  # MuAdamW: wd * m_d
-    assert g["embedding"]["lr"] == g["readout"]["lr"] == g["norms"]["lr"] == pytest.approx(6e-3)
-    assert g["embedding"]["init_std"] == pytest.approx(0.08)
-    assert g["embedding"]["multiplier"] == 10.0
-    assert g["readout"]["multiplier"] == pytest.approx(1 / 8)
-    assert v["attention"]["scale"] == pytest.approx(1 / 64)
-    assert g["norms"]["weight_decay"] == 0.0
+    g = v.groups
+    assert v.m_d == 8
+    assert g["hidden"].lr == pytest.approx(6e-3 / 8)
+    assert g["hidden"].init_std == pytest.approx(0.08 / math.sqrt(8))
+    assert g["hidden"].weight_decay == pytest.approx(0.8)  # MuAdamW: wd * m_d
+    assert g["embedding"].lr == g["readout"].lr == g["norms"].lr == pytest.approx(6e-3)
+    assert g["embedding"].init_std == pytest.approx(0.08)
+    assert g["embedding"].multiplier == 10.0
+    assert g["readout"].multiplier == pytest.approx(1 / 8)
+    assert v.attention.scale == pytest.approx(1 / 64)
+    assert g["norms"].weight_decay == 0.0
 
 
 def test_unscaled_wd_rule_and_zero_init_readout():
     hp = HParams(base_width=128, weight_decay=0.1, wd_rule="unscaled", readout_zero_init=True)
     v = hp.at_width(1024)
-    assert v["groups"]["hidden"]["weight_decay"] == pytest.approx(0.1)
-    assert v["groups"]["readout"]["init_std"] == 0.0
+    assert v.groups["hidden"].weight_decay == pytest.approx(0.1)
+    assert v.groups["readout"].init_std == 0.0
 
 
 def test_transfer_matches_mup_package_muadamw():
@@ -68,33 +68,33 @@ def test_transfer_matches_mup_package_muadamw():
     for group in opt.param_groups:
         for p in group["params"]:
             by_param[id(p)] = (group["lr"], group["weight_decay"])
-    ours = HParams(base_width=base_w, lr=lr, weight_decay=wd, wd_rule="mup").at_width(width)["groups"]
-    assert by_param[id(model.hidden.weight)][0] == pytest.approx(ours["hidden"]["lr"])
-    assert by_param[id(model.hidden.weight)][1] == pytest.approx(ours["hidden"]["weight_decay"])
-    assert by_param[id(model.emb.weight)][0] == pytest.approx(ours["embedding"]["lr"])
-    assert by_param[id(model.out.weight)][0] == pytest.approx(ours["readout"]["lr"])
-    assert by_param[id(model.norm.weight)][0] == pytest.approx(ours["norms"]["lr"])
+    ours = HParams(base_width=base_w, lr=lr, weight_decay=wd, wd_rule="mup").at_width(width).groups
+    assert by_param[id(model.hidden.weight)][0] == pytest.approx(ours["hidden"].lr)
+    assert by_param[id(model.hidden.weight)][1] == pytest.approx(ours["hidden"].weight_decay)
+    assert by_param[id(model.emb.weight)][0] == pytest.approx(ours["embedding"].lr)
+    assert by_param[id(model.out.weight)][0] == pytest.approx(ours["readout"].lr)
+    assert by_param[id(model.norm.weight)][0] == pytest.approx(ours["norms"].lr)
     # MuReadout's forward multiplier is output_mult / width_mult
-    assert model.out.output_mult / model.out.width_mult() == pytest.approx(ours["readout"]["multiplier"])
+    assert model.out.output_mult / model.out.width_mult() == pytest.approx(ours["readout"].multiplier)
     # mup.init.normal_ on a hidden matrix gives std / sqrt(m_d)
     torch.manual_seed(0)
     mup.init.normal_(model.hidden.weight, std=0.02)
     assert model.hidden.weight.std().item() == pytest.approx(
-        HParams(base_width=base_w, init_std=0.02).at_width(width)["groups"]["hidden"]["init_std"], rel=0.03)
+        HParams(base_width=base_w, init_std=0.02).at_width(width).hidden.init_std, rel=0.03)
 
 
 def test_sp_passes_values_through_with_a_warning():
     hp = HParams(parameterization="sp", base_width=128, lr=1e-3)
     v = hp.at_width(4096)
-    assert v["groups"]["hidden"]["lr"] == 1e-3
-    assert any("no transfer guarantee" in w for w in v["warnings"])
-    assert v["attention"]["rule"] == "1/sqrt(d_head)"
-    assert not hp.at_width(128)["warnings"]
+    assert v.groups["hidden"].lr == 1e-3
+    assert any("no transfer guarantee" in w for w in v.warnings)
+    assert v.attention.rule == "1/sqrt(d_head)"
+    assert not hp.at_width(128).warnings
 
 
 def test_depth_mismatch_warns():
     v = HParams(base_width=128, base_depth=4).at_width(1024, n_layers=24)
-    assert any("depth" in w for w in v["warnings"])
+    assert any("depth" in w for w in v.warnings)
 
 
 def test_yaml_round_trip(tmp_path):
@@ -127,3 +127,12 @@ def test_bad_file(tmp_path):
         HParams.read(p)
     with pytest.raises(UserError, match="not found"):
         HParams.read(tmp_path / "missing.yaml")
+
+
+def test_width_values_are_typed_and_round_trip():
+    from planner.width_hparams import WidthHParams
+
+    v = HParams(base_width=128, lr=4e-3, base_depth=2).at_width(4096, n_layers=32)
+    assert isinstance(v, WidthHParams) and v.is_mup and v.hidden.lr == pytest.approx(4e-3 / 32)
+    assert list(v.to_dict()["groups"]) == ["embedding", "hidden", "readout", "norms"]
+    assert WidthHParams.from_dict(v.to_dict()) == v

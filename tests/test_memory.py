@@ -161,3 +161,11 @@ def test_recompute_parallelism_and_context_parallel_reduce_activations():
     assert flash.activations < mha.activations
     d = flash.to_dict()
     assert d["total"] == pytest.approx(flash.total) and d["method"] == "scaleplan"
+
+
+def test_breakdown_round_trips_through_its_dict():
+    from planner.parallel.memory import MemoryBreakdown
+
+    mem = memory_per_gpu(preset_shape("llama-2-7b"), Layout(tp=2, dp=4, micro_batch=2, grad_accum=8))
+    assert MemoryBreakdown.from_dict(mem.to_dict()) == mem
+    assert sum(mem.components().values()) == pytest.approx(mem.total)

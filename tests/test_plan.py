@@ -25,14 +25,14 @@ def test_llmjp_preset_reproduces_the_published_run(llmjp):
     assert s.total_params == 1_867_614_208 and s.padded_vocab == 99_584
     assert p.tokens == 2_072_488_058_295
     t = p.training
-    assert (t["global_batch"], t["seq_len"], t["train_iters"]) == (512, 4096, 988_240)
-    assert (t["warmup_iters"], t["lr_decay_iters"]) == (2000, 986_240)
-    assert (t["lr"], t["min_lr"], t["schedule"]) == (3e-4, 3e-5, "cosine")
-    assert (t["betas"], t["eps"], t["weight_decay"], t["clip_grad"]) == ([0.9, 0.95], 1e-8, 0.1, 1.0)
+    assert (t.global_batch, t.seq_len, t.train_iters) == (512, 4096, 988_240)
+    assert (t.warmup_iters, t.lr_decay_iters) == (2000, 986_240)
+    assert (t.lr, t.min_lr, t.schedule) == (3e-4, 3e-5, "cosine")
+    assert (t.betas, t.eps, t.weight_decay, t.clip_grad) == ([0.9, 0.95], 1e-8, 0.1, 1.0)
     lay = p.layout
-    assert (lay["n_gpus"], lay["tp"], lay["pp"], lay["dp"], lay["micro_batch"]) == (64, 1, 1, 64, 4)
-    assert lay["distributed_optimizer"] and lay["recompute"] == "selective"
-    assert p.memory["fits"]
+    assert (p.placement.n_gpus, lay.tp, lay.pp, lay.dp, lay.micro_batch) == (64, 1, 1, 64, 4)
+    assert lay.distributed_optimizer and lay.recompute == "selective"
+    assert p.memory.fits
 
 
 def test_gpu_hours_budget_round_trips():
@@ -40,10 +40,10 @@ def test_gpu_hours_budget_round_trips():
     assert b.flops == pytest.approx(50_000 * 3600 * 989e12 * 0.4)
     p = make_plan(b, n_gpus=64)
     # tokens = C / Megatron FLOPs per token; rounding up to whole steps adds less than one step
-    step_hours = p.training["global_batch"] * p.training["seq_len"] * p.training["flops_per_token"] / (
+    step_hours = p.training.global_batch * p.training.seq_len * p.training.flops_per_token / (
         64 * 989e12 * 0.4) / 3600 * 64
-    assert p.time_cost["gpu_hours"] == pytest.approx(50_000, abs=step_hours + 1e-6)
-    assert p.time_cost["mfu"] == 0.4
+    assert p.time_cost.estimate.gpu_hours == pytest.approx(50_000, abs=step_hours + 1e-6)
+    assert p.time_cost.estimate.mfu == 0.4
     d = Budget.from_gpu_days(64, 10, "h100", mfu=0.4)
     assert d.flops == pytest.approx(64 * 10 * 24 * 3600 * 989e12 * 0.4)
 
@@ -54,7 +54,7 @@ def test_gpu_hours_budget_round_trips():
 ])
 def test_time_estimate_matches_published_gpu_hours(preset, published_gpu_hours, source):
     p = make_plan(preset=preset, gpu="a100", n_gpus=2048, mfu=0.45)
-    assert p.time_cost["gpu_hours"] == pytest.approx(published_gpu_hours, rel=0.15), source
+    assert p.time_cost.estimate.gpu_hours == pytest.approx(published_gpu_hours, rel=0.15), source
 
 
 def test_budget_plan_invariants():
@@ -63,23 +63,23 @@ def test_budget_plan_invariants():
     C = 3e21
     p = make_plan(C, n_gpus=32)
     law = load_law("hoffmann2022").optimal(C)
-    assert p.allocation["N"] == pytest.approx(law.N) and p.allocation["D"] == pytest.approx(law.D)
+    assert p.allocation.N == pytest.approx(law.N) and p.allocation.D == pytest.approx(law.D)
     s, t = p.model_shape, p.training
     assert abs(s.total_params / law.N - 1) < 0.25
     assert p.tokens == int(C / s.flops_per_token_megatron)
-    assert t["train_iters"] == math.ceil(p.tokens / (t["global_batch"] * t["seq_len"]))
-    assert t["lr_decay_iters"] == t["train_iters"] and t["warmup_iters"] <= 0.05 * t["train_iters"]
-    assert t["min_lr"] == pytest.approx(0.1 * t["lr"])
-    assert "DeepSeek" in t["lr_source"] and 1e-4 < t["lr"] < 3e-3
-    assert len(p.candidates) >= 2 and all("rules" in c for c in p.candidates)
-    assert t["global_batch"] % p.layout["dp"] == 0
-    Layout.from_dict({k: v for k, v in p.layout.items() if k in Layout.__dataclass_fields__}).check(
-        s, p.layout["n_gpus"], t["global_batch"], t["seq_len"])
+    assert t.train_iters == math.ceil(p.tokens / (t.global_batch * t.seq_len))
+    assert t.lr_decay_iters == t.train_iters and t.warmup_iters <= 0.05 * t.train_iters
+    assert t.min_lr == pytest.approx(0.1 * t.lr)
+    assert "DeepSeek" in t.lr_source and 1e-4 < t.lr < 3e-3
+    assert len(p.candidates) >= 2 and all(c.rules for c in p.candidates)
+    assert t.global_batch % p.layout.dp == 0
+    assert isinstance(p.layout, Layout) and p.validate_layout() == []
+    p.layout.check(s, p.placement.n_gpus, t.global_batch, t.seq_len)
 
 
 def test_wsd_schedule():
     t = make_plan(1e21, schedule="wsd", n_gpus=8).training
-    assert t["schedule"] == "wsd" and t["wsd_decay_iters"] == round(0.2 * t["train_iters"])
+    assert t.schedule == "wsd" and t.wsd_decay_iters == round(0.2 * t.train_iters)
 
 
 def test_mup_hparams_give_per_group_lrs():
@@ -87,19 +87,20 @@ def test_mup_hparams_give_per_group_lrs():
     p = make_plan(1e21, hparams=hp, n_gpus=8)
     m = p.model_shape.d_model / 256
     t = p.training
-    assert t["lr"] == pytest.approx(6e-3 / m)  # Megatron's --lr = hidden-matrix LR
-    assert t["decoupled_lr"] == pytest.approx(6e-3)  # embedding + output layer
-    assert t["init_std"] == pytest.approx(0.08 / math.sqrt(m))
-    assert t["embedding_init_std"] == pytest.approx(0.08)
-    assert t["weight_decay"] == pytest.approx(0.1 * m)
-    assert t["warmup_iters"] == round(0.02 * t["train_iters"])
-    assert p.hparams["groups"]["readout"]["multiplier"] == pytest.approx(1 / m)
+    assert t.lr == pytest.approx(6e-3 / m)  # Megatron's --lr = hidden-matrix LR
+    assert t.decoupled_lr == pytest.approx(6e-3)  # embedding + output layer
+    assert t.init_std == pytest.approx(0.08 / math.sqrt(m))
+    assert t.embedding_init_std == pytest.approx(0.08)
+    assert t.weight_decay == pytest.approx(0.1 * m)
+    assert t.warmup_iters == round(0.02 * t.train_iters)
+    assert p.hparams.readout.multiplier == pytest.approx(1 / m)
+    assert p.is_mup
 
 
 def test_sp_hparams_warn():
     p = make_plan(1e21, hparams=HParams(parameterization="sp", base_width=128, lr=1e-3), n_gpus=8)
     assert any("no transfer guarantee" in w for w in p.warnings)
-    assert p.training["lr"] == 1e-3
+    assert p.training.lr == 1e-3 and not p.is_mup
 
 
 def test_fit_json_bootstrap_gives_a_ci_band(tmp_path):
@@ -111,23 +112,23 @@ def test_fit_json_bootstrap_gives_a_ci_band(tmp_path):
     path = write_json(tmp_path / "fit.json", {"E": 1.69, "A": 406.4, "B": 410.7, "alpha": 0.34, "beta": 0.28,
                                               "bootstrap": {"n": 40, "samples": samples.tolist()}})
     p = make_plan(1e21, law=str(path), n_gpus=8)
-    lo, hi = p.allocation["ci"]["N"]
-    assert lo < p.allocation["N"] < hi
+    lo, hi = p.allocation.ci["N"]
+    assert lo < p.allocation.N < hi
 
 
 def test_inference_aware_and_data_constrained():
     plain = make_plan(1e22, n_gpus=64)
     inf = make_plan(1e22, inference_tokens=1e13, n_gpus=64)
-    assert inf.allocation["N"] < plain.allocation["N"]  # Sardana et al.: smaller, longer-trained
+    assert inf.allocation.N < plain.allocation.N  # Sardana et al.: smaller, longer-trained
     assert any("inference-aware" in w for w in inf.warnings)
     scarce = make_plan(1e22, unique_tokens=2e10, n_gpus=64)
-    assert scarce.allocation["mode"].startswith("data-constrained")
+    assert scarce.allocation.mode.startswith("data-constrained")
     assert any("epochs" in w for w in scarce.warnings)
 
 
 def test_target_loss_plan():
     p = make_plan(None, target_loss=2.3, n_gpus=8)
-    assert p.allocation["mode"] == "target-loss" and p.allocation["loss"] == pytest.approx(2.3)
+    assert p.allocation.mode == "target-loss" and p.allocation.loss == pytest.approx(2.3)
 
 
 def test_plan_hash_and_round_trip(llmjp, tmp_path):
@@ -150,21 +151,19 @@ def test_reference_7b_fsdp_hybrid_fits_80gb():
     p = make_plan(preset="llama-2-7b", global_batch=256, micro_batch=2, tp=1, pp=1, n_gpus=64,
                   sharding="fsdp-hybrid")
     lay = p.layout
-    assert lay["fsdp"] and lay["shard_group"] == 8 and lay["dp"] == 64
-    assert p.training["global_batch"] * p.training["seq_len"] == 1_048_576
-    assert (p.training["lr"], p.training["min_lr"], p.training["warmup_iters"]) == (3e-4, 3e-5, 2000)
-    assert p.memory["fits"] and p.memory["total"] < 80e9
+    assert lay.fsdp and lay.shard_group == 8 and lay.dp == 64
+    assert p.training.global_batch * p.training.seq_len == 1_048_576
+    assert (p.training.lr, p.training.min_lr, p.training.warmup_iters) == (3e-4, 3e-5, 2000)
+    assert p.memory.fits and p.memory.breakdown.total < 80e9
 
 
 def test_reference_65b_on_480_gpus():
     p = make_plan(preset="llama-65b", n_gpus=480, tp=8, pp=4, micro_batch=1, global_batch=1920)
     lay = p.layout
-    assert (lay["tp"], lay["pp"], lay["dp"], lay["n_nodes"]) == (8, 4, 15, 60)
-    assert lay["sequence_parallel"]
-    from planner.export.megatron import check_layout
-
-    assert check_layout(p) == []
-    assert p.memory["fits"] and p.memory["total"] < 80e9
+    assert (lay.tp, lay.pp, lay.dp, p.placement.n_nodes) == (8, 4, 15, 60)
+    assert lay.sequence_parallel
+    assert p.validate_layout() == []
+    assert p.memory.fits and p.memory.breakdown.total < 80e9
 
 
 @pytest.mark.parametrize("kwargs, msg", [
@@ -185,3 +184,46 @@ def test_bad_budget_constructors():
         Budget.from_gpu_hours(10, "h100", mfu=40)
     with pytest.raises(UserError, match="GPUs"):
         Budget.from_gpu_days(0, 3, "h100")
+
+
+def test_plan_request_is_the_same_as_keyword_options():
+    from planner.plan import PlanRequest
+
+    kw = dict(n_gpus=8, schedule="wsd", hparams=HParams(base_width=256, lr=6e-3))
+    assert make_plan(PlanRequest(budget=Budget.from_flops(1e21), **kw)).plan_hash == make_plan(1e21, **kw).plan_hash
+
+
+def test_budget_from_options_reads_exactly_one():
+    assert Budget.from_options(flops=1e21).flops == 1e21
+    assert Budget.from_options(gpus=64, days=10, gpu="h100", mfu=0.4).how == "gpus_days"
+    assert Budget.from_options(gpu_hours=1e4, gpu="a100").gpu == "A100-80GB"
+    assert Budget.from_options(preset="llama-2-7b") is None and Budget.from_options(target_loss=2.3) is None
+    with pytest.raises(UserError, match="exactly one"):
+        Budget.from_options(flops=1e21, preset="llama-2-7b")
+    with pytest.raises(UserError, match="--gpus"):
+        Budget.from_options(days=3)
+
+
+def test_a_registered_preset_runs_the_same_steps():
+    from planner.plan import PlanRequest, preset_request, register_preset
+
+    published = preset_request("llama-2-7b")
+    assert published.recipe.source.startswith("Touvron") and published.shape.d_model == 4096
+    register_preset("llama-2-7b-short", lambda: preset_request("llama-2-7b").replace(global_batch=512))
+    p = make_plan(PlanRequest(preset="llama-2-7b-short", n_gpus=64))
+    assert p.preset == "llama-2-7b" and p.training.global_batch == 512 and p.training.lr == 3e-4
+    assert p.allocation.is_preset and p.allocation.source == published.recipe.source
+
+
+def test_plan_yaml_round_trips_byte_identical(llmjp, tmp_path):
+    path = llmjp.write(tmp_path / "plan.yaml")
+    assert Plan.read(path).to_yaml() == path.read_text()
+    mup = make_plan(1e21, hparams=HParams(base_width=256, lr=6e-3), n_gpus=8, schedule="wsd")
+    assert Plan.from_dict(yaml.safe_load(mup.to_yaml())).to_yaml() == mup.to_yaml()
+
+
+def test_a_broken_section_is_a_user_error(llmjp):
+    d = llmjp.to_dict()
+    del d["training"]["train_iters"]
+    with pytest.raises(UserError, match="section training"):
+        Plan.from_dict(d)

@@ -54,16 +54,16 @@ with left:
     if mode == "FLOPs":
         flops = st.number_input("Compute budget C (FLOPs)", min_value=1e17, max_value=1e28, value=1e22,
                                 format="%.3e", key="flops")
-        budget_args = ("flops", float(flops))
+        budget_options = {"flops": float(flops)}
         n_gpus = st.number_input("GPUs (0 = pick for ~30 days)", min_value=0, max_value=100_000, value=0, step=8,
                                  key="n_gpus_flops") or None
     elif mode == "GPUs × days":
         n_gpus = st.number_input("GPUs", min_value=1, max_value=100_000, value=256, step=8, key="n_gpus")
         days = st.number_input("Days", min_value=0.01, max_value=3650.0, value=30.0, key="days")
-        budget_args = ("gpu_days", int(n_gpus), float(days))
+        budget_options = {"gpus": int(n_gpus), "days": float(days)}
     else:
         hours = st.number_input("GPU-hours", min_value=1.0, max_value=1e10, value=1e5, format="%.3e", key="gpu_hours")
-        budget_args = ("gpu_hours", float(hours))
+        budget_options = {"gpu_hours": float(hours)}
         n_gpus = st.number_input("GPUs (0 = pick for ~30 days)", min_value=0, max_value=100_000, value=0, step=8,
                                  key="n_gpus_hours") or None
     law_label = st.selectbox("Scaling law", law_labels, index=default_law, key="law",
@@ -91,20 +91,14 @@ try:
     law = law_options[law_label]
     if isinstance(law, tuple):  # a study's fit.json, named after the study (cached object: copy)
         law = dataclasses.replace(loaders.load_fitted_law(law[1]), name=f"{law[0]} fit")
-    from planner.plan import Budget, make_plan
+    from planner.plan import Budget, PlanRequest, make_plan
 
-    if budget_args[0] == "flops":
-        budget = Budget.from_flops(budget_args[1])
-    elif budget_args[0] == "gpu_days":
-        budget = Budget.from_gpu_days(budget_args[1], budget_args[2], gpu.name, mfu)
-    else:
-        budget = Budget.from_gpu_hours(budget_args[1], gpu.name, mfu)
-    plan = make_plan(
-        budget, law=law, hparams=str(hp_path) if use_hp else None, gpu=gpu.name,
-        n_gpus=int(n_gpus) if n_gpus else None, inference_tokens=float(inference),
-        unique_tokens=float(unique) or None, seq_len=int(seq_len), vocab=int(vocab),
-        tp=None if tp_choice == "auto" else int(tp_choice), mfu=float(mfu),
-        price_per_gpu_hour=float(price) or None, schedule=schedule, command="scaleplan app (Plan page)")
+    plan = make_plan(PlanRequest(
+        budget=Budget.from_options(**budget_options, gpu=gpu.name, mfu=mfu), law=law,
+        hparams=str(hp_path) if use_hp else None, gpu=gpu.name, n_gpus=int(n_gpus) if n_gpus else None,
+        inference_tokens=float(inference), unique_tokens=float(unique) or None, seq_len=int(seq_len),
+        vocab=int(vocab), tp=None if tp_choice == "auto" else int(tp_choice), mfu=float(mfu),
+        price_per_gpu_hour=float(price) or None, schedule=schedule, command="scaleplan app (Plan page)"))
 except UserError as e:
     error = str(e)
 
@@ -112,20 +106,20 @@ with right:
     if error:
         st.error(f"Cannot plan this: {error}")
     if plan is not None:
-        a, s, t = plan.allocation, plan.model_shape, plan.training
-        ci = a.get("ci") or {}
-        st.subheader(f"Compute-optimal allocation ({a.get('mode')}, law {a.get('law')})")
+        a, s, t = plan.allocation, plan.shape, plan.training
+        ci = a.ci
+        st.subheader(f"Compute-optimal allocation ({a.mode}, law {a.law})")
         c = st.columns(4)
-        c[0].metric("N* (params)", fmt.human(a.get("N")), help=fmt.interval(*ci["N"]) if "N" in ci else None)
-        c[1].metric("D* (tokens)", fmt.human(a.get("D")), help=fmt.interval(*ci["D"]) if "D" in ci else None)
-        c[2].metric("Tokens per param", f"{a.get('tokens_per_param') or 0:.1f}")
-        c[3].metric("Predicted loss (nats)", f"{a['loss']:.3f}" if a.get("loss") is not None else "n/a")
+        c[0].metric("N* (params)", fmt.human(a.N), help=fmt.interval(*ci["N"]) if "N" in ci else None)
+        c[1].metric("D* (tokens)", fmt.human(a.D), help=fmt.interval(*ci["D"]) if "D" in ci else None)
+        c[2].metric("Tokens per param", f"{a.tokens_per_param or 0:.1f}")
+        c[3].metric("Predicted loss (nats)", f"{a.loss:.3f}" if a.loss is not None else "n/a")
         if ci:
             st.caption("95% bootstrap intervals: " + "; ".join(
                 f"{k} {fmt.interval(*v, f=(lambda x: f'{x:.3f}') if k == 'loss' else fmt.human)}"
                 for k, v in ci.items() if k in ("N", "D", "tokens_per_param", "loss")))
-        st.caption(f"Budget {fmt.flops(plan.budget['flops'])} FLOPs ({plan.budget.get('how')}). "
-                   f"Law source: {a.get('law_source') or a.get('source') or ''}")
+        st.caption(f"Budget {fmt.flops(plan.budget.flops)} FLOPs ({plan.budget.how}). "
+                   f"Law source: {a.law_source or a.source or ''}")
 
         st.subheader(f"Model: {fmt.human(s.total_params)} params, {fmt.human(plan.tokens)} tokens")
         st.markdown(f"**{s.n_layers} layers**, d_model **{s.d_model}**, ffn {s.d_ffn}, heads {s.n_heads} "
@@ -138,33 +132,31 @@ with right:
 
         st.subheader("Training recipe")
         st.markdown(
-            f"Global batch **{t['global_batch']:,}** × {t['seq_len']:,} = {fmt.human(t['global_batch'] * t['seq_len'])} "
-            f"tokens/step, **{t['train_iters']:,} steps**; {t['schedule']} LR {t['lr']:.3g} → {t['min_lr']:.3g}, "
-            f"warmup {t['warmup_iters']:,} steps; AdamW β {tuple(t['betas'])}, wd {t['weight_decay']:g}, "
-            f"clip {t['clip_grad']:g}. LR from: {t.get('lr_source')}")
-        if plan.hparams:
-            st.caption(f"μP hyperparameters transferred to width {plan.hparams.get('d_model')} "
-                       f"(m_d = {plan.hparams.get('m_d', 0):.3g}) per parameter group")
+            f"Global batch **{t.global_batch:,}** × {t.seq_len:,} = {fmt.human(t.batch_tokens)} "
+            f"tokens/step, **{t.train_iters:,} steps**; {t.schedule} LR {t.lr:.3g} → {t.min_lr:.3g}, "
+            f"warmup {t.warmup_iters:,} steps; AdamW β {tuple(t.betas)}, wd {t.weight_decay:g}, "
+            f"clip {t.clip_grad:g}. LR from: {t.lr_source}")
+        if plan.hparams is not None:
+            st.caption(f"μP hyperparameters transferred to width {plan.hparams.d_model} "
+                       f"(m_d = {plan.hparams.m_d:.3g}) per parameter group")
             st.dataframe(hparams_table(plan.hparams), hide_index=True)
 
-        lay, mem, tc = plan.layout, plan.memory, plan.time_cost
+        place, lay, mem = plan.placement, plan.layout, plan.memory
         st.subheader("Layout, memory, time and cost")
         m1, m2 = st.columns([1.2, 1])
         with m1:
-            comps = memory_components(mem)
-            if comps:
-                st.plotly_chart(memory_bar(comps, mem.get("capacity_bytes") or gpu.memory_bytes, gpu.name),
+            if mem is not None:
+                st.plotly_chart(memory_bar(memory_components(mem), mem.capacity_bytes, place.gpu),
                                 width="stretch", key="memory_chart")
         with m2:
-            st.markdown(f"**{lay.get('n_gpus')} × {lay.get('gpu')}**: TP {lay.get('tp')}, PP {lay.get('pp')}, "
-                        f"CP {lay.get('cp')}, DP {lay.get('dp')}; micro-batch {lay.get('micro_batch')}, "
-                        f"sharding {lay.get('sharding')}, recompute {lay.get('recompute') or 'none'}")
-            if tc:
-                st.metric("Wall-clock", fmt.days(tc.get("days")))
-                st.metric("GPU-hours", fmt.human(tc.get("gpu_hours")))
-                st.metric("Cost" + (" (placeholder price)" if tc.get("price_is_placeholder") else ""),
-                          fmt.money(tc.get("cost")),
-                          help=f"${tc.get('price_per_gpu_hour', 0):.2f} per GPU-hour at MFU {tc.get('mfu', 0):.0%}")
+            st.markdown(f"**{place.n_gpus} × {place.gpu}**: TP {lay.tp}, PP {lay.pp}, CP {lay.cp}, DP {lay.dp}; "
+                        f"micro-batch {lay.micro_batch}, sharding {place.sharding}, recompute {lay.recompute}")
+            if plan.time_cost is not None:
+                tc = plan.time_cost.estimate
+                st.metric("Wall-clock", fmt.days(tc.days))
+                st.metric("GPU-hours", fmt.human(tc.gpu_hours))
+                st.metric("Cost" + (" (placeholder price)" if plan.time_cost.price_is_placeholder else ""),
+                          fmt.money(tc.cost), help=f"${tc.price_per_gpu_hour:.2f} per GPU-hour at MFU {tc.mfu:.0%}")
         for w in plan.warnings:
             st.warning(w)
 

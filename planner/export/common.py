@@ -1,9 +1,9 @@
 """Helpers every exporter shares: the provenance header, shell quoting, placeholders, writing.
 
-Rules: an exporter reads only a :class:`planner.plan.Plan`; every value that reaches a shell script
-goes through :func:`shlex.quote` (so names with spaces, quotes, ``$()`` or ``;`` stay data);
-files are written atomically (planner.io) and carry scaleplan's version, the plan hash and the
-command that made them.
+Rules: an exporter reads only a :class:`planner.plan.Plan` and renders ``{filename: text}``; every
+value that reaches a shell script goes through :func:`shlex.quote` (so names with spaces, quotes,
+``$()`` or ``;`` stay data); :func:`write_files` writes the rendered files atomically (planner.io).
+Every file carries scaleplan's version, the plan hash and the command that made it.
 """
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from planner import __version__
-from planner.io import atomic_write, write_json
+from planner.io import atomic_write, to_json
 from planner.plan import Plan
 
 #: Launch placeholders a user fills in (plan.data overrides them). Keys are plan.data keys.
@@ -71,17 +71,23 @@ def data_value(plan: Plan, key: str) -> Any:
     return (plan.data or {}).get(key, PLACEHOLDER_DEFAULTS[key])
 
 
-def write_files(out_dir: str | Path, files: dict[str, str | dict], executable: tuple[str, ...] = ()) -> list[Path]:
-    """Write each file atomically (dicts as JSON); mark scripts executable."""
+def json_text(obj: Any) -> str:
+    """A JSON file's text, exactly as planner.io.write_json writes it."""
+    return to_json(obj) + "\n"
+
+
+def write_files(out_dir: str | Path, files: dict[str, str]) -> list[Path]:
+    """Write each rendered file atomically into ``out_dir``; shell scripts (``*.sh``) are made executable."""
     out = Path(out_dir)
     paths = []
-    for name, content in files.items():
-        p = out / name
-        if isinstance(content, (dict, list)):
-            write_json(p, content)
-        else:
-            atomic_write(p, content)
-        if name in executable:
+    for name, text in files.items():
+        p = atomic_write(out / name, text)
+        if name.endswith(".sh"):
             p.chmod(0o755)
         paths.append(p)
     return paths
+
+
+def write_export(trainer: str, plan: Plan, out_dir: str | Path, files: dict[str, str]) -> dict[str, Any]:
+    """Write rendered ``files`` into ``out_dir``; returns {trainer, files (paths written), plan_hash}."""
+    return {"trainer": trainer, "files": [str(p) for p in write_files(out_dir, files)], "plan_hash": plan.plan_hash}

@@ -11,18 +11,22 @@ from pathlib import Path
 from typing import Any
 
 from planner import __version__
-from planner.export.common import one_line, write_files
+from planner.export.common import json_text, one_line, write_export
 from planner.plan import Plan
 
 
 def hf_config(plan: Plan, command: str | None = None) -> dict[str, Any]:
-    cfg = plan.model_shape.to_hf_config()
+    cfg = plan.shape.to_hf_config()
     cfg["scaleplan"] = {"version": __version__, "plan_hash": plan.plan_hash,
                         "command": one_line(command or plan.meta.get("command", "")),
-                        "total_params": plan.model_shape.total_params}
+                        "total_params": plan.shape.total_params}
     return cfg
 
 
+def render_hf(plan: Plan, *, command: str | None = None) -> dict[str, str]:
+    return {"config.json": json_text(hf_config(plan, command))}
+
+
 def export_hf(plan: Plan, out_dir: str | Path, *, command: str | None = None) -> dict[str, Any]:
-    paths = write_files(out_dir, {"config.json": hf_config(plan, command)})
-    return {"trainer": "hf", "files": [str(p) for p in paths], "plan_hash": plan.plan_hash}
+    """Write :func:`render_hf`'s config.json into ``out_dir``."""
+    return write_export("hf", plan, out_dir, render_hf(plan, command=command))

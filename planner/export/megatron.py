@@ -20,20 +20,19 @@ Semantics respected (shared/notes/megatron-and-planning.md):
   state and scheduler not loaded; ``checkpointing.py::load_checkpoint``), so the phase's own warmup
   and linear decay run from its step 0; once phase k has saved, a relaunch resumes it normally.
 
-Every flag is checked against a dump of Megatron's own parser (shared/data/megatron/
-pretrain_gpt_flags.json) by :func:`validate_args`.
+Every flag can be checked against a dump of Megatron's own parser (shared/data/megatron/
+pretrain_gpt_flags.json) by :func:`planner.export.megatron_flags.validate_args`.
 """
 from __future__ import annotations
 
-import ast
-import re
 import shlex
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from planner.errors import UserError
-from planner.io import read_json
-from planner.export.common import (PLACEHOLDERS, data_value, fmt, header_lines, one_line, q, write_files)  # noqa: F401
+from planner.export.common import PLACEHOLDERS, data_value, fmt, header_lines, json_text, one_line, q, write_export
+from planner.export.megatron_flags import Shell, validate_args
 from planner.plan import Plan
 
 #: Shell expressions (not quoted) used for placeholder-valued flags.
@@ -46,126 +45,156 @@ _SHELL_REFS = {
 }
 
 
-class Shell(str):
-    """A shell expression written unquoted into the script (only ever built from our own constants)."""
+MUP_MODES = ("translate", "native")
+#: Megatron's activation-recompute flags per Layout.recompute.
+RECOMPUTE_ARGS: dict[str, list[tuple[str, Any]]] = {
+    "none": [],
+    "selective": [("--recompute-activations", True), ("--recompute-granularity", "selective")],
+    "full": [("--recompute-granularity", "full"), ("--recompute-method", "uniform"), ("--recompute-num-layers", 1)],
+}
 
 
-def _recompute_args(kind: str | None) -> list[tuple[str, Any]]:
-    if kind == "selective":
-        return [("--recompute-activations", True), ("--recompute-granularity", "selective")]
-    if kind == "full":
-        return [("--recompute-granularity", "full"), ("--recompute-method", "uniform"), ("--recompute-num-layers", 1)]
-    return []
+@dataclass(frozen=True)
+class PhaseRun:
+    """One Megatron run of a multi-phase schedule (its own step counter; module docstring)."""
+
+    name: str  # phase<k>: its checkpoint folder under $CHECKPOINT_DIR
+    train_iters: int
+    lr: float
+    min_lr: float
+    warmup_iters: int
+    lr_decay_iters: int
+    decay_style: str
+    previous: str | None  # the phase whose weights this one starts from
 
 
-def build_args(plan: Plan, *, mup_mode: str = "translate", phase: dict[str, Any] | None = None
-               ) -> list[tuple[str, Any]]:
+def build_args(plan: Plan, *, mup_mode: str = "translate", phase: PhaseRun | None = None) -> list[tuple[str, Any]]:
     """Ordered (flag, value) pairs for pretrain_gpt.py. ``True`` = a bare switch.
 
     ``mup_mode``: ``translate`` expresses μP with flags every release has (--lr = hidden LR,
     --decoupled-lr = embedding/readout LR, hidden init std); ``native`` uses Megatron-LM main's
     ``--use-mup`` family instead (base LR and base init std; Megatron scales them itself).
     """
-    if mup_mode not in ("translate", "native"):
+    if mup_mode not in MUP_MODES:
         raise UserError(f"unknown μP mode {mup_mode!r}; use translate or native")
-    s, t, lay = plan.model_shape, plan.training, plan.layout
-    extra = t.get("megatron_extra") or {}
-    tp, pp, cp = int(lay["tp"]), int(lay["pp"]), int(lay.get("cp", 1))
-    a: list[tuple[str, Any]] = [
-        ("--tensor-model-parallel-size", tp),
-        ("--pipeline-model-parallel-size", pp),
-        ("--context-parallel-size", cp),
-    ]
-    if tp > 1:
+    train_iters = phase.train_iters if phase else plan.training.train_iters
+    return (_parallel_args(plan) + _model_args(plan) + _data_args(plan, phase, train_iters)
+            + _optimizer_args(plan, mup_mode, phase)
+            + [("--log-interval", _extra(plan).get("log_interval", 10)), ("--eval-interval", train_iters),
+               ("--eval-iters", _extra(plan).get("eval_iters", 0)), ("--bf16", True)]
+            + _architecture_args(plan) + _native_mup_args(plan, mup_mode))
+
+
+def _extra(plan: Plan) -> dict[str, Any]:
+    """A published run's Megatron settings that are not planning decisions (empty for our plans)."""
+    return plan.training.megatron_extra or {}
+
+
+def _parallel_args(plan: Plan) -> list[tuple[str, Any]]:
+    lay = plan.layout
+    a: list[tuple[str, Any]] = [("--tensor-model-parallel-size", lay.tp), ("--pipeline-model-parallel-size", lay.pp),
+                                ("--context-parallel-size", lay.cp)]
+    if lay.tp > 1:
         a.append(("--sequence-parallel", True))
-    if lay.get("fsdp"):
+    if lay.fsdp:
         # torch FSDP2 in Megatron: no PP, no distributed optimizer, no grad-accumulation fusion,
         # untied embeddings, torch_dist checkpoints (notes §1c rule 17). It shards over all of DP:
         # FSDP hybrid shard (shard in a node, replicate across) has no Megatron flag; see the script.
-        if pp > 1:
+        if lay.pp > 1:
             raise UserError("Megatron's torch FSDP2 (--use-torch-fsdp2) rules out PP > 1; re-plan with "
                             "--sharding dist-opt or --pp 1")
         a += [("--use-torch-fsdp2", True), ("--no-gradient-accumulation-fusion", True),
               ("--ckpt-format", "torch_dist")]
-    elif lay.get("distributed_optimizer", True):
+    elif lay.distributed_optimizer:
         a.append(("--use-distributed-optimizer", True))
-    a += [
-        ("--num-layers", s.n_layers), ("--hidden-size", s.d_model), ("--ffn-hidden-size", s.d_ffn),
-        ("--num-attention-heads", s.n_heads),
-    ]
+    return a
+
+
+def _model_args(plan: Plan) -> list[tuple[str, Any]]:
+    s, t = plan.shape, plan.training
+    a: list[tuple[str, Any]] = [("--num-layers", s.n_layers), ("--hidden-size", s.d_model),
+                                ("--ffn-hidden-size", s.d_ffn), ("--num-attention-heads", s.n_heads)]
     if s.head_dim * s.n_heads != s.d_model:
         a.append(("--kv-channels", s.head_dim))
     if s.n_kv_heads != s.n_heads:
         a += [("--group-query-attention", True), ("--num-query-groups", s.n_kv_heads)]
-    a += [("--seq-length", t["seq_len"]), ("--max-position-embeddings", max(t["seq_len"], s.seq_len))]
-    a += [("--micro-batch-size", lay["micro_batch"]), ("--global-batch-size", t["global_batch"])]
+    return a + [("--seq-length", t.seq_len), ("--max-position-embeddings", max(t.seq_len, s.seq_len)),
+                ("--micro-batch-size", plan.layout.micro_batch), ("--global-batch-size", t.global_batch)]
 
-    ph = phase or {}
-    train_iters = ph.get("train_iters", t["train_iters"])
-    a.append(("--train-iters", train_iters))
-    a += [("--tokenizer-type", extra.get("tokenizer_type", "HuggingFaceTokenizer")),
-          ("--tokenizer-model", None),
-          ("--load", Shell(f'"${{CHECKPOINT_DIR}}/{ph["name"]}"') if ph.get("name") else None),
-          ("--save", Shell(f'"${{CHECKPOINT_DIR}}/{ph["name"]}"') if ph.get("name") else None),
-          ("--save-interval", extra.get("save_interval", 1000)),
-          ("--data-path", None), ("--split", extra.get("split", "99,1,0")), ("--data-cache-path", None),
-          ("--distributed-backend", "nccl")]
 
-    hp = plan.hparams or {}
-    mup = hp.get("parameterization") == "mup" and t.get("decoupled_lr") is not None
-    lr, min_lr = ph.get("lr", t["lr"]), ph.get("min_lr", t["min_lr"])
-    init_std = t["init_std"]
-    if mup and mup_mode == "native":
-        base = hp["groups"]["embedding"]
-        lr, init_std = base["lr"], base["init_std"]
-        min_lr = lr * (t["min_lr"] / t["lr"])
-    a.append(("--init-method-std", init_std))
-    if mup and mup_mode == "translate":
-        a.append(("--embedding-init-method-std", t["embedding_init_std"]))
+def _data_args(plan: Plan, phase: PhaseRun | None, train_iters: int) -> list[tuple[str, Any]]:
+    """Steps, tokenizer, checkpoints and data (``None`` = a placeholder filled from the script's variables)."""
+    extra = _extra(plan)
+    ckpt = Shell(f'"${{CHECKPOINT_DIR}}/{phase.name}"') if phase else None
+    return [("--train-iters", train_iters),
+            ("--tokenizer-type", extra.get("tokenizer_type", "HuggingFaceTokenizer")), ("--tokenizer-model", None),
+            ("--load", ckpt), ("--save", ckpt), ("--save-interval", extra.get("save_interval", 1000)),
+            ("--data-path", None), ("--split", extra.get("split", "99,1,0")), ("--data-cache-path", None),
+            ("--distributed-backend", "nccl")]
+
+
+def _optimizer_args(plan: Plan, mup_mode: str, phase: PhaseRun | None) -> list[tuple[str, Any]]:
+    """Init std, LR schedule (a phase's own when given), AdamW; μP as decoupled LR and init stds."""
+    t, hp = plan.training, plan.hparams
+    translate = plan.is_mup and mup_mode == "translate"
+    lr, min_lr = (phase.lr, phase.min_lr) if phase else (t.lr, t.min_lr)
+    init_std = t.init_std
+    if plan.is_mup and mup_mode == "native":
+        lr, init_std = hp.embedding.lr, hp.embedding.init_std
+        min_lr = lr * (t.min_lr / t.lr)
+    a: list[tuple[str, Any]] = [("--init-method-std", init_std)]
+    if translate:
+        a.append(("--embedding-init-method-std", t.embedding_init_std))
     a += [("--lr", lr), ("--min-lr", min_lr)]
-    style = ph.get("decay_style", t["schedule"])
+    style = phase.decay_style if phase else t.schedule
     if style == "wsd":
-        a += [("--lr-decay-style", "WSD"), ("--lr-wsd-decay-style", t.get("wsd_decay_style", "linear")),
-              ("--lr-wsd-decay-iters", t["wsd_decay_iters"])]
+        a += [("--lr-decay-style", "WSD"), ("--lr-wsd-decay-style", t.wsd_decay_style or "linear"),
+              ("--lr-wsd-decay-iters", t.wsd_decay_iters)]
     else:
         a.append(("--lr-decay-style", style))
-    a.append(("--lr-decay-iters", ph.get("lr_decay_iters", t["lr_decay_iters"])))
-    if mup and mup_mode == "translate":
-        a += [("--decoupled-lr", t["decoupled_lr"]), ("--decoupled-min-lr", t["decoupled_min_lr"])]
-    a += [("--weight-decay", t["weight_decay"]), ("--clip-grad", t["clip_grad"]),
-          ("--lr-warmup-iters", ph.get("warmup_iters", t["warmup_iters"])),
-          ("--optimizer", "adam"), ("--adam-beta1", t["betas"][0]), ("--adam-beta2", t["betas"][1]),
-          ("--adam-eps", t["eps"])]
-    if ph.get("previous"):
-        a.append(("--pretrained-checkpoint", Shell('"${CHECKPOINT_DIR}/' + ph["previous"] + '"')))
-    a += [("--log-interval", extra.get("log_interval", 10)), ("--eval-interval", train_iters),
-          ("--eval-iters", extra.get("eval_iters", 0)), ("--bf16", True)]
+    a.append(("--lr-decay-iters", phase.lr_decay_iters if phase else t.lr_decay_iters))
+    if translate:
+        a += [("--decoupled-lr", t.decoupled_lr), ("--decoupled-min-lr", t.decoupled_min_lr)]
+    a += [("--weight-decay", t.weight_decay), ("--clip-grad", t.clip_grad),
+          ("--lr-warmup-iters", phase.warmup_iters if phase else t.warmup_iters),
+          ("--optimizer", "adam"), ("--adam-beta1", t.betas[0]), ("--adam-beta2", t.betas[1]), ("--adam-eps", t.eps)]
+    if phase and phase.previous:
+        a.append(("--pretrained-checkpoint", Shell('"${CHECKPOINT_DIR}/' + phase.previous + '"')))
+    return a
+
+
+def _architecture_args(plan: Plan) -> list[tuple[str, Any]]:
+    """Llama architecture switches, fusions and activation recompute."""
+    s, extra = plan.shape, _extra(plan)
+    a: list[tuple[str, Any]] = []
     if not s.tied:
         a.append(("--untie-embeddings-and-output-weights", True))
     a += [("--position-embedding-type", "rope")]
     if s.rope_theta != 10000.0:
         a.append(("--rotary-base", int(s.rope_theta) if s.rope_theta == int(s.rope_theta) else s.rope_theta))
-    a += [("--disable-bias-linear", True),
-          ("--normalization", "RMSNorm" if s.norm == "rmsnorm" else "LayerNorm"),
-          ("--norm-epsilon", s.norm_eps),
-          ("--make-vocab-size-divisible-by", s.pad_vocab_to or 128)]
+    a += [("--disable-bias-linear", True), ("--normalization", "RMSNorm" if s.norm == "rmsnorm" else "LayerNorm"),
+          ("--norm-epsilon", s.norm_eps), ("--make-vocab-size-divisible-by", s.pad_vocab_to or 128)]
     if extra.get("masked_softmax_fusion") is False:
         a.append(("--no-masked-softmax-fusion", True))
     a += [("--attention-dropout", 0.0), ("--hidden-dropout", 0.0)]
     if s.activation == "swiglu":
         a.append(("--swiglu", True))
-    a += _recompute_args(lay.get("recompute"))
+    a += RECOMPUTE_ARGS[plan.layout.recompute]
     if extra.get("attention_softmax_in_fp32", True):
         a.append(("--attention-softmax-in-fp32", True))
     a.append(("--transformer-impl", extra.get("transformer_impl", "transformer_engine")))
     if extra.get("log_throughput", True):
         a.append(("--log-throughput", True))
-    if mup and mup_mode == "native":
-        a += [("--use-mup", True), ("--mup-base-hidden-size", hp["base_width"]),
-              ("--mup-embedding-mult", hp["groups"]["embedding"]["multiplier"]),
-              ("--mup-output-mult", hp["groups"]["readout"]["multiplier"] * hp["m_d"]),
-              ("--mup-base-head-dim", float(s.head_dim)), ("--mup-attn-scale-power", 1.0)]
     return a
+
+
+def _native_mup_args(plan: Plan, mup_mode: str) -> list[tuple[str, Any]]:
+    if not (plan.is_mup and mup_mode == "native"):
+        return []
+    hp = plan.hparams
+    return [("--use-mup", True), ("--mup-base-hidden-size", hp.base_width),
+            ("--mup-embedding-mult", hp.embedding.multiplier), ("--mup-output-mult", hp.readout.multiplier * hp.m_d),
+            ("--mup-base-head-dim", float(plan.shape.head_dim)), ("--mup-attn-scale-power", 1.0)]
 
 
 def args_to_json(args: list[tuple[str, Any]], plan: Plan) -> dict[str, Any]:
@@ -186,162 +215,43 @@ def args_to_json(args: list[tuple[str, Any]], plan: Plan) -> dict[str, Any]:
     return out
 
 
-# ---------------------------------------------------------------------------------- validation
-def _load_flags(flags_json_path: str | Path) -> dict[str, dict[str, Any]]:
-    path = Path(flags_json_path)
-    if not path.exists():
-        raise UserError(f"Megatron flag list not found: {path}; pass shared/data/megatron/pretrain_gpt_flags.json")
-    rows = read_json(path, "Megatron flag list")
-    if not isinstance(rows, list) or not all(isinstance(r, dict) and isinstance(r.get("opts"), list) for r in rows):
-        raise UserError(f"Megatron flag list {path} is not a list of {{'opts': [...], ...}} rows; "
-                        "pass shared/data/megatron/pretrain_gpt_flags.json")
-    table: dict[str, dict[str, Any]] = {}
-    for r in rows:
-        for o in r["opts"]:
-            table[o] = r
-    return table
-
-
-def _check_value(flag: str, spec: dict[str, Any], value: Any) -> str | None:
-    nargs = spec.get("nargs")
-    if nargs == 0:
-        return None if value is True else f"{flag} is a switch; got a value {value!r}"
-    if value is True:
-        return f"{flag} needs a value"
-    values = value if isinstance(value, list) else [value]
-    if nargs in (None,) and len(values) != 1:
-        return f"{flag} takes one value, got {len(values)}"
-    if isinstance(nargs, int) and len(values) != nargs:
-        return f"{flag} takes {nargs} values, got {len(values)}"
-    if nargs == "+" and not values:
-        return f"{flag} needs at least one value"
-    typ = spec.get("type")
-    choices, complete = _parse_choices(flag, spec.get("choices"))
-    for v in values:
-        text = str(v)
-        try:
-            if typ == "int":
-                int(text)
-            elif typ == "float":
-                float(text)
-        except ValueError:
-            return f"{flag} expects {typ}, got {text!r}"
-        if choices is not None and text not in choices:
-            if complete:
-                return f"{flag} must be one of {choices}, got {text!r}"
-            # the dump cut this choice list short: only values in its visible part can be checked
-            return f"{flag} value {text!r} is not among the visible choices {choices} (the dump's list is truncated)"
-    return None
-
-
-#: The flag dump stores ``repr(choices)`` cut at ~120 characters. Full lists for the cut ones we
-#: emit, from Megatron-LM's parser (shared/notes/megatron-and-planning.md §1a, "Data and tokenizer").
-_FULL_CHOICES = {
-    "--tokenizer-type": ["BertWordPieceLowerCase", "BertWordPieceCase", "GPT2BPETokenizer", "SentencePieceTokenizer",
-                         "GPTSentencePieceTokenizer", "HuggingFaceTokenizer", "Llama2Tokenizer", "TikTokenizer",
-                         "MultimodalTokenizer", "NullTokenizer", "NullMultimodalTokenizer", "SFTTokenizer"],
-}
-
-
-def _parse_choices(flag: str, text: str | None) -> tuple[list[str] | None, bool]:
-    """(choices as strings, whether the list is complete) from the dump's repr text."""
-    if not text:
-        return None, True
-    if flag in _FULL_CHOICES:
-        return list(_FULL_CHOICES[flag]), True
-    complete = text.rstrip().endswith((")", "]"))
-    try:
-        return [str(c) for c in ast.literal_eval(text)], True
-    except (ValueError, SyntaxError):
-        pass
-    enum_names = re.findall(r"<\w+\.(\w+): [^>]*>", text)
-    if enum_names:
-        return enum_names, complete
-    return re.findall(r"'([^']*)'", text), complete
-
-
-def validate_args(args: dict[str, Any] | list[tuple[str, Any]], flags_json_path: str | Path) -> list[str]:
-    """Problems with ``args`` against Megatron's parser dump: unknown flags, bad types/choices/nargs.
-
-    ``args`` is a flag -> value dict (``megatron_args.json``; True for switches) or build_args'
-    pairs. Returns a list of messages (empty = valid).
-    """
-    table = _load_flags(flags_json_path)
-    items = args.items() if isinstance(args, dict) else args
-    problems = []
-    for flag, value in items:
-        spec = table.get(flag)
-        if spec is None:
-            problems.append(f"{flag} is not a pretrain_gpt.py flag")
-            continue
-        if value is None or isinstance(value, Shell):
-            continue  # placeholder filled from a shell variable
-        msg = _check_value(flag, spec, value if value is True or isinstance(value, list) else fmt(value))
-        if msg:
-            problems.append(msg)
-    return problems
-
-
-def check_layout(plan: Plan) -> list[str]:
-    """Megatron's own assertions (notes §1c) for this plan's shape and layout."""
-    s, t, lay = plan.model_shape, plan.training, plan.layout
-    tp, pp, cp, n = int(lay["tp"]), int(lay["pp"]), int(lay.get("cp", 1)), int(lay["n_gpus"])
-    errs = []
-    if n % (tp * pp * cp):
-        errs.append(f"world size {n} is not divisible by TP*PP*CP = {tp * pp * cp}")
-    dp = n // (tp * pp * cp) if tp * pp * cp else 0
-    if s.n_heads % tp:
-        errs.append(f"heads {s.n_heads} not divisible by TP {tp}")
-    if s.n_kv_heads % tp and tp % s.n_kv_heads:
-        errs.append(f"kv heads {s.n_kv_heads} and TP {tp}: neither divides the other")
-    if s.d_ffn % tp:
-        errs.append(f"ffn {s.d_ffn} not divisible by TP {tp}")
-    if s.n_layers % pp:
-        errs.append(f"layers {s.n_layers} not divisible by PP {pp}")
-    if dp and t["global_batch"] % (int(lay["micro_batch"]) * dp):
-        errs.append(f"global batch {t['global_batch']} not divisible by micro-batch x DP = {lay['micro_batch']} x {dp}")
-    if cp > 1 and t["seq_len"] % (2 * cp):
-        errs.append(f"seq {t['seq_len']} not divisible by 2*CP")
-    return errs
-
-
 # ---------------------------------------------------------------------------------- scripts
 def _mup_comment(plan: Plan, mup_mode: str) -> list[str]:
     hp = plan.hparams
-    if not hp:
+    if hp is None:
         return ["# Parameterization: standard (SP); no μP hyperparameters in this plan."]
-    g, m = hp["groups"], hp["m_d"]
-    if hp["parameterization"] != "mup":
+    m = hp.m_d
+    if not hp.is_mup:
         return ["# Parameterization: SP hparams from a proxy at another width were used as is:",
                 "# SP has no transfer guarantee across width (the optimal LR drifts roughly like 1/width)."]
     lines = [
-        f"# μP at width {hp['d_model']} (base width {hp['base_width']}, m_d = {m:.6g}). Megatron trains in SP;",
+        f"# μP at width {hp.d_model} (base width {hp.base_width}, m_d = {m:.6g}). Megatron trains in SP;",
     ]
     if mup_mode == "translate":
         lines += [
             "# what the flags below express:",
-            f"#   --lr {fmt(g['hidden']['lr'])}          hidden matrices (QKV, out, MLP): base lr / m_d",
-            f"#   --decoupled-lr {fmt(g['embedding']['lr'])}  word embedding + output layer (Megatron's",
+            f"#   --lr {fmt(hp.hidden.lr)}          hidden matrices (QKV, out, MLP): base lr / m_d",
+            f"#   --decoupled-lr {fmt(hp.embedding.lr)}  word embedding + output layer (Megatron's",
             "#                       is_embedding_or_output_parameter): base lr, not scaled",
-            f"#   --init-method-std {fmt(g['hidden']['init_std'])}  hidden init: base std / sqrt(m_d)",
-            f"#   --embedding-init-method-std {fmt(g['embedding']['init_std'])}  embedding init: base std",
+            f"#   --init-method-std {fmt(hp.hidden.init_std)}  hidden init: base std / sqrt(m_d)",
+            f"#   --embedding-init-method-std {fmt(hp.embedding.init_std)}  embedding init: base std",
             "# what they CANNOT express (the run is then not exactly μP):",
-            f"#   * output multiplier alpha_out/m_d = {fmt(g['readout']['multiplier'])} on the logits (MuReadout).",
+            f"#   * output multiplier alpha_out/m_d = {fmt(hp.readout.multiplier)} on the logits (MuReadout).",
             "#     It cannot be folded into the output weights: Adam's update size does not scale with them.",
             "#     Fix: multiply the final hidden state by this constant before the output layer (patch",
             "#     GPTModel's output path), or use Megatron-LM main's --use-mup (rerun `scaleplan export",
             "#     --megatron-mup native`).",
-            f"#   * attention scale attn_mult/d_head = {fmt(hp['attention']['scale'])} instead of 1/sqrt(d_head);",
+            f"#   * attention scale attn_mult/d_head = {fmt(hp.attention.scale)} instead of 1/sqrt(d_head);",
             "#     with d_head fixed across widths this is a constant factor (microsoft/mup#17), but it",
             "#     differs from the proxy; Megatron exposes no softmax scale flag outside --use-mup.",
-            f"#   * input multiplier alpha_in = {fmt(g['embedding']['multiplier'])} on the embedding output"
-            + (" (1: nothing to do)." if g['embedding']['multiplier'] == 1 else "; patch the embedding forward."),
+            f"#   * input multiplier alpha_in = {fmt(hp.embedding.multiplier)} on the embedding output"
+            + (" (1: nothing to do)." if hp.embedding.multiplier == 1 else "; patch the embedding forward."),
             "#   * zero-init readout and query: Megatron has no flag; the output layer is initialised with",
             "#     --init-method-std and the residual output projections with std/sqrt(2L).",
-            f"#   * norms get --lr (= lr/m_d) instead of the base lr {fmt(g['norms']['lr'])}.",
+            f"#   * norms get --lr (= lr/m_d) instead of the base lr {fmt(hp.norms.lr)}.",
             f"#   * weight decay: one --weight-decay for all matrices; set to the hidden value"
-            f" {fmt(g['hidden']['weight_decay'])} (MuAdamW rule wd*m_d when wd_rule=mup),",
-            f"#     so embedding/output decay with that value instead of {fmt(g['embedding']['weight_decay'])}.",
+            f" {fmt(hp.hidden.weight_decay)} (MuAdamW rule wd*m_d when wd_rule=mup),",
+            f"#     so embedding/output decay with that value instead of {fmt(hp.embedding.weight_decay)}.",
         ]
     else:
         lines += [
@@ -356,11 +266,10 @@ def _mup_comment(plan: Plan, mup_mode: str) -> list[str]:
 
 def launch_script(plan: Plan, args: list[tuple[str, Any]], *, command: str | None = None,
                   mup_mode: str = "translate", title: str = "Megatron-LM launch") -> str:
-    lay = plan.layout
-    gpn = int(lay.get("gpus_per_node") or min(8, int(lay["n_gpus"])))
-    nnodes = max(1, int(lay["n_gpus"]) // gpn)
+    place, lay = plan.placement, plan.layout
+    gpn, nnodes = place.gpus_per_node, place.n_nodes
     L = ["#!/usr/bin/env bash"] + header_lines(plan, title, command) + [
-        f"# Plan: {lay['n_gpus']} GPUs = {nnodes} node(s) x {gpn}. On one node: bash launch.sh. On several: run it on",
+        f"# Plan: {place.n_gpus} GPUs = {nnodes} node(s) x {gpn}. On one node: bash launch.sh. On several: run it on",
         "# every node with NODE_RANK, MASTER_ADDR set (sbatch.sh does this under SLURM).",
         "# TORCHRUN may be overridden (e.g. TORCHRUN=echo for a dry run).",
         "set -euo pipefail",
@@ -387,9 +296,9 @@ def launch_script(plan: Plan, args: list[tuple[str, Any]], *, command: str | Non
         "export CUDA_DEVICE_MAX_CONNECTIONS=1  # required by Megatron for TP/CP overlap on Hopper",
         "",
     ]
-    if lay.get("fsdp") and lay.get("shard_group") and lay["shard_group"] < lay["dp"]:
-        L += [f"# Sharding: the plan uses FSDP hybrid shard (shard over {lay['shard_group']} GPUs, replicate across",
-              f"# {lay['dp'] // lay['shard_group']} groups). Megatron's --use-torch-fsdp2 shards over all {lay['dp']} DP ranks",
+    if lay.fsdp and lay.shard_group and lay.shard_group < lay.dp:
+        L += [f"# Sharding: the plan uses FSDP hybrid shard (shard over {lay.shard_group} GPUs, replicate across",
+              f"# {lay.dp // lay.shard_group} groups). Megatron's --use-torch-fsdp2 shards over all {lay.dp} DP ranks",
               "# instead (less memory, more inter-node traffic); the torchtitan export expresses hybrid sharding."]
     L += _mup_comment(plan, mup_mode)
     L += ["", "ARGS=("]
@@ -412,11 +321,9 @@ def launch_script(plan: Plan, args: list[tuple[str, Any]], *, command: str | Non
 
 
 def sbatch_script(plan: Plan, launch_name: str = "launch.sh", *, command: str | None = None) -> str:
-    lay = plan.layout
-    gpn = int(lay.get("gpus_per_node") or min(8, int(lay["n_gpus"])))
-    nnodes = max(1, int(lay["n_gpus"]) // gpn)
+    gpn, nnodes = plan.placement.gpus_per_node, plan.placement.n_nodes
     job = "".join(ch if ch.isalnum() or ch in "-_." else "-" for ch in (plan.preset or "scaleplan"))[:40]
-    days = plan.time_cost.get("days") if plan.time_cost else None
+    days = plan.time_cost.estimate.days if plan.time_cost else None
     L = ["#!/usr/bin/env bash"] + header_lines(plan, "SLURM wrapper for the Megatron-LM launch", command) + [
         f"#SBATCH --job-name={job}",
         f"#SBATCH --nodes={nnodes}",
@@ -436,49 +343,44 @@ def sbatch_script(plan: Plan, launch_name: str = "launch.sh", *, command: str | 
     return "\n".join(L)
 
 
-def export_megatron(plan: Plan, out_dir: str | Path, *, command: str | None = None, mup_mode: str = "translate",
-                    flags_json_path: str | Path | None = None) -> dict[str, Any]:
-    """Write launch.sh, sbatch.sh, megatron_args.json (and phase scripts when the plan has phases)."""
-    errs = check_layout(plan)
+def render_megatron(plan: Plan, *, command: str | None = None, mup_mode: str = "translate",
+                    flags_json_path: str | Path | None = None) -> dict[str, str]:
+    """launch.sh, sbatch.sh and megatron_args.json (one launch/sbatch pair per phase when the plan has phases)."""
+    errs = plan.validate_layout()
     if errs:
         raise UserError("the plan's layout breaks Megatron's rules: " + "; ".join(errs)
                         + "; re-plan with other --tp/--pp/--gpus")
-    files: dict[str, Any] = {}
-    scripts = []
-    runs = _phase_runs(plan) if plan.phases else [(None, None)]
+    files: dict[str, str] = {}
     all_args = {}
-    for name, ph in runs:
-        args = build_args(plan, mup_mode=mup_mode, phase=ph)
+    for phase in phase_runs(plan) or [None]:
+        args = build_args(plan, mup_mode=mup_mode, phase=phase)
         if flags_json_path is not None:
             probs = validate_args(args, flags_json_path)
             if probs:
                 raise UserError("exported Megatron arguments are invalid: " + "; ".join(probs))
-        suffix = f"_{name}" if name else ""
-        launch = f"launch{suffix}.sh"
-        files[launch] = launch_script(plan, args, command=command, mup_mode=mup_mode,
-                                      title=f"Megatron-LM launch{(' ' + name) if name else ''}")
-        files[f"sbatch{suffix}.sh"] = sbatch_script(plan, launch, command=command)
-        all_args[name or "main"] = args_to_json(args, plan)
-        scripts += [launch, f"sbatch{suffix}.sh"]
+        suffix = f"_{phase.name}" if phase else ""
+        files[f"launch{suffix}.sh"] = launch_script(plan, args, command=command, mup_mode=mup_mode,
+                                                   title=f"Megatron-LM launch{(' ' + phase.name) if phase else ''}")
+        files[f"sbatch{suffix}.sh"] = sbatch_script(plan, f"launch{suffix}.sh", command=command)
+        all_args[phase.name if phase else "main"] = args_to_json(args, plan)
     meta = {"scaleplan_plan_hash": plan.plan_hash, "command": one_line(command or plan.meta.get("command", "")),
             "mup_mode": mup_mode}
-    if len(all_args) == 1:
-        files["megatron_args.json"] = {"meta": meta, "args": all_args["main"]}
-    else:
-        files["megatron_args.json"] = {"meta": meta, "phases": all_args}
-    paths = write_files(out_dir, files, executable=tuple(scripts))
-    return {"trainer": "megatron", "files": [str(p) for p in paths], "plan_hash": plan.plan_hash}
+    body = {"args": all_args["main"]} if "main" in all_args else {"phases": all_args}
+    files["megatron_args.json"] = json_text({"meta": meta, **body})
+    return files
 
 
-def _phase_runs(plan: Plan) -> list[tuple[str, dict[str, Any]]]:
+def export_megatron(plan: Plan, out_dir: str | Path, *, command: str | None = None, mup_mode: str = "translate",
+                    flags_json_path: str | Path | None = None) -> dict[str, Any]:
+    """Write :func:`render_megatron`'s files into ``out_dir``."""
+    files = render_megatron(plan, command=command, mup_mode=mup_mode, flags_json_path=flags_json_path)
+    return write_export("megatron", plan, out_dir, files)
+
+
+def phase_runs(plan: Plan) -> list[PhaseRun]:
     """One Megatron run per schedule phase; phases after the first restart the step counter."""
-    runs = []
-    for i, p in enumerate(plan.phases):
-        iters = int(p["train_iters"])
-        runs.append((f"phase{i + 1}", {
-            "train_iters": iters, "lr": float(p["lr"]), "min_lr": float(p["min_lr"]),
-            "warmup_iters": int(p.get("warmup_iters", 0)), "lr_decay_iters": iters,
-            "decay_style": p.get("decay_style", "linear"), "name": f"phase{i + 1}",
-            "previous": f"phase{i}" if i > 0 else None,
-        }))
-    return runs
+    return [PhaseRun(name=f"phase{i + 1}", train_iters=int(p["train_iters"]), lr=float(p["lr"]),
+                     min_lr=float(p["min_lr"]), warmup_iters=int(p.get("warmup_iters", 0)),
+                     lr_decay_iters=int(p["train_iters"]), decay_style=p.get("decay_style", "linear"),
+                     previous=f"phase{i}" if i > 0 else None)
+            for i, p in enumerate(plan.phases)]

@@ -20,7 +20,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from planner.export.common import data_value, header_lines, q, write_files
+from planner.export.common import data_value, header_lines, q, write_export
 from planner.plan import Plan
 
 TORCHTITAN_VERSION = "0.3.0"
@@ -57,118 +57,123 @@ CONFIG_NAME = "scaleplan_plan"
 def _param_groups(plan: Plan) -> list[tuple[str, dict[str, Any]]]:
     """(FQN regex, AdamW kwargs) first match wins; μP gives per-group LR and weight decay."""
     t = plan.training
-    base = {"betas": tuple(t["betas"]), "eps": t["eps"]}
-    hp = plan.hparams
-    if hp and hp.get("parameterization") == "mup" and t.get("decoupled_lr") is not None:
-        g = hp["groups"]
+    base = {"betas": tuple(t.betas), "eps": t.eps}
+    if plan.is_mup:
+        hp = plan.hparams
         return [
-            (r"^tok_embeddings\.", {"lr": g["embedding"]["lr"], "weight_decay": g["embedding"]["weight_decay"], **base}),
-            (r"^lm_head\.", {"lr": g["readout"]["lr"], "weight_decay": g["readout"]["weight_decay"], **base}),
-            (r"norm\.weight$", {"lr": g["norms"]["lr"], "weight_decay": 0.0, **base}),
-            (r".*", {"lr": g["hidden"]["lr"], "weight_decay": g["hidden"]["weight_decay"], **base}),
+            (r"^tok_embeddings\.", {"lr": hp.embedding.lr, "weight_decay": hp.embedding.weight_decay, **base}),
+            (r"^lm_head\.", {"lr": hp.readout.lr, "weight_decay": hp.readout.weight_decay, **base}),
+            (r"norm\.weight$", {"lr": hp.norms.lr, "weight_decay": 0.0, **base}),
+            (r".*", {"lr": hp.hidden.lr, "weight_decay": hp.hidden.weight_decay, **base}),
         ]
-    return [(r".*", {"lr": t["lr"], "weight_decay": t["weight_decay"], **base})]
+    return [(r".*", {"lr": t.lr, "weight_decay": t.weight_decay, **base})]
 
 
-def config_module(plan: Plan, command: str | None = None) -> str:
-    s, t, lay = plan.model_shape, plan.training, plan.layout
-    hp = plan.hparams or {}
-    mup = hp.get("parameterization") == "mup" and t.get("decoupled_lr") is not None
-    hidden_std = t["init_std"]
-    emb_std = t.get("embedding_init_std", t["init_std"])
-    out_std = 0.0 if (mup and hp.get("readout_zero_init")) else (emb_std if mup else s.d_model ** -0.5)
+def _init_stds(plan: Plan) -> tuple[float, float, float]:
+    """(hidden, embedding, output) init std: μP's per-group values, else torchtitan's Llama defaults."""
+    t, s = plan.training, plan.shape
+    emb_std = t.embedding_init_std if t.embedding_init_std is not None else t.init_std
+    if plan.is_mup:
+        return t.init_std, emb_std, 0.0 if plan.hparams.readout_zero_init else emb_std
+    return t.init_std, emb_std, s.d_model ** -0.5
+
+
+def _schedule(plan: Plan) -> dict[str, Any]:
+    """torchtitan's LR scheduler settings for the plan's schedule (module docstring)."""
+    t = plan.training
+    sched = {"warmup_steps": t.warmup_iters, "decay_type": "linear" if t.schedule == "wsd" else "cosine",
+             "min_lr_factor": t.min_lr / t.lr}
+    if t.schedule == "wsd":
+        sched["decay_ratio"] = t.wsd_decay_iters / t.train_iters
+    return sched
+
+
+def _docstring(plan: Plan, command: str | None, out_std: float) -> list[str]:
+    s, t = plan.shape, plan.training
     L = [f'"""torchtitan {TORCHTITAN_VERSION} config for the planned model (generated; edit the TODOs).', ""]
     L += header_lines(plan, "scaleplan torchtitan export", command, comment="")
     L += ["",
           f"Shape: {s.n_layers} layers, d_model {s.d_model}, ffn {s.d_ffn}, heads {s.n_heads} ({s.n_kv_heads} kv),",
-          f"vocab {s.vocab_size} padded to {s.padded_vocab}, seq {t['seq_len']}; {s.total_params:,} parameters.",
+          f"vocab {s.vocab_size} padded to {s.padded_vocab}, seq {t.seq_len}; {s.total_params:,} parameters.",
           "Init: hidden N(0, init_std) truncated at 3 std, residual output projections depth-scaled",
           "(std / sqrt(2 (layer + 1)), as torchtitan's Llama 3); embedding N(0, embedding std).",
           ]
-    if mup:
+    if plan.is_mup:
+        hp = plan.hparams
         L += ["μP: per-group AdamW LR / weight decay via ParamGroupConfig (embedding, readout, norms: base LR;",
               "hidden: base LR / m_d), hidden init std / sqrt(m_d), readout init " +
               ("zero." if out_std == 0 else f"{out_std:g}."),
               f"NOT expressed (patch the model if you need exact μP): output multiplier alpha_out/m_d = "
-              f"{hp['groups']['readout']['multiplier']:g} on the logits, attention scale attn_mult/d_head "
-              f"= {hp['attention']['scale']:g} (torchtitan uses 1/sqrt(d_head)), zero-init query, input "
-              f"multiplier {hp['groups']['embedding']['multiplier']:g}."]
-    if t["lr_decay_iters"] != t["train_iters"]:
-        L.append(f"Note: the plan ends its decay at step {t['lr_decay_iters']} (Megatron semantics); torchtitan "
+              f"{hp.readout.multiplier:g} on the logits, attention scale attn_mult/d_head "
+              f"= {hp.attention.scale:g} (torchtitan uses 1/sqrt(d_head)), zero-init query, input "
+              f"multiplier {hp.embedding.multiplier:g}."]
+    if t.lr_decay_iters != t.train_iters:
+        L.append(f"Note: the plan ends its decay at step {t.lr_decay_iters} (Megatron semantics); torchtitan "
                  "decays over all steps after warmup.")
-    L += ['"""', "from functools import partial", "", "import torch.nn as nn", ""]
-    for mod, names in TORCHTITAN_NAMES.items():
-        L.append(f"from {mod} import {', '.join(names)}")
-    groups = _param_groups(plan)
-    L += [
-        "",
-        f"HF_ASSETS_PATH = {str(data_value(plan, 'tokenizer_model'))!r}  # TODO: tokenizer folder (HF format)",
-        f"DATASET = {str((plan.data or {}).get('dataset', 'c4'))!r}  # TODO: a dataset name torchtitan knows",
-        f"CHECKPOINT_DIR = {str(data_value(plan, 'checkpoint_dir'))!r}  # TODO",
-        "",
-        f"N_LAYERS, DIM, FFN, N_HEADS, N_KV_HEADS = {s.n_layers}, {s.d_model}, {s.d_ffn}, {s.n_heads}, {s.n_kv_heads}",
-        f"VOCAB, SEQ_LEN, ROPE_THETA, NORM_EPS = {s.padded_vocab}, {t['seq_len']}, {s.rope_theta!r}, {s.norm_eps!r}",
-        f"HIDDEN_STD, EMBEDDING_STD, OUTPUT_STD = {hidden_std!r}, {emb_std!r}, {out_std!r}",
-        "",
-        "",
-        "def _normal(std):",
-        "    if std == 0:",
-        "        return {'weight': nn.init.zeros_, 'bias': nn.init.zeros_}",
-        "    return {'weight': partial(nn.init.trunc_normal_, std=std, a=-3 * std, b=3 * std), 'bias': nn.init.zeros_}",
-        "",
-        "",
-        "def _layers():",
-        "    \"\"\"One Llama3TransformerBlock.Config per layer (our builder; no private torchtitan helpers).\"\"\"",
-        "    norm_init = {'weight': nn.init.ones_}",
-        "    rope = ComplexRoPE.Config(dim=DIM // N_HEADS, max_seq_len=SEQ_LEN, theta=ROPE_THETA, scaling='none')",
-        "    blocks = []",
-        "    for layer_id in range(N_LAYERS):",
-        "        out_init = _normal(HIDDEN_STD / (2 * (layer_id + 1)) ** 0.5)",
-        "        blocks.append(Llama3TransformerBlock.Config(",
-        "            attention_norm=RMSNorm.Config(normalized_shape=DIM, param_init=norm_init),",
-        "            ffn_norm=RMSNorm.Config(normalized_shape=DIM, param_init=norm_init),",
-        "            attention=make_gqa_config(dim=DIM, n_heads=N_HEADS, n_kv_heads=N_KV_HEADS,",
-        "                                      wqkv_param_init=_normal(HIDDEN_STD), wo_param_init=out_init,",
-        "                                      inner_attention=get_attention_config('flex'), fuse_qkv=True, rope=rope),",
-        "            feed_forward=make_ffn_config(dim=DIM, hidden_dim=FFN, w1_param_init=_normal(HIDDEN_STD),",
-        "                                         w2w3_param_init=out_init),",
-        "        ))",
-        "    return blocks",
-        "",
-        "",
-        "def _model():",
-        "    return Llama3Model.Config(",
-        "        dim=DIM, vocab_size=VOCAB,",
-        "        tok_embeddings=Embedding.Config(num_embeddings=VOCAB, embedding_dim=DIM,",
-        "                                        param_init={'weight': partial(nn.init.normal_, std=EMBEDDING_STD)}),",
-        "        norm=RMSNorm.Config(normalized_shape=DIM, param_init={'weight': nn.init.ones_}),",
-        "        lm_head=Linear.Config(in_features=DIM, out_features=VOCAB, param_init=_normal(OUTPUT_STD)),",
-        "        layers=_layers(),",
-        "    )",
-        "",
-        "",
+    return L + ['"""']
+
+
+#: The model builder of the generated module (fixed text; it reads the constants above it).
+_MODEL_BUILDER = """\
+def _normal(std):
+    if std == 0:
+        return {'weight': nn.init.zeros_, 'bias': nn.init.zeros_}
+    return {'weight': partial(nn.init.trunc_normal_, std=std, a=-3 * std, b=3 * std), 'bias': nn.init.zeros_}
+
+
+def _layers():
+    \"\"\"One Llama3TransformerBlock.Config per layer (our builder; no private torchtitan helpers).\"\"\"
+    norm_init = {'weight': nn.init.ones_}
+    rope = ComplexRoPE.Config(dim=DIM // N_HEADS, max_seq_len=SEQ_LEN, theta=ROPE_THETA, scaling='none')
+    blocks = []
+    for layer_id in range(N_LAYERS):
+        out_init = _normal(HIDDEN_STD / (2 * (layer_id + 1)) ** 0.5)
+        blocks.append(Llama3TransformerBlock.Config(
+            attention_norm=RMSNorm.Config(normalized_shape=DIM, param_init=norm_init),
+            ffn_norm=RMSNorm.Config(normalized_shape=DIM, param_init=norm_init),
+            attention=make_gqa_config(dim=DIM, n_heads=N_HEADS, n_kv_heads=N_KV_HEADS,
+                                      wqkv_param_init=_normal(HIDDEN_STD), wo_param_init=out_init,
+                                      inner_attention=get_attention_config('flex'), fuse_qkv=True, rope=rope),
+            feed_forward=make_ffn_config(dim=DIM, hidden_dim=FFN, w1_param_init=_normal(HIDDEN_STD),
+                                         w2w3_param_init=out_init),
+        ))
+    return blocks
+
+
+def _model():
+    return Llama3Model.Config(
+        dim=DIM, vocab_size=VOCAB,
+        tok_embeddings=Embedding.Config(num_embeddings=VOCAB, embedding_dim=DIM,
+                                        param_init={'weight': partial(nn.init.normal_, std=EMBEDDING_STD)}),
+        norm=RMSNorm.Config(normalized_shape=DIM, param_init={'weight': nn.init.ones_}),
+        lm_head=Linear.Config(in_features=DIM, out_features=VOCAB, param_init=_normal(OUTPUT_STD)),
+        layers=_layers(),
+    )
+"""
+
+
+def _config_function(plan: Plan) -> list[str]:
+    """The ``scaleplan_plan()`` function: model spec, optimizer groups, scheduler, batch, checkpointing."""
+    t, lay = plan.training, plan.layout
+    L = [
         f"def {CONFIG_NAME}() -> Trainer.Config:",
         f"    spec = ModelSpec(name='llama3', flavor={('scaleplan_' + plan.plan_hash[:12])!r}, model=_model(),",
         "                     parallelize_fn=parallelize_llama, pipelining_fn=pipeline_llm,",
         "                     post_optimizer_build_fn=None, state_dict_adapter=Llama3StateDictAdapter)",
         "    groups = [",
     ]
-    for pattern, kw in groups:
+    for pattern, kw in _param_groups(plan):
         L.append(f"        ParamGroupConfig(pattern={pattern!r}, optimizer_name='AdamW', optimizer_kwargs={kw!r}),")
-    ac = "FullAC.Config()" if lay.get("recompute") == "full" else "SelectiveAC.Config()"
-    sched = {"warmup_steps": t["warmup_iters"], "decay_type": "linear" if t["schedule"] == "wsd" else "cosine",
-             "min_lr_factor": t["min_lr"] / t["lr"]}
-    if t["schedule"] == "wsd":
-        sched["decay_ratio"] = t["wsd_decay_iters"] / t["train_iters"]
-    L += [
+    ac = "FullAC.Config()" if lay.recompute == "full" else "SelectiveAC.Config()"
+    return L + [
         "    ]",
         "    return Trainer.Config(",
         "        model_spec=spec, hf_assets_path=HF_ASSETS_PATH,",
         "        loss=ChunkedLossWrapper.Config(loss_fn=CrossEntropyLoss.Config(global_vocab_size=decoder_vocab_size(spec))),",
         "        optimizer=OptimizersContainer.Config(param_groups=groups),",
-        f"        lr_scheduler=LRSchedulersContainer.Config({', '.join(f'{k}={v!r}' for k, v in sched.items())}),",
-        f"        training=TrainingConfig(local_batch_size={lay['micro_batch']}, global_batch_size={t['global_batch']}, "
-        f"seq_len={t['seq_len']}, steps={t['train_iters']}, max_norm={t['clip_grad']!r}),",
+        f"        lr_scheduler=LRSchedulersContainer.Config({', '.join(f'{k}={v!r}' for k, v in _schedule(plan).items())}),",
+        f"        training=TrainingConfig(local_batch_size={lay.micro_batch}, global_batch_size={t.global_batch}, "
+        f"seq_len={t.seq_len}, steps={t.train_iters}, max_norm={t.clip_grad!r}),",
         "        dataloader=HuggingFaceTextDataLoader.Config(dataset=DATASET),",
         "        parallelism=ParallelismConfig(),",
         "        checkpoint=CheckpointManager.Config(interval=1000, folder=CHECKPOINT_DIR),",
@@ -176,35 +181,53 @@ def config_module(plan: Plan, command: str | None = None) -> str:
         "    )",
         "",
     ]
-    return "\n".join(L)
+
+
+def config_module(plan: Plan, command: str | None = None) -> str:
+    """The generated Python module: docstring, imports, the planned constants, builder, config function."""
+    s, t = plan.shape, plan.training
+    hidden_std, emb_std, out_std = _init_stds(plan)
+    L = _docstring(plan, command, out_std) + ["from functools import partial", "", "import torch.nn as nn", ""]
+    for mod, names in TORCHTITAN_NAMES.items():
+        L.append(f"from {mod} import {', '.join(names)}")
+    L += [
+        "",
+        f"HF_ASSETS_PATH = {str(data_value(plan, 'tokenizer_model'))!r}  # TODO: tokenizer folder (HF format)",
+        f"DATASET = {str((plan.data or {}).get('dataset', 'c4'))!r}  # TODO: a dataset name torchtitan knows",
+        f"CHECKPOINT_DIR = {str(data_value(plan, 'checkpoint_dir'))!r}  # TODO",
+        "",
+        f"N_LAYERS, DIM, FFN, N_HEADS, N_KV_HEADS = {s.n_layers}, {s.d_model}, {s.d_ffn}, {s.n_heads}, {s.n_kv_heads}",
+        f"VOCAB, SEQ_LEN, ROPE_THETA, NORM_EPS = {s.padded_vocab}, {t.seq_len}, {s.rope_theta!r}, {s.norm_eps!r}",
+        f"HIDDEN_STD, EMBEDDING_STD, OUTPUT_STD = {hidden_std!r}, {emb_std!r}, {out_std!r}",
+        "",
+        "",
+    ]
+    return "\n".join(L) + "\n" + _MODEL_BUILDER + "\n\n" + "\n".join(_config_function(plan))
 
 
 def cli_overrides(plan: Plan) -> list[tuple[str, Any]]:
     """tyro overrides run.sh passes: layout and schedule (the module already holds the same values)."""
     t, lay = plan.training, plan.layout
-    dp = int(lay["dp"])
-    shard = lay.get("shard_group") if lay.get("fsdp") and lay.get("shard_group") else dp
-    replicate = dp // shard if shard else 1
+    shard = lay.shard_group if lay.fsdp and lay.shard_group else lay.dp
+    replicate = lay.dp // shard if shard else 1
+    sched = _schedule(plan)
     o = [
-        ("--training.local_batch_size", lay["micro_batch"]), ("--training.global_batch_size", t["global_batch"]),
-        ("--training.seq_len", t["seq_len"]), ("--training.steps", t["train_iters"]),
-        ("--training.max_norm", t["clip_grad"]),
+        ("--training.local_batch_size", lay.micro_batch), ("--training.global_batch_size", t.global_batch),
+        ("--training.seq_len", t.seq_len), ("--training.steps", t.train_iters),
+        ("--training.max_norm", t.clip_grad),
         ("--parallelism.data_parallel_shard_degree", shard), ("--parallelism.data_parallel_replicate_degree", replicate),
-        ("--parallelism.tensor_parallel_degree", lay["tp"]), ("--parallelism.pipeline_parallel_degree", lay["pp"]),
-        ("--parallelism.context_parallel_degree", lay.get("cp", 1)),
-        ("--lr_scheduler.warmup_steps", t["warmup_iters"]),
-        ("--lr_scheduler.decay_type", "linear" if t["schedule"] == "wsd" else "cosine"),
-        ("--lr_scheduler.min_lr_factor", t["min_lr"] / t["lr"]),
+        ("--parallelism.tensor_parallel_degree", lay.tp), ("--parallelism.pipeline_parallel_degree", lay.pp),
+        ("--parallelism.context_parallel_degree", lay.cp),
+        ("--lr_scheduler.warmup_steps", sched["warmup_steps"]), ("--lr_scheduler.decay_type", sched["decay_type"]),
+        ("--lr_scheduler.min_lr_factor", sched["min_lr_factor"]),
     ]
-    if t["schedule"] == "wsd":
-        o.append(("--lr_scheduler.decay_ratio", t["wsd_decay_iters"] / t["train_iters"]))
+    if "decay_ratio" in sched:
+        o.append(("--lr_scheduler.decay_ratio", sched["decay_ratio"]))
     return o
 
 
 def run_script(plan: Plan, command: str | None = None) -> str:
-    lay = plan.layout
-    gpn = int(lay.get("gpus_per_node") or min(8, int(lay["n_gpus"])))
-    nnodes = max(1, int(lay["n_gpus"]) // gpn)
+    gpn, nnodes = plan.placement.gpus_per_node, plan.placement.n_nodes
     L = ["#!/usr/bin/env bash"] + header_lines(plan, f"torchtitan {TORCHTITAN_VERSION} launch", command) + [
         "# needs: pip install torchtitan==0.3.0 (and its torch); multi node: set NNODES/NODE_RANK/MASTER_ADDR.",
         "set -euo pipefail",
@@ -226,8 +249,12 @@ def run_script(plan: Plan, command: str | None = None) -> str:
     return "\n".join(L)
 
 
+def render_torchtitan(plan: Plan, *, command: str | None = None) -> dict[str, str]:
+    """The config module (``scaleplan_model.py``) and ``run.sh``."""
+    return {f"{MODULE_NAME}.py": config_module(plan, command), "run.sh": run_script(plan, command)}
+
+
 def export_torchtitan(plan: Plan, out_dir: str | Path, *, command: str | None = None) -> dict[str, Any]:
-    files = {f"{MODULE_NAME}.py": config_module(plan, command), "run.sh": run_script(plan, command)}
-    paths = write_files(out_dir, files, executable=("run.sh",))
-    return {"trainer": "torchtitan", "files": [str(p) for p in paths], "plan_hash": plan.plan_hash,
-            "module": MODULE_NAME, "config": CONFIG_NAME}
+    """Write :func:`render_torchtitan`'s files into ``out_dir``."""
+    out = write_export("torchtitan", plan, out_dir, render_torchtitan(plan, command=command))
+    return {**out, "module": MODULE_NAME, "config": CONFIG_NAME}

@@ -51,7 +51,7 @@ no mask (PyTorch returns the input unchanged). Assumptions:
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from planner.errors import UserError
@@ -96,10 +96,23 @@ class MemoryBreakdown:
         return self.total <= get_gpu(gpu).memory_bytes * (1.0 - margin)
 
     def to_dict(self) -> dict[str, Any]:
+        return {**self.components(), "total": self.total, "total_gib": self.total_gib,
+                "params_per_gpu": self.params_per_gpu, "method": self.method, "stage": self.stage,
+                "details": dict(self.details)}
+
+    def components(self) -> dict[str, float]:
+        """Bytes per component: weights, gradients, optimizer, activations, overhead."""
         return {"weights": self.weights, "gradients": self.gradients, "optimizer": self.optimizer,
-                "activations": self.activations, "overhead": self.overhead, "total": self.total,
-                "total_gib": self.total_gib, "params_per_gpu": self.params_per_gpu, "method": self.method,
-                "stage": self.stage, "details": dict(self.details)}
+                "activations": self.activations, "overhead": self.overhead}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "MemoryBreakdown":
+        """Inverse of :meth:`to_dict` (``total`` and ``total_gib`` are recomputed)."""
+        names = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - names - {"total", "total_gib"})
+        if unknown:
+            raise UserError(f"unknown memory fields {unknown}; known fields: {sorted(names)}")
+        return cls(**{k: v for k, v in d.items() if k in names})
 
 
 # ---------------------------------------------------------------------------------- Megatron's formulas

@@ -48,7 +48,7 @@ def register(sub) -> None:
 
 
 def _plan(args: argparse.Namespace) -> int:
-    from planner.plan import Budget, make_plan
+    from planner.plan import Budget, PlanRequest, make_plan
     from planner.recipes import list_recipes
 
     if args.list_presets:
@@ -57,19 +57,8 @@ def _plan(args: argparse.Namespace) -> int:
                           f"lr {r['lr']:g} -> {r['min_lr']:g}  ({r['source']})" for r in rows)
         emit(args, rows, human)
         return 0
-    modes = [m for m in ("flops", "gpu_hours", "days", "target_loss", "preset") if getattr(args, m) is not None]
-    if len(modes) != 1:
-        raise UserError("give exactly one of --flops, --gpu-hours, --gpus/--days, --target-loss or --preset "
-                        f"(got {', '.join('--' + m.replace('_', '-') for m in modes) or 'none'})")
-    budget = None
-    if args.flops is not None:
-        budget = Budget.from_flops(args.flops)
-    elif args.gpu_hours is not None:
-        budget = Budget.from_gpu_hours(args.gpu_hours, args.gpu, args.mfu)
-    elif args.days is not None:
-        if args.gpus is None:
-            raise UserError("--days needs --gpus N (and --gpu NAME)")
-        budget = Budget.from_gpu_days(args.gpus, args.days, args.gpu, args.mfu)
+    budget = Budget.from_options(flops=args.flops, gpu_hours=args.gpu_hours, days=args.days, gpus=args.gpus,
+                                 target_loss=args.target_loss, preset=args.preset, gpu=args.gpu, mfu=args.mfu)
     if args.tokens is not None and args.preset is None:
         raise UserError("--tokens only applies with --preset; for a budget use --flops")
     data = {}
@@ -77,13 +66,13 @@ def _plan(args: argparse.Namespace) -> int:
         data["data_path"] = args.data_path
     if args.tokenizer:
         data["tokenizer_model"] = args.tokenizer
-    plan = make_plan(budget, law=args.law, hparams=args.hparams, gpu=args.gpu, n_gpus=args.gpus,
-                     inference_tokens=args.inference_tokens, unique_tokens=args.unique_tokens,
-                     target_loss=args.target_loss, seq_len=args.seq_len, vocab=args.vocab, tp=args.tp, pp=args.pp,
-                     micro_batch=args.micro_batch, mfu=args.mfu, price_per_gpu_hour=args.price,
-                     global_batch=args.global_batch, schedule=args.schedule, preset=args.preset,
-                     tokens=int(args.tokens) if args.tokens else None, lr=args.lr, sharding=args.sharding,
-                     recompute=args.recompute, data=data, command=command_line())
+    plan = make_plan(PlanRequest(
+        budget=budget, preset=args.preset, target_loss=args.target_loss,
+        tokens=int(args.tokens) if args.tokens else None, law=args.law, inference_tokens=args.inference_tokens,
+        unique_tokens=args.unique_tokens, seq_len=args.seq_len, vocab=args.vocab, hparams=args.hparams,
+        global_batch=args.global_batch, schedule=args.schedule, lr=args.lr, gpu=args.gpu, n_gpus=args.gpus,
+        tp=args.tp, pp=args.pp, micro_batch=args.micro_batch, recompute=args.recompute, sharding=args.sharding,
+        mfu=args.mfu, price_per_gpu_hour=args.price, data=data, command=command_line()))
     if args.out:
         plan.write(args.out)
     human = plan.summary() + (f"\n  written to {args.out}" if args.out else "")

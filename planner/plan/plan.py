@@ -1,0 +1,133 @@
+"""Plan: every section of a launchable run, typed; plan.yaml is its ``to_dict`` and its hash.
+
+Conventions: the sections and their order are docs/CONTRACTS.md "plan.yaml"; ``plan_hash`` is the
+SHA-256 of the canonical JSON of every section but ``meta`` (who made it, and when), so the same
+plan made twice has the same hash and an edited plan a new one. The exporters (planner/export/)
+read a Plan and nothing else.
+"""
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from planner import __version__
+from planner.errors import UserError
+from planner.io import read_yaml, to_json, to_yaml, write_yaml
+from planner.parallel.layout import Layout
+from planner.plan.budget import Budget
+from planner.plan.summary import plan_summary
+from planner.plan.sections import (MemoryFit, Placement, PlanAllocation, ShapeOption, TimeCost, TrainingRecipe,
+                                   read_section)
+from planner.shape import ModelShape
+from planner.width_hparams import WidthHParams
+
+REQUIRED_SECTIONS = ("budget", "allocation", "shape", "tokens", "training", "layout")
+
+
+@dataclass
+class Plan:
+    """A compute budget turned into a launchable run (see planner/plan/__init__.py)."""
+
+    budget: Budget
+    allocation: PlanAllocation
+    shape: ModelShape
+    tokens: int
+    training: TrainingRecipe
+    placement: Placement  # plan.yaml section "layout"
+    memory: MemoryFit | None = None
+    time_cost: TimeCost | None = None
+    hparams: WidthHParams | None = None  # μP per-group values at the planned width
+    candidates: list[ShapeOption] = field(default_factory=list)
+    phases: list[dict[str, Any]] = field(default_factory=list)
+    data: dict[str, Any] = field(default_factory=dict)  # launch placeholders the exporters write
+    warnings: list[str] = field(default_factory=list)
+    preset: str | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    # -------------------------------------------------------------- derived views
+    @property
+    def model_shape(self) -> ModelShape:
+        return self.shape
+
+    @property
+    def layout(self) -> Layout:
+        return self.placement.layout
+
+    @property
+    def is_mup(self) -> bool:
+        """True when the training recipe applies μP per-group values (hidden LR, decoupled LR, inits)."""
+        return self.hparams is not None and self.hparams.is_mup and self.training.decoupled_lr is not None
+
+    def validate_layout(self) -> list[str]:
+        """Megatron-LM's rules for this plan's layout, shape and batch (empty list = valid)."""
+        return self.placement.validate(self.shape, self.training.global_batch, self.training.seq_len)
+
+    # -------------------------------------------------------------- plan.yaml
+    def content(self) -> dict[str, Any]:
+        """The hashed content: every section except ``meta``, as plain JSON values."""
+        d = {"budget": self.budget.to_dict(), "allocation": self.allocation.to_dict(), "shape": self.shape.to_dict(),
+             "tokens": self.tokens, "training": self.training.to_dict(), "layout": self.placement.to_dict(),
+             "memory": self.memory.to_dict() if self.memory else {},
+             "time_cost": self.time_cost.to_dict() if self.time_cost else {},
+             "hparams": self.hparams.to_dict() if self.hparams else None,
+             "candidates": [c.to_dict() for c in self.candidates], "phases": copy.deepcopy(self.phases),
+             "data": copy.deepcopy(self.data), "warnings": list(self.warnings), "preset": self.preset}
+        return json.loads(to_json(d, indent=None))
+
+    @property
+    def plan_hash(self) -> str:
+        canon = json.dumps(self.content(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canon.encode("utf-8")).hexdigest()
+
+    def to_dict(self) -> dict[str, Any]:
+        d = self.content()
+        d["meta"] = {**copy.deepcopy(self.meta), "plan_hash": self.plan_hash, "scaleplan_version": __version__}
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "Plan":
+        if not isinstance(d, dict):
+            raise UserError(f"a plan must be a mapping, got {type(d).__name__}; pass a plan.yaml from `scaleplan plan`")
+        missing = [k for k in REQUIRED_SECTIONS if k not in d]
+        if missing:
+            raise UserError(f"plan lacks {missing}; regenerate it with `scaleplan plan`")
+        unknown = sorted(set(d) - set(REQUIRED_SECTIONS) - {"meta", "memory", "time_cost", "hparams", "candidates",
+                                                             "phases", "data", "warnings", "preset"})
+        if unknown:
+            raise UserError(f"unknown plan sections {unknown}; regenerate it with `scaleplan plan`")
+        d = copy.deepcopy(d)
+        meta = d.get("meta") or {}
+        plan = cls(
+            budget=read_section("budget", Budget.from_dict, d["budget"]),
+            allocation=read_section("allocation", PlanAllocation.from_dict, d["allocation"]),
+            shape=read_section("shape", ModelShape.from_dict, d["shape"]), tokens=d["tokens"],
+            training=read_section("training", TrainingRecipe.from_dict, d["training"]),
+            placement=read_section("layout", Placement.from_dict, d["layout"]),
+            memory=read_section("memory", MemoryFit.from_dict, d["memory"]) if d.get("memory") else None,
+            time_cost=read_section("time_cost", TimeCost.from_dict, d["time_cost"]) if d.get("time_cost") else None,
+            hparams=read_section("hparams", WidthHParams.from_dict, d["hparams"]) if d.get("hparams") else None,
+            candidates=[read_section("candidates", ShapeOption.from_dict, c) for c in d.get("candidates") or []],
+            phases=list(d.get("phases") or []), data=dict(d.get("data") or {}), warnings=list(d.get("warnings") or []),
+            preset=d.get("preset"), meta={k: v for k, v in meta.items() if k not in ("plan_hash", "scaleplan_version")})
+        stored = meta.get("plan_hash")
+        if stored and stored != plan.plan_hash:
+            plan.warnings = plan.warnings + [
+                "plan content was edited after it was made (stored plan_hash differs); exports carry the new hash"]
+        return plan
+
+    def to_yaml(self) -> str:
+        return to_yaml(self.to_dict())
+
+    def write(self, path: str | Path) -> Path:
+        return write_yaml(path, self.to_dict())
+
+    @classmethod
+    def read(cls, path: str | Path) -> "Plan":
+        return cls.from_dict(read_yaml(path, "plan file"))
+
+    def summary(self) -> str:
+        return plan_summary(self)

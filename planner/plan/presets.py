@@ -1,0 +1,64 @@
+"""Named presets: a registry of factories, each returning the PlanRequest of a published run.
+
+Like a model-config registry (name -> function -> config), ``register_preset(name, factory)``
+adds one; ``preset_request(name)`` calls it. A preset plan then runs the same steps as a budget
+plan (planner/plan/build.py); the request just pins the shape, the published optimizer and
+schedule (``recipe``) and the published layout. The published values and their sources are in
+planner/recipes.py. ``with_preset(request)`` fills the options a user left unset from the preset.
+"""
+from __future__ import annotations
+
+from functools import partial
+from typing import Callable
+
+from planner.errors import UserError
+from planner.plan.request import PlanRequest
+from planner.recipes import RECIPES, Recipe
+from planner.shape import preset_shape
+
+PresetFactory = Callable[[], PlanRequest]
+
+_REGISTRY: dict[str, PresetFactory] = {}
+
+
+def register_preset(name: str, factory: PresetFactory) -> None:
+    """Register ``factory`` (no arguments -> PlanRequest) under ``name`` (case-insensitive)."""
+    key = name.lower()
+    if key in _REGISTRY:
+        raise ValueError(f"preset {name!r} is already registered")
+    _REGISTRY[key] = factory
+
+
+def preset_names() -> list[str]:
+    return sorted(_REGISTRY)
+
+
+def preset_request(name: str) -> PlanRequest:
+    """The PlanRequest of preset ``name``; UserError naming the known presets when unknown."""
+    factory = _REGISTRY.get(str(name).lower())
+    if factory is None:
+        raise UserError(f"unknown preset {name!r}; known presets: {', '.join(preset_names())} "
+                        "(see `scaleplan plan --list-presets`)")
+    return factory()
+
+
+def with_preset(request: PlanRequest) -> PlanRequest:
+    """``request`` with every option it leaves unset (None) taken from its preset's request."""
+    if request.preset is None:
+        return request
+    published = preset_request(request.preset)
+    fill = {k: v for k, v in published.given().items() if getattr(request, k) is None}
+    return request.replace(**fill, preset=published.preset)
+
+
+def published_run(recipe: Recipe) -> PlanRequest:
+    """The request that reproduces ``recipe``: its shape, optimizer/schedule, batch and layout."""
+    return PlanRequest(
+        preset=recipe.name, recipe=recipe, shape=preset_shape(recipe.shape_preset), seq_len=recipe.seq_len,
+        global_batch=recipe.global_batch, schedule=recipe.schedule, warmup_iters=recipe.warmup_iters,
+        n_gpus=recipe.n_gpus, tp=recipe.tp, pp=recipe.pp, cp=recipe.cp, micro_batch=recipe.micro_batch,
+        recompute=recipe.recompute, sharding="dist-opt" if recipe.distributed_optimizer else "ddp")
+
+
+for _recipe in RECIPES.values():
+    register_preset(_recipe.name, partial(published_run, _recipe))

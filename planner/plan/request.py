@@ -1,0 +1,89 @@
+"""PlanRequest: every option of `scaleplan plan` in one dataclass, the only input of ``make_plan``.
+
+Conventions: ``None`` means "let the plan choose" (each step documents its choice); a published
+recipe (``preset``) fills the options it pins before the steps run (planner/plan/presets.py), and
+options given explicitly win over the recipe's. Units: ``global_batch`` in sequences of
+``seq_len`` tokens; ``tokens``, ``inference_tokens``, ``unique_tokens`` in tokens; ``lr`` and
+``min_lr`` AdamW peak/final learning rates; ``mfu`` a fraction; ``price_per_gpu_hour`` US$.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields, replace
+from typing import Any
+
+from planner.plan.budget import Budget
+from planner.recipes import Recipe
+from planner.shape import ModelShape
+
+#: Defaults of a budget plan (a preset brings its own): sequence length and vocabulary (tokens).
+DEFAULT_SEQ_LEN = 4096
+DEFAULT_VOCAB = 32000
+
+
+@dataclass(kw_only=True)
+class PlanRequest:
+    """What to plan. A float ``budget`` is read as FLOPs."""
+
+    # ---- what to spend (one of budget, target_loss, preset; see Budget.from_options)
+    budget: Budget | float | None = None
+    target_loss: float | None = None  # nats per token
+    preset: str | None = None  # a registered published run (planner/plan/presets.py)
+    tokens: int | None = None  # training tokens (default: budget / FLOPs per token, or the recipe's)
+    # ---- the allocation
+    law: Any = "hoffmann2022"  # a law preset name, a fit.json path, or a ScalingLaw
+    inference_tokens: float = 0.0  # tokens served over the model's life (Sardana et al. 2024)
+    unique_tokens: float | None = None  # unique data available (Muennighoff et al. 2023)
+    # ---- the model
+    shape: ModelShape | None = None  # pin the shape (a preset's); None: search near N*
+    seq_len: int | None = None  # default DEFAULT_SEQ_LEN
+    vocab: int | None = None  # default DEFAULT_VOCAB (a pinned shape keeps its own)
+    # ---- the training recipe
+    hparams: Any = None  # HParams, a dict, a path to hparams.yaml, or None
+    recipe: Recipe | None = None  # published optimizer/schedule settings (set by a preset)
+    global_batch: int | None = None  # default: DeepSeek's B_opt, rounded
+    schedule: str | None = None  # cosine | wsd (default cosine)
+    lr: float | None = None
+    min_lr: float | None = None
+    warmup_iters: int | None = None
+    # ---- the hardware
+    gpu: str = "h100"
+    n_gpus: int | None = None  # default: the budget's, else about 30 days
+    gpus_per_node: int | None = None  # default: the GPU's NVLink domain
+    tp: int | None = None
+    pp: int | None = None
+    cp: int | None = None
+    micro_batch: int | None = None
+    recompute: str | None = None  # none | selective | full
+    sharding: str | None = None  # dist-opt | ddp | fsdp | fsdp-hybrid (default dist-opt)
+    mfu: float | None = None
+    price_per_gpu_hour: float | None = None
+    # ---- carried into the plan as is
+    data: dict[str, Any] = field(default_factory=dict)  # launch placeholders (data path, tokenizer, ...)
+    phases: list[dict[str, Any]] = field(default_factory=list)
+    command: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.budget is not None and not isinstance(self.budget, Budget):
+            self.budget = Budget.from_flops(self.budget)
+        self.data = dict(self.data or {})
+        self.phases = list(self.phases or [])
+
+    @classmethod
+    def of(cls, request: "PlanRequest | Budget | float | None" = None, **options: Any) -> "PlanRequest":
+        """``request`` itself, or a request built from a budget and keyword options."""
+        if isinstance(request, PlanRequest):
+            if options:
+                raise TypeError("give a PlanRequest or keyword options, not both")
+            return request
+        if request is not None:
+            if "budget" in options:
+                raise TypeError("the budget is given twice (positionally and as budget=)")
+            options["budget"] = request
+        return cls(**options)
+
+    def replace(self, **changes: Any) -> "PlanRequest":
+        return replace(self, **changes)
+
+    def given(self) -> dict[str, Any]:
+        """The options that are set (not None), by name."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name) is not None}

@@ -1,0 +1,51 @@
+"""The human summary of a Plan that `scaleplan plan` prints: one line per section.
+
+Conventions: FLOPs in scientific notation, loss in nats, memory in GiB (2**30 bytes), time in days,
+cost in US$; ``plan <hash[:12]>`` names the plan as the exporters' headers do.
+"""
+from __future__ import annotations
+
+
+def plan_summary(plan) -> str:
+    """Budget, law, model, tokens, batch, schedule, optimizer, μP, layout, memory, time, warnings."""
+    s, t, place = plan.shape, plan.training, plan.placement
+    lay = place.layout
+    lines = [
+        f"plan {plan.plan_hash[:12]}" + (f" (preset {plan.preset})" if plan.preset else ""),
+        f"  budget     {plan.budget.flops:.3e} FLOPs ({plan.budget.how})",
+    ]
+    a = plan.allocation
+    if a.N is not None:
+        band = f" [CI N {a.ci['N'][0]:.3g}..{a.ci['N'][1]:.3g}]" if "N" in a.ci else ""
+        lines.append(f"  law        {a.law}: N* {a.N:.4g}, D* {a.D:.4g}"
+                     + (f", loss {a.loss:.4f} nats" if a.loss is not None else "") + band)
+    lines += [
+        f"  model      {s.total_params:,} params ({s.non_embedding_params:,} non-embedding): "
+        f"{s.n_layers} layers, d_model {s.d_model}, ffn {s.d_ffn}, heads {s.n_heads}/{s.n_kv_heads} kv, "
+        f"vocab {s.vocab_size}->{s.padded_vocab}, seq {s.seq_len}",
+        f"  tokens     {plan.tokens:,} ({plan.tokens / s.total_params:.1f} tokens/param)",
+        f"  batch      {t.global_batch} x {t.seq_len} = {t.batch_tokens:,} tokens/step, "
+        f"{t.train_iters:,} steps, micro-batch {lay.micro_batch}",
+        f"  schedule   {t.schedule}: lr {t.lr:.3g} -> {t.min_lr:.3g}, warmup {t.warmup_iters}, "
+        f"decay iters {t.lr_decay_iters} (LR from {t.lr_source})",
+        f"  optimizer  AdamW betas {tuple(t.betas)}, eps {t.eps:g}, wd {t.weight_decay:g}, "
+        f"clip {t.clip_grad:g}, init std {t.init_std:.4g}",
+    ]
+    hp = plan.hparams
+    if hp is not None:
+        lines.append(f"  μP         m_d {hp.m_d:.3g}: hidden lr {hp.hidden.lr:.3g}, "
+                     f"embedding/readout lr {hp.embedding.lr:.3g}, hidden init {hp.hidden.init_std:.3g}, "
+                     f"output mult {hp.readout.multiplier:.3g}")
+    lines.append(f"  layout     {place.n_gpus} x {place.gpu}: TP {lay.tp} PP {lay.pp} CP {lay.cp} "
+                 f"DP {lay.dp} ({place.sharding}), recompute {lay.recompute}")
+    if plan.memory is not None:
+        m = plan.memory
+        lines.append(f"  memory     {m.breakdown.total_gib:.1f} GiB per GPU of "
+                     f"{m.capacity_gib:.1f} ({'fits' if m.fits else 'DOES NOT FIT'})")
+    if plan.time_cost is not None:
+        e = plan.time_cost.estimate
+        lines.append(f"  time       {e.days:.1f} days at MFU {e.mfu:.0%}, {e.gpu_hours:,.0f} GPU-hours, "
+                     f"${e.cost:,.0f} at ${e.price_per_gpu_hour:.2f}/GPU-h")
+    for w in plan.warnings:
+        lines.append(f"  warning    {w}")
+    return "\n".join(lines)

@@ -1,0 +1,148 @@
+"""Step 3, the training recipe: global batch, steps, peak LR and its schedule, optimizer settings.
+
+Choices, in order of precedence:
+
+* Global batch: the request's (a preset's published one); else DeepSeek LLM's B_opt(C) in
+  sequences (DeepSeek-AI 2024, eq. 1, planner/batch_lr.py), rounded to a multiple of the GPU
+  count when it is at least that large (any data-parallel size then divides it), else of 8.
+* Peak LR: an explicit ``lr``; the preset's published LR; μP hparams transferred to the target
+  width (``WidthHParams``, planner/width_hparams.py: Megatron's ``--lr`` is the hidden-matrix LR
+  base lr / m_d and ``decoupled_lr`` the embedding/readout LR); SP hparams as they are; else
+  DeepSeek's eta_opt(C). DeepSeek's optimum is computed once per plan (:func:`deepseek_optimum`).
+* Schedule: cosine (or WSD) to ``MIN_LR_RATIO`` of the peak, warmup ``DEFAULT_WARMUP_ITERS`` but
+  at most ``MAX_WARMUP_FRAC`` of the run (or the hparams' warmup fraction). Our plans decay to the
+  end (``lr_decay_iters = train_iters``, counted from step 0 including warmup, as Megatron does);
+  a preset keeps its published ``lr_decay_iters`` when it runs the published number of steps.
+* Optimizer (AdamW): the preset's settings; else the hparams' betas, eps, weight decay and init
+  std; else betas (0.9, 0.95), eps 1e-8, weight decay 0.1, clip 1.0, init std 0.02 (Llama 2 §2.2).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from planner.errors import UserError
+from planner.plan.request import PlanRequest
+from planner.plan.sections import TrainingRecipe
+from planner.shape import ModelShape
+
+# Warmup 2000 steps (Llama 2 §2.2; DeepSeek LLM §2.3 uses 2000 too), never more than 5% of the run.
+DEFAULT_WARMUP_ITERS = 2000
+MAX_WARMUP_FRAC = 0.05
+# Cosine to 10% of the peak (Hoffmann et al. 2022 §4; Llama 2 §2.2).
+MIN_LR_RATIO = 0.1
+# WSD: stable, then decay over the last 20% (Hägele et al. 2024, arXiv:2405.18392, find a 20%
+# cooldown matches cosine).
+WSD_DECAY_FRAC = 0.2
+SCHEDULES = ("cosine", "wsd")
+DEEPSEEK_LR_SOURCE = "DeepSeek LLM eq. 1: eta_opt = 0.3118 C^-0.125 (C = M D)"
+
+
+@dataclass(frozen=True)
+class DeepSeekOptimum:
+    """DeepSeek LLM's compute-optimal batch (tokens) and peak LR for a shape and token count."""
+
+    batch_tokens: float
+    lr: float
+
+
+def deepseek_optimum(shape: ModelShape, tokens: float) -> DeepSeekOptimum:
+    """B_opt and eta_opt at DeepSeek's C = M D (M: their non-embedding FLOPs per token)."""
+    from planner.batch_lr import DEEPSEEK2024  # scipy: imported when a plan is made, not when one is read
+
+    r = DEEPSEEK2024.for_model(shape.n_layers, shape.d_model, shape.seq_len, tokens)
+    return DeepSeekOptimum(batch_tokens=r["batch_tokens"], lr=r["lr"])
+
+
+def applies_mup(request: PlanRequest, width) -> bool:
+    """True when the plan trains with the μP per-group values (μP hparams, no preset, no given LR)."""
+    return width is not None and width.is_mup and request.recipe is None and request.lr is None
+
+
+def training_recipe(request: PlanRequest, shape: ModelShape, tokens: int, n_gpus: int, width,
+                    hp, deepseek: DeepSeekOptimum) -> TrainingRecipe:
+    """The run's TrainingRecipe (module docstring); ``width`` is ``hp.at_width(...)`` or None."""
+    seq_len = request.seq_len
+    gbs = global_batch(request, deepseek, n_gpus)
+    train_iters = math.ceil(tokens / (gbs * seq_len))
+    lr, lr_source, min_lr = peak_lr(request, hp, deepseek)
+    if train_iters < 2:
+        raise UserError(f"the run is only {train_iters} step(s) at global batch {gbs} x {seq_len}; "
+                        "raise the budget or lower the batch")
+    betas, eps, wd, clip, init_std = optimizer_settings(request, hp)
+    mup = applies_mup(request, width)
+    mup_fields = {}
+    if mup:
+        lr_source += f"; Megatron --lr is the hidden-matrix LR lr/m_d = {width.hidden.lr:.4g}"
+        lr, init_std = width.hidden.lr, width.hidden.init_std
+        wd = width.hidden.weight_decay if hp.wd_rule == "mup" else wd
+        mup_fields = {"decoupled_lr": width.embedding.lr, "decoupled_min_lr": MIN_LR_RATIO * width.embedding.lr,
+                      "embedding_init_std": width.embedding.init_std}
+    schedule = lr_schedule(request, train_iters, hp)
+    min_lr = float(min_lr if min_lr is not None else MIN_LR_RATIO * lr)
+    if min_lr > float(lr):
+        raise UserError(f"min lr {min_lr:g} exceeds the peak lr {float(lr):g}; lower --min-lr")
+    r = request.recipe
+    return TrainingRecipe(
+        global_batch=gbs, seq_len=seq_len, train_iters=int(train_iters), lr=float(lr),
+        min_lr=float(request.min_lr) if request.min_lr is not None else min_lr, lr_source=lr_source, **schedule,
+        betas=[float(b) for b in betas], eps=float(eps), weight_decay=float(wd), clip_grad=float(clip),
+        init_std=float(init_std), flops_per_token=shape.flops_per_token_megatron,
+        deepseek_batch_tokens=None if r else deepseek.batch_tokens,
+        megatron_extra=dict(r.megatron_extra) if r is not None and r.megatron_extra else None, **mup_fields)
+
+
+def global_batch(request: PlanRequest, deepseek: DeepSeekOptimum, n_gpus: int) -> int:
+    """Sequences per step: the request's, else DeepSeek's B_opt rounded (module docstring)."""
+    if request.global_batch:
+        return int(request.global_batch)
+    seqs = deepseek.batch_tokens / request.seq_len
+    multiple = n_gpus if seqs >= n_gpus else 8
+    return max(multiple, int(round(seqs / multiple)) * multiple)
+
+
+def peak_lr(request: PlanRequest, hp, deepseek: DeepSeekOptimum) -> tuple[float, str, float | None]:
+    """(base peak LR, where it came from, the published min LR or None); μP maps it per group later."""
+    r = request.recipe
+    if r is not None:
+        lr, source, min_lr = r.lr, f"preset {r.name} ({r.source})", r.min_lr
+    elif hp is not None:
+        lr, source, min_lr = hp.lr, f"hparams ({hp.parameterization}, base width {hp.base_width})", None
+    else:
+        lr, source, min_lr = deepseek.lr, DEEPSEEK_LR_SOURCE, None
+    if request.lr is not None:
+        lr, source = float(request.lr), "given"
+    return lr, source, min_lr
+
+
+def optimizer_settings(request: PlanRequest, hp) -> tuple[list[float], float, float, float, float]:
+    """(betas, eps, weight decay, clip, init std): the preset's, the hparams', or the defaults."""
+    r = request.recipe
+    if r is not None:
+        return list(r.betas), r.eps, r.weight_decay, r.clip_grad, r.init_std
+    if hp is not None:
+        return list(hp.betas), hp.eps, hp.weight_decay, 1.0, hp.init_std
+    return [0.9, 0.95], 1e-8, 0.1, 1.0, 0.02
+
+
+def lr_schedule(request: PlanRequest, train_iters: int, hp) -> dict[str, int | str]:
+    """schedule, warmup_iters, lr_decay_iters (+ WSD's decay iters and style)."""
+    r = request.recipe
+    schedule = request.schedule or "cosine"
+    if schedule not in SCHEDULES:
+        raise UserError(f"unknown schedule {schedule!r}; use cosine or wsd")
+    warmup = request.warmup_iters
+    if warmup is None:
+        if hp is not None and hp.warmup_frac:
+            warmup = int(round(hp.warmup_frac * train_iters))
+        else:
+            warmup = min(DEFAULT_WARMUP_ITERS, int(MAX_WARMUP_FRAC * train_iters))
+    decay = train_iters
+    if r is not None and r.train_iters and train_iters == r.train_iters and schedule == r.schedule:
+        decay = r.train_iters - r.warmup_iters  # the published Megatron value
+    out: dict[str, int | str] = {"schedule": schedule, "warmup_iters": max(0, min(int(warmup), train_iters - 1)),
+                                 "lr_decay_iters": int(decay)}
+    if schedule == "wsd":
+        out["wsd_decay_iters"] = max(1, int(round(WSD_DECAY_FRAC * train_iters)))
+        out["wsd_decay_style"] = "linear"
+    return out
