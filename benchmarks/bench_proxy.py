@@ -19,10 +19,9 @@ import time
 import torch
 import torch.nn.functional as F
 
-from planner.shape import ModelShape
 from proxy_train.config import TrainConfig
 from proxy_train.model import build_model, model_config
-from proxy_train.train import make_optimizer
+from proxy_train.optim import make_optimizer
 
 VOCAB = 4096
 
@@ -86,8 +85,7 @@ def main() -> None:
     p.add_argument("--compile", action="store_true", help="also measure torch.compile on/off")
     p.add_argument("--json", action="store_true")
     a = p.parse_args()
-    shape = ModelShape(n_layers=a.layers, d_model=a.width, d_ffn=model_config(VOCAB, a.width, a.layers).d_ffn,
-                       n_heads=a.width // 32, head_dim=32, vocab_size=VOCAB, seq_len=a.seq)
+    shape = model_config(VOCAB, a.width, a.layers, head_dim=32, max_seq_len=a.seq).shape
     fpt = shape.flops_per_token_palm
     res: dict = {"config": vars(a), "flops_per_token_palm": fpt, "note": "shared machine; medians of interleaved repeats"}
 

@@ -30,6 +30,20 @@ from typing import Any
 from planner.errors import UserError
 
 
+SWIGLU_FFN_RULE = "d_ffn = 8 * round(8/3 * d_model / 8)"
+
+
+def swiglu_ffn_dim(d_model: int) -> int:
+    """The proxy trainer's SwiGLU width: the multiple of 8 nearest to 8/3 d_model (at least 8).
+
+    Three SwiGLU matrices of width 8/3 d hold as many parameters as a 4d GELU MLP (Shazeer 2020,
+    "GLU Variants Improve Transformer"); rounding to a multiple of 8 keeps matmuls aligned. Llama
+    rounds *up* to a multiple of 256 instead (``planner.shape_search`` ffn_rule ``swiglu8/3``).
+    ``SWIGLU_FFN_RULE`` is this rule as recorded in run.json.
+    """
+    return max(8, 8 * int(round(8.0 / 3.0 * d_model / 8.0)))
+
+
 def pad_vocab(vocab: int, multiple: int | None, tp: int = 1) -> int:
     """Megatron's padding: ceil(V / (m * TP)) * m * TP (no padding when ``multiple`` is falsy)."""
     if not multiple:

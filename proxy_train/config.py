@@ -1,4 +1,10 @@
-"""TrainConfig: every option of ``scaleplan train`` in one dataclass (plain JSON round trip).
+"""TrainConfig: every option of ``scaleplan train`` in one dataclass (plain JSON round trip), the
+proxy's shape rule (:func:`proxy_shape`) and the tuned values of an hparams.yaml
+(:meth:`TrainConfig.from_hparams`, read with ``planner.hparams.HParams.read``).
+
+Shape conventions: fixed head size (``head_dim``, default 32; heads = d_model / head_dim) or fixed
+head count (``n_heads``); SwiGLU width ``planner.shape.swiglu_ffn_dim``; untied embeddings at the
+data's padded vocab. Counts and FLOPs come from the resulting ``planner.shape.ModelShape``.
 
 Width conventions (μP, see docs/CONTRACTS.md and /work/shared/notes/mup-and-sweeps.md §0):
 ``m_d = d_model / base_width``; hidden matrices get init std ``init_std / sqrt(m_d)`` and AdamW LR
@@ -18,9 +24,17 @@ from pathlib import Path
 from typing import Any
 
 from planner.errors import UserError
+from planner.hparams import HParams
+from planner.shape import ModelShape, swiglu_ffn_dim
 from proxy_train.schedules import COOLDOWN_SHAPES, SCHEDULES
 
 DEPTH_SCALINGS = ("none", "depth-mup", "completep")
+DEFAULT_HEAD_DIM = 32
+# HParams fields that are TrainConfig fields of the same name (hparams.yaml, docs/CONTRACTS.md);
+# HParams.base_head_dim becomes the fixed head size ``head_dim``.
+_HPARAMS_FIELDS = ("parameterization", "base_width", "base_depth", "lr", "init_std", "alpha_in", "alpha_out",
+                   "attn_mult", "warmup_frac", "weight_decay", "wd_rule", "readout_zero_init", "query_zero_init",
+                   "betas", "eps")
 # Names these fields had before the hparams.yaml names were adopted (run.json written by scaleplan
 # 0.1.0 carries them): read as the new names, and hashed under the old ones so that runs made before
 # the rename keep their config hash and resume instead of rerunning.
@@ -115,7 +129,7 @@ class TrainConfig:
                                 "choose heads that divide d_model, or use --head-dim")
             hd = self.d_model // self.n_heads
         else:
-            hd = self.head_dim if self.head_dim is not None else 32
+            hd = self.resolved_head_dim
             if hd <= 0 or self.d_model % hd:
                 raise UserError(f"d_model {self.d_model} is not divisible by head_dim {hd}; "
                                 "choose a width that is a multiple of the head size, or use --heads")
@@ -159,19 +173,37 @@ class TrainConfig:
 
     @property
     def resolved_head_dim(self) -> int:
-        if self.n_heads is not None:
-            return self.d_model // self.n_heads
-        return self.head_dim if self.head_dim is not None else 32
+        return head_layout(self.d_model, n_heads=self.n_heads, head_dim=self.head_dim)[1]
 
     @property
     def resolved_n_heads(self) -> int:
-        return self.d_model // self.resolved_head_dim
+        return head_layout(self.d_model, n_heads=self.n_heads, head_dim=self.head_dim)[0]
+
+    def model_shape(self, vocab_size: int) -> ModelShape:
+        """The proxy's architecture and exact counts on data of (padded) vocab ``vocab_size``."""
+        return proxy_shape(vocab_size, self.d_model, self.n_layers, n_heads=self.n_heads, head_dim=self.head_dim,
+                           seq_len=self.seq_len)
 
     # ------------------------------------------------------------------ (de)serialisation
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
         d["betas"] = list(self.betas)
         return d
+
+    @classmethod
+    def from_hparams(cls, hp: HParams, *, data_vocab: int | None = None, **fields: Any) -> "TrainConfig":
+        """A config with the tuned base values of ``hp`` (hparams.yaml); ``fields`` win over them.
+
+        Every HParams field of the same name is taken (``None`` leaves this class's default);
+        ``base_head_dim`` becomes ``head_dim`` unless ``fields`` fix ``n_heads``. UserError when
+        ``data_vocab`` (the data folder's padded vocab) differs from the vocab the values were tuned
+        on: multipliers tuned on one vocab do not carry over.
+        """
+        check_tuned_vocab(hp, data_vocab)
+        tuned = hparams_fields(hp)
+        if fields.get("n_heads") is not None:
+            tuned.pop("head_dim", None)
+        return cls(**{**tuned, **fields})
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "TrainConfig":
@@ -195,36 +227,38 @@ class TrainConfig:
         return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-# hparams.yaml keys (docs/CONTRACTS.md) -> TrainConfig fields
-_HPARAM_KEYS = {
-    "parameterization": "parameterization", "base_width": "base_width", "base_depth": "base_depth",
-    "lr": "lr", "init_std": "init_std", "alpha_in": "alpha_in", "alpha_out": "alpha_out",
-    "attn_mult": "attn_mult", "warmup_frac": "warmup_frac", "weight_decay": "weight_decay", "wd_rule": "wd_rule",
-    "readout_zero_init": "readout_zero_init", "query_zero_init": "query_zero_init", "betas": "betas",
-}
-
-
-def hparams_overrides(path: str | Path, data_vocab: int | None = None) -> dict[str, Any]:
-    """TrainConfig fields from an hparams.yaml; UserError if it disagrees with the data's vocab.
-
-    ``base_head_dim`` becomes ``head_dim`` (fixed head size); an optional ``vocab_size`` key must
-    match the data folder's padded vocab, because multipliers tuned on one vocab do not carry over.
-    """
-    from planner.io import read_yaml
-
-    hp = read_yaml(path, "hparams file")
-    if not isinstance(hp, dict):
-        raise UserError(f"hparams file {path} must hold a mapping of hyperparameters; regenerate it with "
-                        "`scaleplan sweep export`")
-    out: dict[str, Any] = {}
-    for key, fld in _HPARAM_KEYS.items():
-        if key in hp and hp[key] is not None:
-            out[fld] = tuple(hp[key]) if fld == "betas" else hp[key]
-    if hp.get("base_head_dim"):
-        out["head_dim"] = int(hp["base_head_dim"])
-    vocab = hp.get("vocab_size")
-    if vocab is not None and data_vocab is not None and int(vocab) != int(data_vocab):
-        raise UserError(f"hparams file {path} was tuned with vocab {vocab} but the data has vocab {data_vocab}; "
+def check_tuned_vocab(hp: HParams, data_vocab: int | None) -> None:
+    """UserError when the data's padded vocab differs from the one ``hp`` was tuned on (sweep
+    export records it): multipliers tuned on one vocab do not carry over."""
+    if hp.vocab_size is not None and data_vocab is not None and int(hp.vocab_size) != int(data_vocab):
+        raise UserError(f"the hparams were tuned with vocab {hp.vocab_size} but the data has vocab {data_vocab}; "
                         "use the data folder the sweep used or re-run the sweep on this data")
-    out["extra"] = {"hparams_file": str(path), "hparams_source": hp.get("source")}
-    return out
+
+
+def hparams_fields(hp: HParams) -> dict[str, Any]:
+    """The TrainConfig fields an HParams sets (fields it leaves ``None`` are not included)."""
+    fields = {name: getattr(hp, name) for name in _HPARAMS_FIELDS if getattr(hp, name) is not None}
+    if hp.base_head_dim:
+        fields["head_dim"] = int(hp.base_head_dim)
+    return fields
+
+
+def head_layout(d_model: int, *, n_heads: int | None = None, head_dim: int | None = None) -> tuple[int, int]:
+    """(n_heads, head_dim) under the fixed-heads rule (``n_heads`` given) or the fixed-head-size rule
+    (``head_dim``, default ``DEFAULT_HEAD_DIM``)."""
+    if n_heads is not None:
+        return n_heads, d_model // n_heads
+    head_dim = DEFAULT_HEAD_DIM if head_dim is None else head_dim
+    return d_model // head_dim, head_dim
+
+
+def proxy_shape(vocab_size: int, d_model: int, n_layers: int, *, n_heads: int | None = None,
+                head_dim: int | None = None, seq_len: int, name: str | None = None) -> ModelShape:
+    """The proxy model's shape: heads by :func:`head_layout`, SwiGLU width by
+    :func:`planner.shape.swiglu_ffn_dim`, untied embeddings at the data's padded vocab, no GQA.
+
+    The one place that says which ModelShape the trainer builds (``proxy_train.model`` is built
+    from it, the ladder sizes its points with it); needs no torch."""
+    n_heads, head_dim = head_layout(d_model, n_heads=n_heads, head_dim=head_dim)
+    return ModelShape(n_layers=n_layers, d_model=d_model, d_ffn=swiglu_ffn_dim(d_model), n_heads=n_heads,
+                      head_dim=head_dim, vocab_size=vocab_size, seq_len=seq_len, tied=False, name=name)

@@ -19,33 +19,28 @@ SP: plain ``nn.Linear`` readout (logits = alpha_out * x W^T), every matrix N(0, 
 Depth: ``r = 1`` (``none``), ``(L_base/L)^0.5`` (``depth-mup``, Yang et al. 2023, arXiv:2310.02244)
 or ``L_base/L`` (``completep``, Dey et al. 2025, arXiv:2505.01618).
 
-FFN width rule (recorded in run.json): ``d_ffn = 8 * round(8/3 * d_model / 8)`` (SwiGLU keeps the
-parameter count of a 4d GELU MLP; Shazeer 2020), i.e. a multiple of 8 nearest to 8/3 d.
+Shape: a ``planner.shape.ModelShape`` from ``proxy_train.config.proxy_shape`` (SwiGLU width
+``planner.shape.swiglu_ffn_dim``: the multiple of 8 nearest to 8/3 d), so the module built here and
+the counts the planner and the ladder use are one description. ``shape.seq_len`` is the RoPE table
+length (the longest sequence the model accepts).
 """
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-FFN_RULE = "d_ffn = 8 * round(8/3 * d_model / 8)"
-
-
-def ffn_dim(d_model: int) -> int:
-    return max(8, 8 * int(round(8.0 / 3.0 * d_model / 8.0)))
+from planner.shape import ModelShape
+from proxy_train.config import proxy_shape
 
 
 @dataclass
 class ModelConfig:
-    vocab_size: int
-    d_model: int
-    n_layers: int
-    n_heads: int
-    head_dim: int
-    d_ffn: int
+    """What the module needs: its shape plus the μP/SP forward multipliers and init."""
+    shape: ModelShape
     parameterization: str = "mup"
     alpha_in: float = 1.0
     alpha_out: float = 1.0
@@ -54,21 +49,14 @@ class ModelConfig:
     readout_zero_init: bool = True
     query_zero_init: bool = True
     branch_mult: float = 1.0
-    rope_theta: float = 10000.0
-    norm_eps: float = 1e-5
-    max_seq_len: int = 4096
 
 
 def model_config(vocab_size: int, d_model: int, n_layers: int, *, n_heads: int | None = None,
-                 head_dim: int | None = None, **kw) -> ModelConfig:
-    """Shape at width ``d_model`` under the fixed-heads or fixed-head-size rule."""
-    if n_heads is not None:
-        head_dim = d_model // n_heads
-    else:
-        head_dim = head_dim or 32
-        n_heads = d_model // head_dim
-    return ModelConfig(vocab_size=vocab_size, d_model=d_model, n_layers=n_layers, n_heads=n_heads,
-                       head_dim=head_dim, d_ffn=ffn_dim(d_model), **kw)
+                 head_dim: int | None = None, max_seq_len: int = 4096, **kw) -> ModelConfig:
+    """The proxy at width ``d_model`` under the fixed-heads or fixed-head-size rule; ``kw`` are
+    the other ModelConfig fields."""
+    shape = proxy_shape(vocab_size, d_model, n_layers, n_heads=n_heads, head_dim=head_dim, seq_len=max_seq_len)
+    return ModelConfig(shape=shape, **kw)
 
 
 def branch_multiplier(depth_scaling: str, n_layers: int, base_depth: int) -> float:
@@ -110,13 +98,13 @@ def apply_rope(x, cos, sin):
 class Attention(nn.Module):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
-        self.n_heads, self.head_dim = cfg.n_heads, cfg.head_dim
-        q_dim = cfg.n_heads * cfg.head_dim
-        self.q_proj = nn.Linear(cfg.d_model, q_dim, bias=False)
-        self.k_proj = nn.Linear(cfg.d_model, q_dim, bias=False)
-        self.v_proj = nn.Linear(cfg.d_model, q_dim, bias=False)
-        self.o_proj = nn.Linear(q_dim, cfg.d_model, bias=False)
-        denom = cfg.head_dim if cfg.parameterization == "mup" else math.sqrt(cfg.head_dim)
+        s = cfg.shape
+        self.n_heads, self.head_dim = s.n_heads, s.head_dim
+        self.q_proj = nn.Linear(s.d_model, s.q_dim, bias=False)
+        self.k_proj = nn.Linear(s.d_model, s.q_dim, bias=False)
+        self.v_proj = nn.Linear(s.d_model, s.q_dim, bias=False)
+        self.o_proj = nn.Linear(s.q_dim, s.d_model, bias=False)
+        denom = s.head_dim if cfg.parameterization == "mup" else math.sqrt(s.head_dim)
         self.scale = cfg.attn_mult / denom
 
     def forward(self, x, cos, sin):
@@ -133,9 +121,10 @@ class Attention(nn.Module):
 class MLP(nn.Module):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
-        self.gate_proj = nn.Linear(cfg.d_model, cfg.d_ffn, bias=False)
-        self.up_proj = nn.Linear(cfg.d_model, cfg.d_ffn, bias=False)
-        self.down_proj = nn.Linear(cfg.d_ffn, cfg.d_model, bias=False)
+        s = cfg.shape
+        self.gate_proj = nn.Linear(s.d_model, s.d_ffn, bias=False)
+        self.up_proj = nn.Linear(s.d_model, s.d_ffn, bias=False)
+        self.down_proj = nn.Linear(s.d_ffn, s.d_model, bias=False)
 
     def forward(self, x):
         return self.down_proj(F.silu(self.gate_proj(x)) * self.up_proj(x))
@@ -144,9 +133,9 @@ class MLP(nn.Module):
 class Block(nn.Module):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
-        self.attn_norm = RMSNorm(cfg.d_model, cfg.norm_eps)
+        self.attn_norm = RMSNorm(cfg.shape.d_model, cfg.shape.norm_eps)
         self.attn = Attention(cfg)
-        self.mlp_norm = RMSNorm(cfg.d_model, cfg.norm_eps)
+        self.mlp_norm = RMSNorm(cfg.shape.d_model, cfg.shape.norm_eps)
         self.mlp = MLP(cfg)
         self.branch_mult = cfg.branch_mult
 
@@ -162,16 +151,17 @@ class Transformer(nn.Module):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         self.cfg = cfg
-        self.embed = nn.Embedding(cfg.vocab_size, cfg.d_model)
-        self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layers))
-        self.norm = RMSNorm(cfg.d_model, cfg.norm_eps)
+        s = cfg.shape
+        self.embed = nn.Embedding(s.padded_vocab, s.d_model)
+        self.blocks = nn.ModuleList(Block(cfg) for _ in range(s.n_layers))
+        self.norm = RMSNorm(s.d_model, s.norm_eps)
         if cfg.parameterization == "mup":
             from mup import MuReadout
-            self.lm_head = MuReadout(cfg.d_model, cfg.vocab_size, bias=False,
+            self.lm_head = MuReadout(s.d_model, s.padded_vocab, bias=False,
                                      readout_zero_init=cfg.readout_zero_init, output_mult=cfg.alpha_out)
         else:
-            self.lm_head = nn.Linear(cfg.d_model, cfg.vocab_size, bias=False)
-        cos, sin = rope_tables(cfg.max_seq_len, cfg.head_dim, cfg.rope_theta)
+            self.lm_head = nn.Linear(s.d_model, s.padded_vocab, bias=False)
+        cos, sin = rope_tables(s.seq_len, s.head_dim, s.rope_theta)
         self.register_buffer("rope_cos", cos, persistent=False)
         self.register_buffer("rope_sin", sin, persistent=False)
 
@@ -219,11 +209,11 @@ class Transformer(nn.Module):
                     nn.init.normal_(p, mean=0.0, std=std)
 
 
-def _shape_at(cfg: ModelConfig, width: int, fixed_heads: bool) -> ModelConfig:
-    from dataclasses import replace
-    if fixed_heads:
-        return replace(cfg, d_model=width, head_dim=width // cfg.n_heads, d_ffn=ffn_dim(width))
-    return replace(cfg, d_model=width, n_heads=width // cfg.head_dim, d_ffn=ffn_dim(width))
+def _at_width(cfg: ModelConfig, width: int, fixed_heads: bool) -> ModelConfig:
+    """The same model at another width (μP base/delta shapes): heads or head size kept."""
+    s = cfg.shape
+    heads = {"n_heads": s.n_heads} if fixed_heads else {"head_dim": s.head_dim}
+    return replace(cfg, shape=proxy_shape(s.vocab_size, width, s.n_layers, seq_len=s.seq_len, **heads))
 
 
 def build_model(cfg: ModelConfig, *, base_width: int | None = None, fixed_heads: bool = False,
@@ -236,7 +226,7 @@ def build_model(cfg: ModelConfig, *, base_width: int | None = None, fixed_heads:
     """
     model = Transformer(cfg)
     if cfg.parameterization == "mup":
-        attach_base_shapes(model, base_width or cfg.d_model, fixed_heads)
+        attach_base_shapes(model, base_width or cfg.shape.d_model, fixed_heads)
     if init:
         model.init_weights()
     return model
@@ -251,11 +241,11 @@ def attach_base_shapes(model: Transformer, base_width: int, fixed_heads: bool, r
 
     cfg = model.cfg
     for w in (base_width, 2 * base_width):
-        if (fixed_heads and w % cfg.n_heads) or (not fixed_heads and w % cfg.head_dim):
+        if (fixed_heads and w % cfg.shape.n_heads) or (not fixed_heads and w % cfg.shape.head_dim):
             raise ValueError(f"base width {w} does not fit the head rule")
     with torch.device("meta"):
-        base = Transformer(_shape_at(cfg, base_width, fixed_heads))
-        delta = Transformer(_shape_at(cfg, 2 * base_width, fixed_heads))
+        base = Transformer(_at_width(cfg, base_width, fixed_heads))
+        delta = Transformer(_at_width(cfg, 2 * base_width, fixed_heads))
     shapes = make_base_shapes(base, delta)
     set_base_shapes(model, shapes, rescale_params=rescale)
 

@@ -14,6 +14,9 @@ absolute LR to a MuAdam group).
 * ``wsd`` (warmup-stable-decay, Hägele et al. 2024, arXiv:2405.18392): 1 until the last
   ``cooldown_frac`` of the run, then a cooldown to ``min_lr_frac``, shaped ``1-sqrt``
   (their best-performing shape, f = 1 - sqrt(progress)) or ``linear``.
+
+WSD branches (``proxy_train.train.train_wsd_branches``) share one stable phase; the compute they
+used is counted by :func:`wsd_branch_charges` only (run summary.json and the ladder's runs table).
 """
 from __future__ import annotations
 
@@ -47,3 +50,22 @@ def lr_factor(step: int, total_steps: int, *, schedule: str = "cosine", warmup_s
         shape = 1.0 - math.sqrt(progress) if cooldown_shape == "1-sqrt" else 1.0 - progress
         return min_lr_frac + (1.0 - min_lr_frac) * shape
     raise ValueError(f"unknown schedule {schedule!r}")
+
+
+def wsd_branch_charges(branches: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Tokens each WSD branch adds to the compute of its shared stable phase.
+
+    ``branches``: (tokens trained, stable-phase end in tokens) per branch of one stable phase.
+    Returns, in the same order, (stable tokens between the previous branch point and this one's,
+    this branch's own cooldown tokens). Summed over the branches: the stable phase once plus every
+    cooldown. A branch that stopped inside the stable phase (diverged: tokens < stable end) is
+    charged only what was trained up to where it stopped.
+    """
+    charges: list[tuple[int, int]] = [(0, 0)] * len(branches)
+    reached_before = 0
+    for i in sorted(range(len(branches)), key=lambda j: branches[j][0]):
+        tokens, stable_end = branches[i]
+        reached = min(tokens, stable_end)
+        charges[i] = (max(0, reached - reached_before), max(0, tokens - stable_end))
+        reached_before = max(reached_before, reached)
+    return charges

@@ -1,7 +1,8 @@
 """``scaleplan demo``: the whole workflow at toy scale into one study folder (``make demo``).
 
-Stages, each one ``scaleplan`` command run as a subprocess (the exact command lines and the stage
-times are recorded in ``STUDY/study.yaml`` under ``demo``):
+Stages, each a few library calls in this process (:mod:`scaleplan.demo_stages`); the equivalent
+``scaleplan`` command lines, the stage times and output lines are recorded in ``STUDY/study.yaml``
+under ``demo``:
 
 1. data      byte-level tokens of this Python's stdlib sources (vocab 256 + EOT, padded to 320):
              a small vocab keeps the embedding from dominating 10^3..10^5-parameter proxies.
@@ -25,9 +26,7 @@ plan + exports 1 s: about 3.7 minutes in all.
 """
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -35,6 +34,7 @@ from pathlib import Path
 from planner import __version__
 from planner.errors import UserError
 from planner.io import atomic_write, read_json, read_yaml
+from scaleplan.demo_stages import DemoContext, Stage, stages
 
 GITIGNORE = """\
 # written by `scaleplan demo`: token files, checkpoints, per-run folders and large HTML stay local
@@ -67,53 +67,48 @@ def settings(fast: bool) -> dict:
             "plan_law": "hoffmann2022"}
 
 
-def stages(study: Path, s: dict, workers: int) -> list[dict]:
-    """Stage name, scaleplan arguments, and the file whose existence marks it done."""
-    st, data = str(study), str(study / "data")
-    ladder = ["ladder", "--study", st, "--data", data, "--hparams", f"{st}/hparams.yaml", "--sizes", s["sizes"],
-              "--tokens-per-param", s["tokens_per_param"], "--batch", str(s["batch"]), "--seq-len",
-              str(s["seq_len"]), "--workers", str(workers), "--holdout-extra", "--holdout-top",
-              str(s["holdout_top"]), "--bootstrap", str(s["bootstrap"])]
-    if "n_range" in s:
-        ladder += ["--n-range", s["n_range"]]
-    return [
-        {"name": "data", "args": ["data", "prepare", "--out", data, "--tokenizer", "bytes", "--max-mb",
-                                  str(s["max_mb"])], "done": study / "data" / "meta.json"},
-        {"name": "coord_mup", "args": ["coord-check", "--param", "mup", "--widths", s["coord_widths"], "--seeds",
-                                       str(s["coord_seeds"]), "--out", f"{st}/coord_mup"],
-         "done": study / "coord_mup" / "coord_check.json", "ok_codes": (0, 1)},
-        {"name": "coord_sp", "args": ["coord-check", "--param", "sp", "--widths", s["coord_widths"], "--seeds",
-                                      str(s["coord_seeds"]), "--out", f"{st}/coord_sp"],
-         "done": study / "coord_sp" / "coord_check.json"},
-        {"name": "sweep", "args": ["sweep", "--study", f"{st}/sweep", "--data", data, "--widths", s["sweep_widths"],
-                                   "--trials", str(s["sweep_trials"]), "--workers", str(workers), "--steps",
-                                   str(s["sweep_steps"]), "--n-layers", "2", "--head-dim", "16", "--batch",
-                                   str(s["batch"]), "--seq-len", str(s["seq_len"]), "--schedule", "wsd"],
-         "done": study / "sweep" / "optuna.journal"},
-        {"name": "sweep_export", "args": ["sweep", "export", "--study", f"{st}/sweep"],
-         "done": study / "hparams.yaml", "after": "copy_sweep"},
-        {"name": "ladder", "args": ladder, "done": study / "holdout.json"},
-        {"name": "fit", "args": ["fit", f"{st}/runs.csv", "--n-col", "non_embedding_params", "--d-col", "tokens",
-                                 "--loss-col", "final_val_loss", "--bootstrap", str(s["bootstrap"]), "--workers",
-                                 str(workers), "--out", f"{st}/fit.json", "--plot", f"{st}/fit.html"],
-         "done": study / "fit.json"},
-        {"name": "plan", "args": ["plan", "--gpus", "64", "--days", "7", "--gpu", "h100", "--law", s["plan_law"] or
-                                  f"{st}/fit.json",
-                                  "--hparams", f"{st}/hparams.yaml", "--out", f"{st}/plan.yaml"],
-         "done": study / "plan.yaml"},
-        *({"name": f"export_{t}", "args": ["export", f"{st}/plan.yaml", "--trainer", t, "--out",
-                                           f"{st}/exports/{t}"], "done": study / "exports" / t}
-          for t in ("megatron", "torchtitan", "hf")),
-    ]
+def _previous_stages(study: Path) -> dict:
+    if not (study / "study.yaml").is_file():
+        return {}
+    return ((read_yaml(study / "study.yaml", "study.yaml") or {}).get("demo") or {}).get("stages") or {}
 
 
-def _copy_sweep(study: Path) -> None:
-    """Put the sweep's hparams.yaml, trials table and journal where the dashboard looks."""
-    sweep = study / "sweep"
-    for name in ("trials.csv", "optuna.journal", "hparams.yaml"):  # hparams last: it marks the stage done
-        src = sweep / name
-        if src.is_file():
-            atomic_write(study / name, src.read_bytes())
+def _run_stage(stage: Stage, record: dict, study: Path, progress: bool) -> None:
+    """Run one stage; record its command, time, status and output in study.yaml (also when it fails)."""
+    from proxy_train.ladder import update_study_yaml
+
+    if progress:
+        print(f"[demo] {stage.name}: {stage.command}", file=sys.stderr, flush=True)
+    t0 = time.perf_counter()
+    error: Exception | None = None
+    try:
+        lines = stage.run()
+    except Exception as e:  # recorded, then raised below
+        error, lines = e, [f"{type(e).__name__}: {e}"]
+    out_text = "\n".join(lines).strip()
+    if progress and out_text:
+        print("\n".join(f"    {ln}" for ln in out_text.splitlines()[-12:]), file=sys.stderr)
+    exit_code = 0 if error is None else (2 if isinstance(error, UserError) else 1)
+    record["stages"][stage.name] = {"command": stage.command, "seconds": round(time.perf_counter() - t0, 1),
+                                    "exit_code": exit_code, "status": "ok" if error is None else "failed",
+                                    "output": out_text[-2000:]}
+    update_study_yaml(study, "demo", record)
+    if isinstance(error, UserError):
+        raise UserError(f"demo stage {stage.name} failed ({error}); fix the cause and rerun `scaleplan demo` to "
+                        "resume from this stage") from None
+    if error is not None:
+        raise error
+
+
+def _pending(plan: list[Stage], record: dict, study: Path, force: bool) -> list[Stage]:
+    """Stages to run; the data stage only when a later stage needs its (uncommitted) token files."""
+    def is_done(stage: Stage) -> bool:
+        return not force and stage.done.exists() and record["stages"].get(stage.name, {}).get("status") == "ok"
+
+    pending = [st for st in plan[1:] if not is_done(st)]
+    if pending and not (is_done(plan[0]) and (study / "data" / "train.bin").is_file()):
+        pending.insert(0, plan[0])
+    return pending
 
 
 def run_demo(study: str | Path = "studies/demo", *, fast: bool = False, workers: int = 2, force: bool = False,
@@ -129,56 +124,23 @@ def run_demo(study: str | Path = "studies/demo", *, fast: bool = False, workers:
     if not (study / ".gitignore").exists():
         atomic_write(study / ".gitignore", GITIGNORE)
     s = settings(fast)
-    plan = stages(study, s, workers)
-    prev = {}
-    if (study / "study.yaml").is_file():
-        prev = ((read_yaml(study / "study.yaml", "study.yaml") or {}).get("demo") or {}).get("stages") or {}
+    plan = stages(DemoContext(study, s, workers, progress))
     record = {"command": command, "fast": fast, "scaleplan": __version__,
-              "versions": {k: str(v) for k, v in versions().items()}, "settings": s, "stages": dict(prev),
+              "versions": {k: str(v) for k, v in versions().items()}, "settings": s,
+              "stages": dict(_previous_stages(study)),
               "note": "toy scale: byte-level proxies of 10^3..10^5 parameters on Python stdlib sources; the plan "
                       "and exports show the pipeline, not a forecast for a real LLM"}
-
-    def is_done(stage) -> bool:
-        if force:
-            return False
-        return stage["done"].exists() and record["stages"].get(stage["name"], {}).get("status") == "ok"
-
-    # the data stage runs only for later stages that need its (uncommitted) token files
-    pending = [st for st in plan[1:] if not is_done(st)]
-    if pending and not (is_done(plan[0]) and (study / "data" / "train.bin").is_file()):
-        pending.insert(0, plan[0])
+    pending = _pending(plan, record, study, force)
     t_all = time.perf_counter()
     for stage in plan:
         if stage not in pending:
             if progress:
-                why = (f"done before ({stage['done']})" if stage["done"].exists() else
-                       "not needed (every later stage is done)")
-                print(f"[demo] {stage['name']}: {why}, skipped", file=sys.stderr)
+                why = f"done before ({stage.done})" if stage.done.exists() else "not needed (every later stage is done)"
+                print(f"[demo] {stage.name}: {why}, skipped", file=sys.stderr)
             continue
-        if stage["name"] == "sweep_export" and not (study / "sweep" / "optuna.journal").is_file():
-            raise UserError("the sweep stage left no journal; rerun `scaleplan demo`")
-        if force and stage["done"].exists() and stage["done"].is_dir():
-            shutil.rmtree(stage["done"])
-        line = "scaleplan " + " ".join(stage["args"])
-        if progress:
-            print(f"[demo] {stage['name']}: {line}", file=sys.stderr, flush=True)
-        t0 = time.perf_counter()
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-        proc = subprocess.run([sys.executable, "-m", "scaleplan.cli", *stage["args"]], env=env,
-                              stdout=subprocess.PIPE, text=True)
-        secs = time.perf_counter() - t0
-        out_text = proc.stdout.strip()
-        if progress and out_text:
-            print("\n".join(f"    {ln}" for ln in out_text.splitlines()[-12:]), file=sys.stderr)
-        ok = proc.returncode in stage.get("ok_codes", (0,))
-        record["stages"][stage["name"]] = {"command": line, "seconds": round(secs, 1), "exit_code": proc.returncode,
-                                          "status": "ok" if ok else "failed", "output": out_text[-2000:]}
-        update_study_yaml(study, "demo", record)
-        if not ok:
-            raise UserError(f"demo stage {stage['name']} failed (exit {proc.returncode}): {line}; fix the cause and "
-                            "rerun `scaleplan demo` to resume from this stage")
-        if stage.get("after") == "copy_sweep":
-            _copy_sweep(study)
+        if force and stage.done.is_dir():
+            shutil.rmtree(stage.done)
+        _run_stage(stage, record, study, progress)
     record["total_seconds_this_run"] = round(time.perf_counter() - t_all, 1)
     record["outputs"] = outputs(study)
     if pending:  # a rerun with nothing to do leaves study.yaml as it was

@@ -5,7 +5,9 @@ import numpy as np
 import pytest
 
 from planner.errors import UserError
-from proxy_train.data import TokenData, is_val_doc, load_tokenizer, prepare_data, stdlib_files
+from proxy_train.corpus import is_val_doc, stdlib_files
+from proxy_train.data import TokenData, prepare_data
+from proxy_train.tokenizer import load_tokenizer
 from proxy_data import tiny_data
 
 

@@ -49,15 +49,18 @@ def ladder_run(toy):
 
 
 def test_trainer_counts_match_the_trainer():
+    from planner.shape import swiglu_ffn_dim
     from proxy_train.config import TrainConfig
     from proxy_train.ladder import trainer_size
-    from proxy_train.model import ffn_dim
-    from proxy_train.train import model_shape
+    from proxy_train.model import build_model
+    from proxy_train.trainer import model_config_for
 
     for d, L in [(16, 1), (48, 2), (96, 3), (112, 2)]:
         s = trainer_size(d, L, vocab=320, head_dim=16, seq_len=64)
-        ref = model_shape(TrainConfig(data="x", d_model=d, n_layers=L, head_dim=16, seq_len=64), 320)
-        assert s.d_ffn == ffn_dim(d)
+        cfg = TrainConfig(data="x", d_model=d, n_layers=L, head_dim=16, seq_len=64, parameterization="sp")
+        ref = cfg.model_shape(320)
+        assert sum(p.numel() for p in build_model(model_config_for(cfg, 320)).parameters()) == s.total_params
+        assert s.d_ffn == swiglu_ffn_dim(d)
         assert (s.total_params, s.non_embedding_params) == (ref.total_params, ref.non_embedding_params)
 
 

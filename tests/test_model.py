@@ -3,10 +3,10 @@ import math
 import pytest
 import torch
 
-from planner.shape import ModelShape
+from planner.shape import ModelShape, swiglu_ffn_dim
 from proxy_train.config import TrainConfig
-from proxy_train.model import build_model, ffn_dim, model_config, width_mult
-from proxy_train.train import make_optimizer
+from proxy_train.model import build_model, model_config, width_mult
+from proxy_train.optim import make_optimizer
 
 torch.set_num_threads(1)
 
@@ -67,10 +67,10 @@ def test_parameter_count_matches_planner_shape():
     for d, L, kw in ((64, 2, dict(head_dim=16)), (96, 3, dict(n_heads=3))):
         cfg = model_config(320, d, L, parameterization="sp", **kw)
         m = build_model(cfg)
-        shape = ModelShape(n_layers=L, d_model=d, d_ffn=cfg.d_ffn, n_heads=cfg.n_heads, head_dim=cfg.head_dim,
-                           vocab_size=320)
+        shape = ModelShape(n_layers=L, d_model=d, d_ffn=cfg.shape.d_ffn, n_heads=cfg.shape.n_heads,
+                           head_dim=cfg.shape.head_dim, vocab_size=320)
         assert sum(p.numel() for p in m.parameters()) == shape.total_params
-    assert ffn_dim(768) == 2048  # 8/3 * 768 = 2048 exactly (Llama's rule before its 256-rounding)
+    assert swiglu_ffn_dim(768) == 2048  # 8/3 * 768 = 2048 exactly (Llama's rule before its 256-rounding)
 
 
 def test_depth_scaling_multiplier_and_state_dict_copy_keeps_infshape():

@@ -31,12 +31,10 @@ def register(sub) -> None:
 
 
 def cmd_data_prepare(args) -> int:
-    from proxy_train.data import prepare_data
+    from proxy_train.data import data_summary, prepare_data
 
     meta = prepare_data(args.out, source=args.source, tokenizer=args.tokenizer, vocab=args.vocab,
                         max_mb=args.max_mb, val_frac=args.val_frac, text_field=args.text_field,
                         force=args.force, command=command_line())
-    emit(args, meta, f"{args.out}: {meta['train_tokens']:,} train + {meta['val_tokens']:,} val tokens, "
-                     f"vocab {meta['tokenizer_vocab']} (model vocab {meta['vocab_size']}), {meta['dtype']}, "
-                     f"sha256 {meta['sha256'][:12]}")
+    emit(args, meta, data_summary(args.out, meta))
     return 0

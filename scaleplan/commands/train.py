@@ -57,22 +57,23 @@ _TRAIN_FLAGS = {  # argparse dest -> TrainConfig field (None on the command line
 
 
 def config_from_args(args):
-    from proxy_train.config import TrainConfig, hparams_overrides
+    """TrainConfig from the flags; with --hparams the tuned values first, explicit flags winning."""
+    from planner.hparams import HParams
+    from proxy_train.config import TrainConfig
     from proxy_train.data import TokenData
 
     fields = dict(data=args.data, d_model=args.d_model, n_layers=args.n_layers, batch=args.batch,
                   seq_len=args.seq_len, schedule=args.schedule, cooldown_frac=args.cooldown_frac,
                   min_lr_frac=args.min_lr_frac, clip=args.clip, seed=args.seed, threads=args.threads,
                   device=args.device, compile=args.compile)
-    extra = {"command": command_line()}
-    if args.hparams:
-        hp = hparams_overrides(args.hparams, TokenData(args.data).vocab_size)
-        extra.update(hp.pop("extra"))
-        if args.heads is not None:
-            hp.pop("head_dim", None)
-        fields.update(hp)
     fields.update({f: getattr(args, a) for a, f in _TRAIN_FLAGS.items() if getattr(args, a) is not None})
-    return TrainConfig(**fields, extra=extra).validate()
+    extra = {"command": command_line()}
+    if not args.hparams:
+        return TrainConfig(**fields, extra=extra).validate()
+    data_vocab = TokenData(args.data).vocab_size
+    hp = HParams.read(args.hparams)
+    extra.update(hparams_file=str(args.hparams), hparams_source=hp.source or None)
+    return TrainConfig.from_hparams(hp, data_vocab=data_vocab, **fields, extra=extra).validate()
 
 
 def cmd_train(args) -> int:
