@@ -25,8 +25,7 @@ from typing import Any, Iterable
 import numpy as np
 from scipy import stats
 
-from planner.errors import UserError
-from planner.scaling_law import positive_number
+from planner.errors import UserError, positive_number
 
 
 def deepseek_flops_per_token(n_layers: int, d_model: int, seq_len: int) -> float:

@@ -27,29 +27,18 @@ Default MFU priors (``GPU.default_mfu``, planner/hardware.py), from reported den
 """
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
-from planner.errors import UserError
+from planner.errors import UserError, nonneg_number, positive_number
 from planner.hardware import DEFAULT_PRICE_PER_GPU_HOUR, GPU, get_gpu
 
 SECONDS_PER_HOUR = 3600.0
 SECONDS_PER_DAY = 86400.0
 
 
-def _positive(name: str, value: float) -> float:
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise UserError(f"{name} must be a number, got {value!r}") from None
-    if not math.isfinite(v) or v <= 0:
-        raise UserError(f"{name} must be a positive finite number, got {value!r}")
-    return v
-
-
 def _check_mfu(mfu: float) -> float:
-    m = _positive("MFU", mfu)
+    m = positive_number(mfu, "MFU")
     if m > 1:
         raise UserError(f"MFU must be a fraction in (0, 1], got {mfu!r}; write 40% as 0.40")
     return m
@@ -112,10 +101,10 @@ def estimate_time(total_flops: float, gpu: GPU | str, n_gpus: int, mfu: float | 
     placeholder ``DEFAULT_PRICE_PER_GPU_HOUR`` (pass your own).
     """
     g = get_gpu(gpu)
-    c = _positive("total FLOPs", total_flops)
+    c = positive_number(total_flops, "total FLOPs")
     n = _n_gpus(n_gpus)
     m = resolve_mfu(g, mfu)
-    price = _nonneg("price per GPU-hour", price_per_gpu_hour)
+    price = nonneg_number(price_per_gpu_hour, "price per GPU-hour")
     achieved = m * g.peak_bf16_flops
     return TimeEstimate(total_flops=c, gpu=g.name, n_gpus=n, mfu=m, price_per_gpu_hour=price,
                         achieved_flops_per_gpu=achieved, seconds=c / (achieved * n))
@@ -124,26 +113,26 @@ def estimate_time(total_flops: float, gpu: GPU | str, n_gpus: int, mfu: float | 
 def flops_from_gpu_hours(gpu_hours: float, gpu: GPU | str, mfu: float | None = None) -> float:
     """Model FLOPs a budget of GPU-hours buys: C = GPU-hours x 3600 x peak x MFU."""
     g = get_gpu(gpu)
-    return _positive("GPU-hours", gpu_hours) * SECONDS_PER_HOUR * g.peak_bf16_flops * resolve_mfu(g, mfu)
+    return positive_number(gpu_hours, "GPU-hours") * SECONDS_PER_HOUR * g.peak_bf16_flops * resolve_mfu(g, mfu)
 
 
 def flops_from_gpu_days(n_gpus: int, days: float, gpu: GPU | str, mfu: float | None = None) -> float:
     """Model FLOPs of ``n_gpus`` GPUs for ``days`` days: C = n x days x 86400 x peak x MFU."""
-    return flops_from_gpu_hours(_n_gpus(n_gpus) * _positive("days", days) * 24.0, gpu, mfu)
+    return flops_from_gpu_hours(_n_gpus(n_gpus) * positive_number(days, "days") * 24.0, gpu, mfu)
 
 
 def flops_from_cost(dollars: float, gpu: GPU | str, mfu: float | None = None, *,
                     price_per_gpu_hour: float = DEFAULT_PRICE_PER_GPU_HOUR) -> float:
     """Model FLOPs a money budget buys: GPU-hours = dollars / price, then as above."""
-    price = _positive("price per GPU-hour", price_per_gpu_hour)
-    return flops_from_gpu_hours(_positive("budget (US$)", dollars) / price, gpu, mfu)
+    price = positive_number(price_per_gpu_hour, "price per GPU-hour")
+    return flops_from_gpu_hours(positive_number(dollars, "budget (US$)") / price, gpu, mfu)
 
 
 def mfu_from_throughput(tokens_per_second_per_gpu: float, flops_per_token: float, gpu: GPU | str) -> float:
     """MFU of a measured run: tokens/s/GPU x FLOPs/token / peak (torchtitan's and PaLM's definition)."""
     g = get_gpu(gpu)
-    return _positive("tokens/s/GPU", tokens_per_second_per_gpu) * _positive("FLOPs/token", flops_per_token) \
-        / g.peak_bf16_flops
+    tokens_per_second = positive_number(tokens_per_second_per_gpu, "tokens/s/GPU")
+    return tokens_per_second * positive_number(flops_per_token, "FLOPs/token") / g.peak_bf16_flops
 
 
 def _n_gpus(n: int) -> int:
@@ -155,16 +144,6 @@ def _n_gpus(n: int) -> int:
             pass
         raise UserError(f"number of GPUs must be a positive integer, got {n!r}")
     return n
-
-
-def _nonneg(name: str, value: float) -> float:
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise UserError(f"{name} must be a number, got {value!r}") from None
-    if not math.isfinite(v) or v < 0:
-        raise UserError(f"{name} must be a finite number >= 0, got {value!r}")
-    return v
 
 
 __all__ = ["TimeEstimate", "estimate_time", "flops_from_gpu_hours", "flops_from_gpu_days", "flops_from_cost",

@@ -36,9 +36,8 @@ from typing import Any
 import numpy as np
 from scipy import optimize
 
-from planner.errors import UserError
+from planner.errors import UserError, positive_number
 from planner.laws import PRESETS, Allocation, ScalingLaw
-from planner.scaling_law import positive_number
 
 
 @dataclass

@@ -21,7 +21,9 @@ held-out option ranks rows by C = 6 N D. ``bootstrap`` resamples rows with repla
 """
 from __future__ import annotations
 
+import hashlib
 import math
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -232,4 +234,31 @@ class ChinchillaFitter:
                          warnings=list(self.warnings_), meta={**self._meta(), **(meta or {})}, holdout=self.holdout_)
 
 
-__all__ = ["ChinchillaFitter", "HOFFMANN_GRID", "SMALL_GRID", "grid_starts", "PARAM_KEYS", "GRAD_TOL"]
+def runs_table_meta(runs, *, n_col: str, loss_col: str, d_col: str | None, flops_col: str | None,
+                    command: str) -> dict[str, Any]:
+    """fit.json's provenance of a fitted runs table: path, SHA-256, columns, version, command."""
+    from planner import __version__
+
+    try:
+        digest = hashlib.sha256(Path(runs).read_bytes()).hexdigest()
+    except OSError:
+        digest = None
+    return {"source": str(runs), "data_sha256": digest, "n_col": n_col, "loss_col": loss_col, "d_col": d_col,
+            "flops_col": flops_col, "d_derived": d_col is None, "scaleplan_version": __version__,
+            "command": command}
+
+
+def fit_runs(fitter: ChinchillaFitter, runs, meta: dict[str, Any]) -> FitResult:
+    """Fit the rows of a loaded runs table (:func:`planner.runs.load_runs`: columns N, D, loss).
+
+    ``n_dropped`` counts both the rows the table dropped for their status and those the fitter's
+    options dropped; both counts are also kept in ``meta``.
+    """
+    fitter.fit(runs["N"].to_numpy(), runs["D"].to_numpy(), runs["loss"].to_numpy())
+    n_status = int(runs.attrs.get("n_dropped_status", 0))
+    result = fitter.result(meta={**meta, "n_dropped_status": n_status, "n_dropped_by_options": fitter.n_dropped_})
+    result.n_dropped = fitter.n_dropped_ + n_status
+    return result
+
+
+__all__ = ["ChinchillaFitter", "fit_runs", "runs_table_meta", "HOFFMANN_GRID", "SMALL_GRID", "grid_starts", "PARAM_KEYS", "GRAD_TOL"]

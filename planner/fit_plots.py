@@ -124,4 +124,11 @@ def fit_report_html(figs: list, header_comment: str) -> str:
             + " -->\n<title>scaleplan fit</title></head><body>\n" + "\n".join(parts) + "\n</body></html>\n")
 
 
-__all__ = ["fig_runs_and_law", "fig_residuals", "fig_isoflop", "fit_report_html"]
+def fit_report(fitted_rows: pd.DataFrame, result) -> str:
+    """The HTML report of an Approach-3 fit (:class:`planner.fit_result.FitResult`): the runs with the
+    law's curves, and the residuals (with the held-out rows when there are any)."""
+    figs = [fig_runs_and_law(fitted_rows, result.law), fig_residuals(fitted_rows, result.law, result.holdout)]
+    return fit_report_html(figs, f"scaleplan {result.meta['scaleplan_version']}; command: {result.meta['command']}")
+
+
+__all__ = ["fig_runs_and_law", "fig_residuals", "fig_isoflop", "fit_report_html", "fit_report"]

@@ -28,8 +28,8 @@ from typing import Any
 
 from scipy import optimize
 
-from planner.errors import UserError
-from planner.scaling_law import Allocation, ScalingLaw, positive_number
+from planner.errors import nonneg_number, positive_number
+from planner.scaling_law import Allocation, ScalingLaw
 
 TRAIN_FLOPS_PER_TOKEN_PER_PARAM = 6.0  # forward + backward (Kaplan et al. 2020, Sec. 2.1)
 INFERENCE_FLOPS_PER_TOKEN_PER_PARAM = 2.0  # forward only (ibid.; Sardana et al. 2024, eq. 2)
@@ -79,12 +79,7 @@ def inference_optimal(law: ScalingLaw, loss: float, inference_tokens: float, *,
                       ) -> InferenceAllocation:
     """N, D_tr minimising k_tr N D_tr + k_inf N D_inf subject to L(N, D_tr) = loss (Sardana 2024)."""
     loss = law.reachable_loss(loss)
-    try:
-        d_inf = float(inference_tokens)
-    except (TypeError, ValueError):
-        raise UserError(f"inference tokens must be a number >= 0, got {inference_tokens!r}") from None
-    if not math.isfinite(d_inf) or d_inf < 0:
-        raise UserError(f"inference tokens must be a finite number >= 0, got {inference_tokens!r}")
+    d_inf = nonneg_number(inference_tokens, "inference tokens")
     k_tr = positive_number(train_flops_per_token_per_param, "training FLOPs per token per parameter")
     k_inf = positive_number(inference_flops_per_token_per_param, "inference FLOPs per token per parameter")
 

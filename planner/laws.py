@@ -17,10 +17,10 @@ from typing import Any
 
 import numpy as np
 
-from planner.errors import UserError
+from planner.errors import UserError, positive_number
 from planner.fit_result import FitResult
 from planner.io import read_json
-from planner.scaling_law import PARAM_NAMES, Allocation, Prediction, ScalingLaw, positive_number
+from planner.scaling_law import PARAM_NAMES, Allocation, Prediction, ScalingLaw
 
 
 def shape_flops_ratio(shape: Any, convention: str = "megatron") -> float:

@@ -39,7 +39,7 @@ from typing import Any, Callable, Union
 import numpy as np
 from scipy import optimize
 
-from planner.errors import UserError
+from planner.errors import UserError, positive_number
 
 PARAM_NAMES = ("E", "A", "B", "alpha", "beta")
 INTERVALS = ("parameter", "prediction")
@@ -385,17 +385,6 @@ def _for_loss(p: Params, L: float) -> tuple[float, float]:
 
 
 # -- small helpers -------------------------------------------------------------------------------
-def positive_number(x: Any, what: str) -> float:
-    """``x`` as a positive finite float, else UserError naming ``what``."""
-    try:
-        v = float(x)
-    except (TypeError, ValueError):
-        raise UserError(f"{what} must be a positive number, got {x!r}") from None
-    if not math.isfinite(v) or v <= 0:
-        raise UserError(f"{what} must be a positive finite number, got {x!r}; pass a value > 0")
-    return v
-
-
 def _check_interval(interval: str) -> str:
     if interval not in INTERVALS:
         raise UserError(f"unknown interval {interval!r}; use one of {', '.join(INTERVALS)} (or None)")

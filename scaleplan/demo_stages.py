@@ -9,7 +9,6 @@ output lines (nats for losses, FLOPs for compute). Settings (sizes, budgets, tri
 from __future__ import annotations
 
 import contextlib
-import hashlib
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -141,28 +140,19 @@ def _holdout(ctx: DemoContext) -> list[str]:
 
 
 def _fit(ctx: DemoContext, line: str) -> list[str]:
-    from planner import __version__
-    from planner.fit import ChinchillaFitter
-    from planner.fit_plots import fig_residuals, fig_runs_and_law, fit_report_html
+    from planner.fit import ChinchillaFitter, fit_runs, runs_table_meta
+    from planner.fit_plots import fit_report
     from planner.io import write_json
     from planner.runs import load_runs
 
     runs = ctx.study / "runs.csv"
     df = load_runs(runs, n_col="non_embedding_params", loss_col="final_val_loss", d_col="tokens")
     fitter = ChinchillaFitter(bootstrap=ctx.settings["bootstrap"], seed=0, n_jobs=ctx.workers, progress=ctx.progress)
-    fitter.fit(df["N"].to_numpy(), df["D"].to_numpy(), df["loss"].to_numpy())
-    n_status = int(df.attrs.get("n_dropped_status", 0))  # rows whose status is not ok
-    result = fitter.result(meta={
-        "source": str(runs), "data_sha256": hashlib.sha256(runs.read_bytes()).hexdigest(),
-        "n_col": "non_embedding_params", "loss_col": "final_val_loss", "d_col": "tokens", "flops_col": None,
-        "d_derived": False, "scaleplan_version": __version__, "command": line, "n_dropped_status": n_status,
-        "n_dropped_by_options": fitter.n_dropped_})
-    result.n_dropped = fitter.n_dropped_ + n_status
+    result = fit_runs(fitter, df, runs_table_meta(runs, n_col="non_embedding_params", loss_col="final_val_loss",
+                                                  d_col="tokens", flops_col=None, command=line))
     write_json(ctx.study / "fit.json", result.to_dict())
-    kept, law = df[fitter.kept_mask_], fitter.law_
-    atomic_write(ctx.study / "fit.html", fit_report_html(
-        [fig_runs_and_law(kept, law), fig_residuals(kept, law, result.holdout)],
-        f"scaleplan {__version__}; command: {line}"))
+    atomic_write(ctx.study / "fit.html", fit_report(df[fitter.kept_mask_], result))
+    law = result.law
     return [f"fit on {result.n_rows} runs: E={law.E:.4g} A={law.A:.4g} B={law.B:.4g} alpha={law.alpha:.4g} "
             f"beta={law.beta:.4g} (loss in nats); wrote {ctx.study / 'fit.json'}, {ctx.study / 'fit.html'}"]
 

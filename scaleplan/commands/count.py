@@ -98,8 +98,6 @@ def cmd_count(args: argparse.Namespace) -> int:
     return 0
 
 
-# ---------------------------------------------------------------------------------------- shape
-
 
 def register(sub) -> None:
     p = sub.add_parser(

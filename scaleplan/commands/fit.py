@@ -4,9 +4,6 @@ Writes fit.json (docs/CONTRACTS.md) with ``--out`` and a plotly HTML report with
 """
 from __future__ import annotations
 
-import hashlib
-from pathlib import Path
-
 from scaleplan.commands import emit, nonneg_float, nonneg_int, open_fraction, positive_float, positive_int
 
 
@@ -54,21 +51,12 @@ def register(sub) -> None:
     p.set_defaults(func=run)
 
 
-def _sha256(path: str) -> str | None:
-    try:
-        return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-    except OSError:
-        return None
-
-
 def _meta(args) -> dict:
-    from planner import __version__
+    from planner.fit import runs_table_meta
     from planner.provenance import command_line
 
-    return {"source": str(args.runs), "data_sha256": _sha256(args.runs), "n_col": args.n_col,
-            "loss_col": args.loss_col, "d_col": args.d_col, "flops_col": args.flops_col,
-            "d_derived": args.d_col is None, "scaleplan_version": __version__,
-            "command": command_line(default="scaleplan fit")}
+    return runs_table_meta(args.runs, n_col=args.n_col, loss_col=args.loss_col, d_col=args.d_col,
+                           flops_col=args.flops_col, command=command_line(default="scaleplan fit"))
 
 
 def _fmt_ci(ci: dict, key: str) -> str:
@@ -93,11 +81,11 @@ def run(args) -> int:
     meta = _meta(args)
     if args.approach == 2:
         return _run_isoflop(args, df, n_status, meta)
-    return _run_approach3(args, df, n_status, meta)
+    return _run_approach3(args, df, meta)
 
 
-def _run_approach3(args, df, n_status: int, meta: dict) -> int:
-    from planner.fit import ChinchillaFitter
+def _run_approach3(args, df, meta: dict) -> int:
+    from planner.fit import ChinchillaFitter, fit_runs
     from planner.io import atomic_write, write_json
 
     fitter = ChinchillaFitter(delta=args.delta, grid=args.grid, fix_alpha_eq_beta=args.alpha_eq_beta,
@@ -105,11 +93,7 @@ def _run_approach3(args, df, n_status: int, meta: dict) -> int:
                               drop_top_loss=args.drop_top_loss, min_tokens_per_param=args.min_tokens_per_param,
                               bootstrap=args.bootstrap, seed=args.seed, n_jobs=args.workers,
                               holdout_top_compute=args.holdout_top_compute, progress=True)
-    fitter.fit(df["N"].to_numpy(), df["D"].to_numpy(), df["loss"].to_numpy())
-    result = fitter.result(meta=meta)
-    result.n_dropped = fitter.n_dropped_ + n_status
-    result.meta["n_dropped_status"] = n_status
-    result.meta["n_dropped_by_options"] = fitter.n_dropped_
+    result = fit_runs(fitter, df, meta)
     if result.holdout is not None:
         result.holdout.n_col, result.holdout.d_col, result.holdout.loss_col = args.n_col, args.d_col, args.loss_col
     if args.budget:  # the loss interval is a prediction interval (where a measured run should land)
@@ -118,12 +102,9 @@ def _run_approach3(args, df, n_status: int, meta: dict) -> int:
     if args.out:
         write_json(args.out, payload)
     if args.plot:
-        from planner.fit_plots import fig_residuals, fig_runs_and_law, fit_report_html
+        from planner.fit_plots import fit_report
 
-        kept = df[fitter.kept_mask_]
-        html = fit_report_html([fig_runs_and_law(kept, fitter.law_), fig_residuals(kept, fitter.law_, result.holdout)],
-                               f"scaleplan {meta['scaleplan_version']}; command: {meta['command']}")
-        atomic_write(args.plot, html)
+        atomic_write(args.plot, fit_report(df[fitter.kept_mask_], result))
     printed = {k: v for k, v in payload.items() if k != "bootstrap"}
     printed["bootstrap"] = {"n": payload["bootstrap"]["n"], "converged_frac": payload["bootstrap"]["converged_frac"]}
     if printed.get("holdout"):
