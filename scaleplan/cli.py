@@ -17,7 +17,7 @@ from planner.errors import UserError
 COMMAND_MODULES = [f"scaleplan.commands.{verb}" for verb in (
     "data", "train", "coord_check",       # 1-2: corpus, one proxy run, μP check
     "sweep", "transfer_check",            # 3: Optuna sweep (+ export), μTransfer check
-    "ladder", "fit", "optimal",           # 4-6: proxy ladder, scaling law, allocation
+    "ladder", "fit", "optimal", "loss",   # 4-6: proxy ladder, scaling law, allocation, a model's loss
     "plan", "export", "app",              # 7-9: plan.yaml, launch files, dashboard
     "count", "shape", "demo",             # helpers
 )]
@@ -31,6 +31,7 @@ workflow (in order):
   4. scaleplan ladder            proxy runs across sizes x token budgets -> runs.csv
   5. scaleplan fit               Chinchilla law L(N,D) = E + A/N^alpha + B/D^beta -> fit.json
   6. scaleplan optimal           compute-optimal N*, D* for a budget or a target loss
+     scaleplan loss              the loss a law predicts for a given model and token count
   7. scaleplan plan              budget -> shape, hparams, memory, layout, time, cost -> plan.yaml
   8. scaleplan export            plan.yaml -> Megatron-LM / torchtitan / HF launch files
   9. scaleplan app               the dashboard (Streamlit)

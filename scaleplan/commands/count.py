@@ -98,19 +98,8 @@ def cmd_count(args: argparse.Namespace) -> int:
     return 0
 
 
-
-def register(sub) -> None:
-    p = sub.add_parser(
-        "count", help="exact parameter counts and FLOPs/token of a Llama-style shape",
-        description="Exact parameter counts (total, non-embedding, embedding at the padded vocab) and "
-                    "training FLOPs per token under three conventions (6N, PaLM, Megatron) of a Llama-style "
-                    "decoder, from a Hugging Face config.json, a preset, or explicit sizes.",
-        epilog="examples:\n  scaleplan count --preset llm-jp-3-1.8b\n"
-               "  scaleplan count --hf-config path/to/config.json --json\n"
-               "  scaleplan count --layers 24 --d-model 2048 --d-ffn 7168 --heads 16 --vocab 99487 "
-               "--pad-vocab-to 128 --seq-len 4096",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+def add_shape_arguments(p: argparse.ArgumentParser) -> None:
+    """The model-shape options shared by `count` and `loss`: an HF config, a preset, or explicit sizes."""
     src = p.add_argument_group("source (one of, or the explicit sizes below)")
     src.add_argument("--hf-config", metavar="PATH", help="a Hugging Face config.json (or the folder holding it)")
     src.add_argument("--preset", metavar="NAME", help="a published shape, e.g. llama-2-7b, llm-jp-3-1.8b")
@@ -127,5 +116,20 @@ def register(sub) -> None:
     g.add_argument("--pad-vocab-to", type=positive_int,
                    help="Megatron padding: vocab -> ceil(V / (M*TP)) * M*TP (Megatron's default M is 128)")
     g.add_argument("--tp", type=positive_int, help="tensor-parallel size (affects vocab padding only)")
+
+
+def register(sub) -> None:
+    p = sub.add_parser(
+        "count", help="exact parameter counts and FLOPs/token of a Llama-style shape",
+        description="Exact parameter counts (total, non-embedding, embedding at the padded vocab) and "
+                    "training FLOPs per token under three conventions (6N, PaLM, Megatron) of a Llama-style "
+                    "decoder, from a Hugging Face config.json, a preset, or explicit sizes.",
+        epilog="examples:\n  scaleplan count --preset llm-jp-3-1.8b\n"
+               "  scaleplan count --hf-config path/to/config.json --json\n"
+               "  scaleplan count --layers 24 --d-model 2048 --d-ffn 7168 --heads 16 --vocab 99487 "
+               "--pad-vocab-to 128 --seq-len 4096",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_shape_arguments(p)
     p.add_argument("--json", action="store_true", help="print the counts as JSON")
     p.set_defaults(func=cmd_count)
