@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import sys
+from pathlib import Path
 
 from planner.errors import UserError
 from planner.io import to_json
@@ -52,6 +54,21 @@ def nonneg_float(text: str) -> float:
 
 def nonneg_int(text: str) -> int:
     return _checked(text, int, lambda v: v >= 0, "expected an integer >= 0", "expected an integer >= 0")
+
+
+def output_file(text: str) -> str:
+    """argparse type for a file the command will write: checked before any work is done (not a
+    folder; its nearest existing parent is a writable folder), so a bad path costs nothing."""
+    path = Path(text)
+    if not text or path.is_dir():
+        raise argparse.ArgumentTypeError(f"expected a file path to write, got {text!r} (a folder); "
+                                         "add a file name")
+    existing = next((p for p in path.parents if p.exists()), Path("."))
+    if not existing.is_dir():
+        raise argparse.ArgumentTypeError(f"cannot write {text!r}: {existing} is a file, not a folder")
+    if not os.access(existing, os.W_OK):
+        raise argparse.ArgumentTypeError(f"cannot write {text!r}: {existing} is not writable")
+    return text
 
 
 def fraction(text: str, *, open_interval: bool = False) -> float:

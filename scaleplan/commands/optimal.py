@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import math
 
-from scaleplan.commands import emit, nonneg_float, positive_float
+from scaleplan.commands import emit, nonneg_float, output_file, positive_float
 from planner.errors import UserError
 
 
@@ -35,7 +35,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "(Muennighoff et al. 2023; needs --flops)")
     p.add_argument("--flops-per-token-per-param", type=positive_float, default=6.0, metavar="K",
                    help="k in C = k N D (default 6)")
-    p.add_argument("--plot", metavar="HTML", help="write the iso-FLOP loss profile (plotly) to this .html file")
+    p.add_argument("--plot", type=output_file, metavar="HTML",
+                   help="write the iso-FLOP loss profile (plotly) to this .html file")
     p.add_argument("--list-laws", action="store_true", help="list the preset laws with their sources")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(func=run)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 
 from planner.provenance import command_line
-from scaleplan.commands import emit, nonneg_float, positive_float, positive_int
+from scaleplan.commands import emit, nonneg_float, output_file, positive_float, positive_int
 from planner.errors import UserError
 
 
@@ -42,7 +42,7 @@ def register(sub) -> None:
     p.add_argument("--lr", type=positive_float, help="override the peak LR")
     p.add_argument("--data-path", help="Megatron data prefix written into exports")
     p.add_argument("--tokenizer", help="tokenizer model/folder written into exports")
-    p.add_argument("--out", help="write the plan to this YAML file")
+    p.add_argument("--out", type=output_file, help="write the plan to this YAML file")
     p.add_argument("--json", action="store_true", help="print the plan as JSON")
     p.set_defaults(func=_plan)
 
