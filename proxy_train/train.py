@@ -31,7 +31,7 @@ from proxy_train.schedules import cooldown_start, wsd_branch_charges
 from proxy_train.trainer import Trainer
 
 FINAL_STATUSES = ("ok", "diverged")
-__all__ = ["train", "train_wsd_branches", "versions", "FINAL_STATUSES"]
+__all__ = ["train", "train_wsd_branches", "check_run_folder", "versions", "FINAL_STATUSES"]
 
 
 def _open_data(cfg: TrainConfig) -> TokenData:
@@ -73,6 +73,23 @@ def _finished(out_dir: Path, chash: str) -> dict | None:
         if rec.get("config_hash") == chash and rec.get("status") in FINAL_STATUSES:
             return rec
     return None
+
+
+def check_run_folder(cfg: TrainConfig, out_dir: str | Path) -> None:
+    """UserError when ``out_dir`` must not receive this run: it is a data folder, or it holds a
+    finished run of another configuration (whose run.json training would replace)."""
+    out_dir = Path(out_dir)
+    if (out_dir / "meta.json").is_file() and (out_dir / "train.bin").exists():
+        raise UserError(f"{out_dir} is a data folder (meta.json, train.bin); give --out a run folder of its own")
+    path = out_dir / "run.json"
+    if not path.is_file():
+        return
+    rec = read_json(path, "run.json")
+    chash = cfg.config_hash(TokenData(cfg.data).meta["sha256"])
+    if isinstance(rec, dict) and rec.get("status") in FINAL_STATUSES and rec.get("config_hash") != chash:
+        raise UserError(f"{out_dir} holds a finished run of another configuration (status {rec.get('status')}, "
+                        f"config hash {rec.get('config_hash')} vs {chash}); choose a new --out, or delete "
+                        f"{path} to replace it")
 
 
 def train(cfg: TrainConfig, out_dir: str | Path, *, on_eval: Callable | None = None) -> dict:

@@ -31,6 +31,20 @@ def test_train_cli_json_and_help(data_dir, tmp_path):
         assert h.returncode == 0 and "usage" in h.stdout
 
 
+def test_a_finished_run_or_a_data_folder_is_never_overwritten(data_dir, tmp_path):
+    base = ["train", "--data", data_dir, "--d-model", "32", "--n-layers", "1", "--head-dim", "16", "--base-width",
+            "32", "--steps", "4", "--batch", "4", "--seq-len", "32", "--out", tmp_path / "r"]
+    assert run_cli(*base).returncode == 0
+    first = (tmp_path / "r" / "run.json").read_bytes()
+    assert run_cli(*base).returncode == 0  # the same run again: the finished record, untouched
+    assert (tmp_path / "r" / "run.json").read_bytes() == first
+    assert "another configuration" in _one_line_error(run_cli(*base, "--lr", "0.003"))
+    assert (tmp_path / "r" / "run.json").read_bytes() == first
+    data_files = sorted(p.name for p in data_dir.iterdir())
+    assert "data folder" in _one_line_error(run_cli(*base[:-1], data_dir))
+    assert sorted(p.name for p in data_dir.iterdir()) == data_files
+
+
 def test_bad_input_exits_2_with_one_line(data_dir, tmp_path):
     base = ["train", "--d-model", "64", "--n-layers", "1", "--steps", "5", "--out", tmp_path / "r"]
     assert "not found" in _one_line_error(run_cli(*base, "--data", tmp_path / "none"))

@@ -77,9 +77,10 @@ def config_from_args(args):
 
 
 def cmd_train(args) -> int:
-    from proxy_train.train import train
+    from proxy_train.train import check_run_folder, train
 
     cfg = config_from_args(args)
+    check_run_folder(cfg, args.out)
     rec = train(cfg, args.out)
     brief = {k: v for k, v in rec.items() if k not in ("curve", "config")}
     line = (f"{args.out}: status {rec['status']}"
