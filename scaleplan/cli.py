@@ -12,6 +12,7 @@ import sys
 
 from planner import __version__
 from planner.errors import UserError
+from scaleplan.commands import check_workers
 
 # Order = the workflow order shown by `scaleplan --help`.
 COMMAND_MODULES = [f"scaleplan.commands.{verb}" for verb in (
@@ -70,6 +71,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 0 if args.command is None else 2
     try:
+        check_workers(args)
         rc = args.func(args)
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)

@@ -71,6 +71,30 @@ def output_file(text: str) -> str:
     return text
 
 
+def usable_cores() -> int:
+    """CPU cores this process may run on (its affinity mask; os.cpu_count() where that is unknown)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def add_workers_argument(p: argparse.ArgumentParser, *, default: int, help: str) -> None:
+    """``--workers N`` (worker processes, one thread each) and ``--oversubscribe``; scaleplan.cli
+    refuses more workers than usable cores unless ``--oversubscribe`` is given."""
+    p.add_argument("--workers", type=positive_int, default=default, help=help)
+    p.add_argument("--oversubscribe", action="store_true",
+                   help="allow more --workers than this machine's usable CPU cores")
+
+
+def check_workers(args: argparse.Namespace) -> None:
+    """UserError when ``--workers`` exceeds the usable cores without ``--oversubscribe``."""
+    n = getattr(args, "workers", None)
+    if n is not None and n > usable_cores() and not getattr(args, "oversubscribe", False):
+        raise UserError(f"--workers {n} is more than the {usable_cores()} usable CPU cores of this machine "
+                        "(each worker is a process with one thread); lower it, or pass --oversubscribe")
+
+
 def fraction(text: str, *, open_interval: bool = False) -> float:
     """A number in [0, 1] (or in (0, 1) with ``open_interval``)."""
     v = nonneg_float(text)

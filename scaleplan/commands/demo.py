@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from planner.provenance import command_line
-from scaleplan.commands import emit, positive_int
+from scaleplan.commands import add_workers_argument, emit
 
 
 def register(sub) -> None:
@@ -13,7 +13,7 @@ def register(sub) -> None:
                                    "finished stages are skipped. Designed for <= 20 minutes on 2 idle cores.")
     d.add_argument("--study", default="studies/demo", help="study folder (default studies/demo)")
     d.add_argument("--fast", action="store_true", help="a smaller ladder and sweep (a few minutes; for tests)")
-    d.add_argument("--workers", type=positive_int, default=2, help="worker processes (2)")
+    add_workers_argument(d, default=2, help="worker processes (2)")
     d.add_argument("--force", action="store_true", help="redo every stage")
     d.add_argument("--json", action="store_true", help="print the stage summary as JSON")
     d.set_defaults(func=cmd_demo)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse
 
 from planner.provenance import command_line
-from scaleplan.commands import emit, positive_float, positive_int
+from scaleplan.commands import add_workers_argument, emit, positive_float, positive_int
 from planner.errors import UserError
 
 LADDER_EPILOG = """\
@@ -56,7 +56,7 @@ def register(sub) -> None:
     p.add_argument("--batch", type=positive_int, default=16, help="sequences per step, all runs (16)")
     p.add_argument("--seq-len", type=positive_int, default=128, help="tokens per sequence (128)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--workers", type=positive_int, default=2, help="local worker processes, 1 thread each (2)")
+    add_workers_argument(p, default=2, help="local worker processes, 1 thread each (2)")
     p.add_argument("--holdout-extra", action="store_true",
                    help="also train one larger held-out proxy with >= 4x the largest fitted compute")
     p.add_argument("--holdout-top", type=int, default=2, metavar="K",

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 
 from planner.provenance import command_line
-from scaleplan.commands import emit, int_list, nonneg_float, positive_int
+from scaleplan.commands import add_workers_argument, emit, int_list, nonneg_float, positive_int
 
 SWEEP_EPILOG = """\
 --trials N means N finished trials (complete or pruned); killed or interrupted trials are retried
@@ -44,7 +44,7 @@ def register(sub) -> None:
     p.add_argument("--study", help="study folder (created, or resumed when it exists)")
     p.add_argument("--widths", type=int_list, default=[64], help="proxy widths, e.g. 64,128 (default 64)")
     p.add_argument("--trials", type=positive_int, default=20, help="finished trials wanted (default 20)")
-    p.add_argument("--workers", type=positive_int, default=1, help="local worker processes (default 1)")
+    add_workers_argument(p, default=1, help="local worker processes (default 1)")
     p.add_argument("--storage", help="Optuna storage URL (postgresql://, mysql://, sqlite:///); "
                                      "default: a journal file in the study folder")
     p.add_argument("--param", choices=("mup", "sp"), default="mup", help="parameterization (default mup)")

@@ -5,7 +5,7 @@ import argparse
 
 from planner.provenance import command_line
 from proxy_train.transfer import MUP_GOAL, SP_GOAL  # the library's goals (no torch at import)
-from scaleplan.commands import emit, int_list, positive_int
+from scaleplan.commands import add_workers_argument, emit, int_list
 from scaleplan.commands.sweep import add_proxy_options
 
 
@@ -21,7 +21,7 @@ def register(sub) -> None:
     t.add_argument("--lrs", default="-12:-5:1", help="log2 LR grid START:STOP:STEP inclusive, or a list "
                                                      "like -10,-9,-8 (default -12:-5:1)")
     t.add_argument("--param", default="mup,sp", help="parameterizations: mup,sp (default both)")
-    t.add_argument("--workers", type=positive_int, default=1)
+    add_workers_argument(t, default=1, help="local worker processes")
     t.add_argument("--init-std", type=float, default=0.02, help="fixed base init std (default 0.02)")
     t.add_argument("--schedule", choices=("cosine", "wsd", "constant"), default="constant",
                    help="LR schedule (default constant, as nanoGPT-mup's Shakespeare transfer runs)")
