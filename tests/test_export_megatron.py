@@ -133,23 +133,32 @@ def test_three_phase_linear_schedule_with_rewarmup(flags_json, tmp_path):
         subprocess.run(["bash", "-n", str(tmp_path / f"launch_phase{i}.sh")], check=True)
 
 
-def test_mup_translation(flags_json, tmp_path):
+def test_mup_export_modes(flags_json, tmp_path):
+    """Both μP modes; the per-group check against Megatron's own rules is tests/test_megatron_mup.py."""
     hp = HParams(base_width=256, lr=6e-3, init_std=0.08, alpha_out=2.0, weight_decay=0.1)
     plan = make_plan(1e21, hparams=hp, n_gpus=8)
     m = plan.model_shape.d_model / 256
-    args = dict(build_args(plan))
-    assert args["--lr"] == pytest.approx(6e-3 / m) and args["--decoupled-lr"] == pytest.approx(6e-3)
-    assert args["--init-method-std"] == pytest.approx(0.08 / m ** 0.5)
-    assert args["--embedding-init-method-std"] == pytest.approx(0.08)
-    assert validate_args(build_args(plan), flags_json) == []
-    export_megatron(plan, tmp_path)
+    tr = dict(build_args(plan, mup_mode="translate"))
+    assert float(tr["--lr"]) == pytest.approx(6e-3 / m)
+    # one --decoupled-lr for embedding (μP update lr) and output layer (lr * alpha_out/m): geometric mean
+    assert float(tr["--decoupled-lr"]) == pytest.approx((6e-3 * 6e-3 * 2.0 / m) ** 0.5)
+    assert float(tr["--init-method-std"]) == pytest.approx(0.08 / m ** 0.5)
+    assert float(tr["--embedding-init-method-std"]) == pytest.approx(0.08)
+    assert validate_args(build_args(plan, mup_mode="translate"), flags_json) == []
+    with pytest.raises(UserError, match="--megatron-mup native"):
+        export_megatron(plan, tmp_path / "refused", mup_mode="translate")
+    assert not (tmp_path / "refused").exists()
+    export_megatron(plan, tmp_path, mup_mode="translate", allow_approximate_mup=True)
     text = (tmp_path / "launch.sh").read_text()
-    assert "CANNOT express" in text and "output multiplier" in text and "1/sqrt(d_head)" in text
-    native = dict(build_args(plan, mup_mode="native"))
+    assert "APPROXIMATE" in text and "attention softmax scale" in text and "readout" in text
+    native = dict(build_args(plan))  # native is the default
     assert native["--use-mup"] is True and native["--mup-base-hidden-size"] == 256
-    assert native["--lr"] == pytest.approx(6e-3) and native["--mup-output-mult"] == pytest.approx(2.0)
+    # Megatron keeps a --mup-output-mult other than 1.0 as is (TransformerConfig.__post_init__), so the
+    # flag is alpha_out/m itself; softmax_scale = sqrt(base_head_dim)/kv_channels gives attn_mult/d_head
+    assert float(native["--lr"]) == pytest.approx(6e-3) and float(native["--mup-output-mult"]) == pytest.approx(2 / m)
+    assert float(native["--mup-base-head-dim"]) == 1.0 and float(native["--mup-attn-scale-power"]) == 1.0
     assert "--decoupled-lr" not in native
-    assert validate_args(build_args(plan, mup_mode="native"), flags_json) == []
+    assert validate_args(build_args(plan), flags_json) == []
 
 
 def test_header_and_layout_rules(tmp_path):

@@ -7,10 +7,15 @@ Semantics respected (shared/notes/megatron-and-planning.md):
   unit. WSD anneals during the last ``--lr-wsd-decay-iters`` before ``--lr-decay-iters``.
 * §1c: TP divides heads, kv groups and ffn; ``world % (TP*PP*CP) == 0``; ``GBS % (mbs*DP) == 0``;
   SP only when TP > 1; vocab padded to a multiple of ``make_vocab_size_divisible_by * TP``.
-* ``--decoupled-lr`` applies to parameters tagged ``is_embedding_or_output_parameter`` (the word
-  embedding and the output layer; Megatron-LM ``megatron/core/models/gpt/gpt_model.py`` and
-  ``get_standard_config_overrides`` in the optimizer config), so it can carry μP's embedding and
-  readout LR while ``--lr`` carries the hidden-matrix LR.
+* μP (planner/export/megatron_mup.py models what Megatron derives, cited there): ``native`` (the
+  default) passes ``--use-mup`` with the values that make Megatron's derived LR, init, multipliers
+  and softmax scale equal the plan's (exact up to Megatron's depth-scaled output-projection init,
+  its hidden eps/width_mult and the zero inits it lacks); ``translate`` uses flags every release
+  has: ``--decoupled-lr`` reaches both the word embedding and the output layer
+  (``is_embedding_or_output_parameter``; ``get_standard_config_overrides``), norms get ``--lr``
+  and attention stays 1/sqrt(d_head), so it is refused when an update size or the attention
+  scale is off by more than 2x unless allowed; the per-group ratios go into launch.sh's header
+  and ``megatron_args.json``'s meta either way.
 * Multi-phase schedules: Megatron's scheduler counts steps from 0 of the whole run, even with
   ``--override-opt_param-scheduler`` (it only swaps hyperparameters; ``load_state_dict`` then
   steps to the saved ``num_steps``), so a re-warmup needs a fresh step counter. Phase k saves to
@@ -25,6 +30,7 @@ pretrain_gpt_flags.json) by :func:`planner.export.megatron_flags.validate_args`.
 """
 from __future__ import annotations
 
+import math
 import shlex
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +39,7 @@ from typing import Any
 from planner.errors import UserError
 from planner.export.common import PLACEHOLDERS, data_value, fmt, header_lines, json_text, one_line, q, write_export
 from planner.export.megatron_flags import Shell, validate_args
+from planner.export.megatron_mup import MupCheck, compare, megatron_effective
 from planner.plan import Plan
 
 #: Shell expressions (not quoted) used for placeholder-valued flags.
@@ -68,12 +75,13 @@ class PhaseRun:
     previous: str | None  # the phase whose weights this one starts from
 
 
-def build_args(plan: Plan, *, mup_mode: str = "translate", phase: PhaseRun | None = None) -> list[tuple[str, Any]]:
+def build_args(plan: Plan, *, mup_mode: str = "native", phase: PhaseRun | None = None) -> list[tuple[str, Any]]:
     """Ordered (flag, value) pairs for pretrain_gpt.py. ``True`` = a bare switch.
 
-    ``mup_mode``: ``translate`` expresses μP with flags every release has (--lr = hidden LR,
-    --decoupled-lr = embedding/readout LR, hidden init std); ``native`` uses Megatron-LM main's
-    ``--use-mup`` family instead (base LR and base init std; Megatron scales them itself).
+    ``mup_mode`` (μP plans only; module docstring): ``native`` uses Megatron-LM's ``--use-mup``
+    family (base LR and base init std; Megatron scales them itself); ``translate`` expresses μP
+    with flags every release has (:func:`_mup_lr_init`). Floats derived from μP are written with
+    full precision (:func:`_exact`).
     """
     if mup_mode not in MUP_MODES:
         raise UserError(f"unknown μP mode {mup_mode!r}; use translate or native")
@@ -134,18 +142,13 @@ def _data_args(plan: Plan, phase: PhaseRun | None, train_iters: int) -> list[tup
 
 
 def _optimizer_args(plan: Plan, mup_mode: str, phase: PhaseRun | None) -> list[tuple[str, Any]]:
-    """Init std, LR schedule (a phase's own when given), AdamW; μP as decoupled LR and init stds."""
-    t, hp = plan.training, plan.hparams
-    translate = plan.is_mup and mup_mode == "translate"
+    """Init std, LR schedule (a phase's own when given), AdamW; μP per :func:`_mup_lr_init`."""
+    t = plan.training
     lr, min_lr = (phase.lr, phase.min_lr) if phase else (t.lr, t.min_lr)
-    init_std = t.init_std
-    if plan.is_mup and mup_mode == "native":
-        lr, init_std = hp.embedding.lr, hp.embedding.init_std
-        min_lr = lr * (t.min_lr / t.lr)
-    a: list[tuple[str, Any]] = [("--init-method-std", init_std)]
-    if translate:
-        a.append(("--embedding-init-method-std", t.embedding_init_std))
-    a += [("--lr", lr), ("--min-lr", min_lr)]
+    mup = plan.is_mup
+    head, decoupled = _mup_lr_init(plan, mup_mode, lr, min_lr) if mup else (
+        [("--init-method-std", t.init_std), ("--lr", lr), ("--min-lr", min_lr)], [])
+    a = list(head)
     style = phase.decay_style if phase else t.schedule
     if style == "wsd":
         a += [("--lr-decay-style", "WSD"), ("--lr-wsd-decay-style", t.wsd_decay_style or "linear"),
@@ -153,14 +156,44 @@ def _optimizer_args(plan: Plan, mup_mode: str, phase: PhaseRun | None) -> list[t
     else:
         a.append(("--lr-decay-style", style))
     a.append(("--lr-decay-iters", phase.lr_decay_iters if phase else t.lr_decay_iters))
-    if translate:
-        a += [("--decoupled-lr", t.decoupled_lr), ("--decoupled-min-lr", t.decoupled_min_lr)]
-    a += [("--weight-decay", t.weight_decay), ("--clip-grad", t.clip_grad),
+    a += decoupled
+    a += [("--weight-decay", _exact(t.weight_decay) if mup else t.weight_decay), ("--clip-grad", t.clip_grad),
           ("--lr-warmup-iters", phase.warmup_iters if phase else t.warmup_iters),
-          ("--optimizer", "adam"), ("--adam-beta1", t.betas[0]), ("--adam-beta2", t.betas[1]), ("--adam-eps", t.eps)]
+          ("--optimizer", "adam"), ("--adam-beta1", t.betas[0]), ("--adam-beta2", t.betas[1]),
+          ("--adam-eps", _exact(t.eps) if mup else t.eps)]
     if phase and phase.previous:
         a.append(("--pretrained-checkpoint", Shell('"${CHECKPOINT_DIR}/' + phase.previous + '"')))
     return a
+
+
+def _exact(value: float) -> str:
+    """A float as the shortest text that parses back to it (μP values must survive to 1e-6 and better)."""
+    return repr(float(value))
+
+
+def _mup_lr_init(plan: Plan, mup_mode: str, lr: float, min_lr: float) -> tuple[list, list]:
+    """(init and LR flags, decoupled-LR flags) of a μP plan; ``lr``/``min_lr`` are the plan's hidden LRs.
+
+    native: base LR and base init std; Megatron divides them itself (megatron_mup module docstring).
+    translate: --lr the hidden LR (it also reaches the norms), hidden init std, the embedding init
+    with alpha_in folded in, and one --decoupled-lr for embedding and output layer: the geometric
+    mean of their multiplier-folded μP update sizes (lr*alpha_in and lr*alpha_out/m_d), which
+    minimises the larger of the two mismatches.
+    """
+    hp, t = plan.hparams, plan.training
+    scale = lr / t.lr  # a phase's LR relative to the plan's (1 outside phases)
+    if mup_mode == "native":
+        base = hp.embedding.lr * scale
+        return [("--init-method-std", _exact(hp.hidden.init_std * hp.m_d ** 0.5)),
+                ("--embedding-init-method-std", _exact(hp.embedding.init_std)),
+                ("--lr", _exact(base)), ("--min-lr", _exact(base * min_lr / lr))], []
+    emb, out = hp.embedding, hp.readout
+    decoupled = (emb.lr * emb.multiplier * out.lr * out.multiplier) ** 0.5 * scale
+    min_ratio = t.decoupled_min_lr / t.decoupled_lr if t.decoupled_lr else min_lr / lr
+    return ([("--init-method-std", _exact(hp.hidden.init_std)),
+             ("--embedding-init-method-std", _exact(emb.init_std * emb.multiplier)),
+             ("--lr", _exact(lr)), ("--min-lr", _exact(min_lr))],
+            [("--decoupled-lr", _exact(decoupled)), ("--decoupled-min-lr", _exact(decoupled * min_ratio))])
 
 
 def _architecture_args(plan: Plan) -> list[tuple[str, Any]]:
@@ -189,12 +222,34 @@ def _architecture_args(plan: Plan) -> list[tuple[str, Any]]:
 
 
 def _native_mup_args(plan: Plan, mup_mode: str) -> list[tuple[str, Any]]:
+    """Megatron-LM's --use-mup flags set so that what it derives equals μP (megatron_mup docstring).
+
+    Output multiplier: Megatron keeps --mup-output-mult as given unless it is exactly 1.0 (then it
+    uses 1/width_mult), so we pass alpha_out/m_d itself, nudged by one ulp when that is exactly 1.
+    Attention: softmax_scale = sqrt(mup_base_head_dim) / kv_channels**power, so power 1 and base
+    head dim attn_mult**2 give attn_mult/d_head.
+    """
     if not (plan.is_mup and mup_mode == "native"):
         return []
     hp = plan.hparams
+    out_mult = hp.readout.multiplier
+    if out_mult == 1.0 and hp.m_d != 1.0:
+        out_mult = math.nextafter(1.0, 2.0)
     return [("--use-mup", True), ("--mup-base-hidden-size", hp.base_width),
-            ("--mup-embedding-mult", hp.embedding.multiplier), ("--mup-output-mult", hp.readout.multiplier * hp.m_d),
-            ("--mup-base-head-dim", float(plan.shape.head_dim)), ("--mup-attn-scale-power", 1.0)]
+            ("--mup-embedding-mult", _exact(hp.embedding.multiplier)), ("--mup-output-mult", _exact(out_mult)),
+            ("--mup-base-head-dim", _exact(_attn_mult(plan) ** 2)), ("--mup-attn-scale-power", 1.0)]
+
+
+def _attn_mult(plan: Plan) -> float:
+    """The proxy's attention multiplier, recovered from the plan's scale attn_mult/d_head."""
+    return plan.hparams.attention.scale * plan.shape.head_dim
+
+
+def mup_check(plan: Plan, args: list[tuple[str, Any]]) -> MupCheck | None:
+    """What Megatron derives from ``args`` per group versus the plan's μP values (None unless μP)."""
+    if not plan.is_mup:
+        return None
+    return compare(megatron_effective(args), plan.hparams)
 
 
 def args_to_json(args: list[tuple[str, Any]], plan: Plan) -> dict[str, Any]:
@@ -216,56 +271,33 @@ def args_to_json(args: list[tuple[str, Any]], plan: Plan) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------------------------- scripts
-def _mup_comment(plan: Plan, mup_mode: str) -> list[str]:
+def _mup_comment(plan: Plan, mup_mode: str, check: MupCheck | None) -> list[str]:
     hp = plan.hparams
     if hp is None:
         return ["# Parameterization: standard (SP); no μP hyperparameters in this plan."]
-    m = hp.m_d
     if not hp.is_mup:
         return ["# Parameterization: SP hparams from a proxy at another width were used as is:",
                 "# SP has no transfer guarantee across width (the optimal LR drifts roughly like 1/width)."]
-    lines = [
-        f"# μP at width {hp.d_model} (base width {hp.base_width}, m_d = {m:.6g}). Megatron trains in SP;",
-    ]
-    if mup_mode == "translate":
-        lines += [
-            "# what the flags below express:",
-            f"#   --lr {fmt(hp.hidden.lr)}          hidden matrices (QKV, out, MLP): base lr / m_d",
-            f"#   --decoupled-lr {fmt(hp.embedding.lr)}  word embedding + output layer (Megatron's",
-            "#                       is_embedding_or_output_parameter): base lr, not scaled",
-            f"#   --init-method-std {fmt(hp.hidden.init_std)}  hidden init: base std / sqrt(m_d)",
-            f"#   --embedding-init-method-std {fmt(hp.embedding.init_std)}  embedding init: base std",
-            "# what they CANNOT express (the run is then not exactly μP):",
-            f"#   * output multiplier alpha_out/m_d = {fmt(hp.readout.multiplier)} on the logits (MuReadout).",
-            "#     It cannot be folded into the output weights: Adam's update size does not scale with them.",
-            "#     Fix: multiply the final hidden state by this constant before the output layer (patch",
-            "#     GPTModel's output path), or use Megatron-LM main's --use-mup (rerun `scaleplan export",
-            "#     --megatron-mup native`).",
-            f"#   * attention scale attn_mult/d_head = {fmt(hp.attention.scale)} instead of 1/sqrt(d_head);",
-            "#     with d_head fixed across widths this is a constant factor (microsoft/mup#17), but it",
-            "#     differs from the proxy; Megatron exposes no softmax scale flag outside --use-mup.",
-            f"#   * input multiplier alpha_in = {fmt(hp.embedding.multiplier)} on the embedding output"
-            + (" (1: nothing to do)." if hp.embedding.multiplier == 1 else "; patch the embedding forward."),
-            "#   * zero-init readout and query: Megatron has no flag; the output layer is initialised with",
-            "#     --init-method-std and the residual output projections with std/sqrt(2L).",
-            f"#   * norms get --lr (= lr/m_d) instead of the base lr {fmt(hp.norms.lr)}.",
-            f"#   * weight decay: one --weight-decay for all matrices; set to the hidden value"
-            f" {fmt(hp.hidden.weight_decay)} (MuAdamW rule wd*m_d when wd_rule=mup),",
-            f"#     so embedding/output decay with that value instead of {fmt(hp.embedding.weight_decay)}.",
-        ]
+    if check is None:
+        return [f"# μP hparams at width {hp.d_model} are reported in plan.yaml but not applied (the plan's LR "
+                "comes from a preset or was given)."]
+    lines = [f"# μP at width {hp.d_model} (base width {hp.base_width}, m_d = {hp.m_d:.6g})."]
+    if mup_mode == "native":
+        lines += ["# Megatron-LM's native μP (--use-mup; core_v0.17.0 and later): --lr and --init-method-std are",
+                  "# the base values, Megatron divides them by width_mult for hidden matrices; --mup-output-mult",
+                  "# is alpha_out/m_d and --mup-base-head-dim attn_mult^2 so that the logit multiplier and the",
+                  "# softmax scale attn_mult/d_head equal the proxy's."]
     else:
-        lines += [
-            "# using Megatron-LM main's native μP (--use-mup): it scales hidden LR by 1/width_mult, hidden",
-            "# init std by 1/sqrt(width_mult), the attention softmax by 1/kv_channels^power and the logits",
-            "# by --mup-output-mult/width_mult. Differences from our proxy: it also divides the hidden Adam",
-            "# eps by width_mult and scales the output-layer init by depth; readout/query are not zero-init.",
-            "# These flags are absent from core_v0.13-0.15; use --megatron-mup translate there.",
-        ]
-    return lines
+        lines += ["# Translated into flags every release has (no --use-mup): --lr is the hidden LR (norms get it",
+                  "# too), --decoupled-lr serves embedding AND output layer, attention is 1/sqrt(d_head).",
+                  "# APPROXIMATE (--allow-approximate-mup): " + (", ".join(check.off_by_more_than(2.0)) or
+                                                                  "no update size off by more than 2x") + ";",
+                  "# rerun `scaleplan export --megatron-mup native` for exact μP on Megatron-LM core_v0.17.0+."]
+    return lines + ["# " + line for line in check.lines()]
 
 
 def launch_script(plan: Plan, args: list[tuple[str, Any]], *, command: str | None = None,
-                  mup_mode: str = "translate", title: str = "Megatron-LM launch") -> str:
+                  mup_mode: str = "native", title: str = "Megatron-LM launch") -> str:
     place, lay = plan.placement, plan.layout
     gpn, nnodes = place.gpus_per_node, place.n_nodes
     L = ["#!/usr/bin/env bash"] + header_lines(plan, title, command) + [
@@ -300,7 +332,7 @@ def launch_script(plan: Plan, args: list[tuple[str, Any]], *, command: str | Non
         L += [f"# Sharding: the plan uses FSDP hybrid shard (shard over {lay.shard_group} GPUs, replicate across",
               f"# {lay.dp // lay.shard_group} groups). Megatron's --use-torch-fsdp2 shards over all {lay.dp} DP ranks",
               "# instead (less memory, more inter-node traffic); the torchtitan export expresses hybrid sharding."]
-    L += _mup_comment(plan, mup_mode)
+    L += _mup_comment(plan, mup_mode, mup_check(plan, args))
     L += ["", "ARGS=("]
     for flag, value in args:
         if value is True:
@@ -343,21 +375,43 @@ def sbatch_script(plan: Plan, launch_name: str = "launch.sh", *, command: str | 
     return "\n".join(L)
 
 
-def render_megatron(plan: Plan, *, command: str | None = None, mup_mode: str = "translate",
-                    flags_json_path: str | Path | None = None) -> dict[str, str]:
-    """launch.sh, sbatch.sh and megatron_args.json (one launch/sbatch pair per phase when the plan has phases)."""
+#: Translate mode refuses when an update size or the attention scale is off by more than this factor.
+APPROXIMATE_LIMIT = 2.0
+
+
+def _refuse_approximate(check: MupCheck | None) -> None:
+    off = check.off_by_more_than(APPROXIMATE_LIMIT) if check else []
+    if off:
+        raise UserError(
+            f"Megatron translate mode cannot express this plan's μP within {APPROXIMATE_LIMIT:g}x (trainer / μP: "
+            + ", ".join(off) + "): without --use-mup one --decoupled-lr serves embedding and output layer, norms "
+            "get the hidden --lr and attention is 1/sqrt(d_head); export with --megatron-mup native (Megatron-LM "
+            "core_v0.17.0 or later: exact), or pass --allow-approximate-mup to write these ratios into launch.sh")
+
+
+def render_megatron(plan: Plan, *, command: str | None = None, mup_mode: str = "native",
+                    flags_json_path: str | Path | None = None, allow_approximate_mup: bool = False) -> dict[str, str]:
+    """launch.sh, sbatch.sh and megatron_args.json (one launch/sbatch pair per phase when the plan has phases).
+
+    A μP plan in ``translate`` mode is refused when :meth:`MupCheck.off_by_more_than` finds a group
+    off by more than ``APPROXIMATE_LIMIT``, unless ``allow_approximate_mup``.
+    """
     errs = plan.validate_layout()
     if errs:
         raise UserError("the plan's layout breaks Megatron's rules: " + "; ".join(errs)
                         + "; re-plan with other --tp/--pp/--gpus")
     files: dict[str, str] = {}
     all_args = {}
+    check = None
     for phase in phase_runs(plan) or [None]:
         args = build_args(plan, mup_mode=mup_mode, phase=phase)
         if flags_json_path is not None:
             probs = validate_args(args, flags_json_path)
             if probs:
                 raise UserError("exported Megatron arguments are invalid: " + "; ".join(probs))
+        check = mup_check(plan, args)
+        if mup_mode == "translate" and not allow_approximate_mup:
+            _refuse_approximate(check)
         suffix = f"_{phase.name}" if phase else ""
         files[f"launch{suffix}.sh"] = launch_script(plan, args, command=command, mup_mode=mup_mode,
                                                    title=f"Megatron-LM launch{(' ' + phase.name) if phase else ''}")
@@ -365,15 +419,18 @@ def render_megatron(plan: Plan, *, command: str | None = None, mup_mode: str = "
         all_args[phase.name if phase else "main"] = args_to_json(args, plan)
     meta = {"scaleplan_plan_hash": plan.plan_hash, "command": one_line(command or plan.meta.get("command", "")),
             "mup_mode": mup_mode}
+    if check is not None:
+        meta["mup_check"] = check.to_dict()
     body = {"args": all_args["main"]} if "main" in all_args else {"phases": all_args}
     files["megatron_args.json"] = json_text({"meta": meta, **body})
     return files
 
 
-def export_megatron(plan: Plan, out_dir: str | Path, *, command: str | None = None, mup_mode: str = "translate",
-                    flags_json_path: str | Path | None = None) -> dict[str, Any]:
+def export_megatron(plan: Plan, out_dir: str | Path, *, command: str | None = None, mup_mode: str = "native",
+                    flags_json_path: str | Path | None = None, allow_approximate_mup: bool = False) -> dict[str, Any]:
     """Write :func:`render_megatron`'s files into ``out_dir``."""
-    files = render_megatron(plan, command=command, mup_mode=mup_mode, flags_json_path=flags_json_path)
+    files = render_megatron(plan, command=command, mup_mode=mup_mode, flags_json_path=flags_json_path,
+                            allow_approximate_mup=allow_approximate_mup)
     return write_export("megatron", plan, out_dir, files)
 
 

@@ -27,28 +27,23 @@ MASTER_ADDR="${MASTER_ADDR:-localhost}"
 MASTER_PORT="${MASTER_PORT:-29500}"
 export CUDA_DEVICE_MAX_CONNECTIONS=1  # required by Megatron for TP/CP overlap on Hopper
 
-# μP at width 3584 (base width 64, m_d = 56). Megatron trains in SP;
-# what the flags below express:
-#   --lr 4.41073e-05          hidden matrices (QKV, out, MLP): base lr / m_d
-#   --decoupled-lr 0.00247001  word embedding + output layer (Megatron's
-#                       is_embedding_or_output_parameter): base lr, not scaled
-#   --init-method-std 0.00234431  hidden init: base std / sqrt(m_d)
-#   --embedding-init-method-std 0.0175432  embedding init: base std
-# what they CANNOT express (the run is then not exactly μP):
-#   * output multiplier alpha_out/m_d = 0.0656836 on the logits (MuReadout).
-#     It cannot be folded into the output weights: Adam's update size does not scale with them.
-#     Fix: multiply the final hidden state by this constant before the output layer (patch
-#     GPTModel's output path), or use Megatron-LM main's --use-mup (rerun `scaleplan export
-#     --megatron-mup native`).
-#   * attention scale attn_mult/d_head = 0.0078125 instead of 1/sqrt(d_head);
-#     with d_head fixed across widths this is a constant factor (microsoft/mup#17), but it
-#     differs from the proxy; Megatron exposes no softmax scale flag outside --use-mup.
-#   * input multiplier alpha_in = 1.23519 on the embedding output; patch the embedding forward.
-#   * zero-init readout and query: Megatron has no flag; the output layer is initialised with
-#     --init-method-std and the residual output projections with std/sqrt(2L).
-#   * norms get --lr (= lr/m_d) instead of the base lr 0.00247001.
-#   * weight decay: one --weight-decay for all matrices; set to the hidden value 0 (MuAdamW rule wd*m_d when wd_rule=mup),
-#     so embedding/output decay with that value instead of 0.
+# μP at width 3584 (base width 64, m_d = 56).
+# Megatron-LM's native μP (--use-mup; core_v0.17.0 and later): --lr and --init-method-std are
+# the base values, Megatron divides them by width_mult for hidden matrices; --mup-output-mult
+# is alpha_out/m_d and --mup-base-head-dim attn_mult^2 so that the logit multiplier and the
+# softmax scale attn_mult/d_head equal the proxy's.
+# per group, as Megatron applies it (native mode, width_mult 56) and the ratio
+# trainer / μP (multiplier folded into the weight, as Adam allows: update = lr*mult,
+# init = std*mult, decay = lr*wd per step, eps = eps/mult):
+#   group               lr   init std      mult      wd   update     init     mult    decay      eps
+#   embedding      0.00247    0.01754     1.235       0        1        1        1        1        1
+#   hidden       4.411e-05   0.002344         1       0        1        1        1        1  0.01786
+#   hidden_out   4.411e-05  0.0002621         1       0        1   0.1118        1        1  0.01786
+#   readout        0.00247    0.01754   0.06568       0        1      inf        1        1        1
+#   norms          0.00247          1         1       0        1        1        1        1        1
+#   attention softmax scale 0.0078125 vs μP 0.0078125 (ratio 1)
+#   note: μP zero-initialises the readout; Megatron has no such option (init ratio inf)
+#   note: μP zero-initialises the query projection; Megatron's fused linear_qkv draws it with the hidden std
 
 ARGS=(
   --tensor-model-parallel-size 1
@@ -73,15 +68,13 @@ ARGS=(
   --split 99,1,0
   --data-cache-path "${CACHE_DIR}"
   --distributed-backend nccl
-  --init-method-std 0.00234431
-  --embedding-init-method-std 0.0175432
-  --lr 4.41073e-05
-  --min-lr 4.41073e-06
+  --init-method-std 0.01754317452443068
+  --embedding-init-method-std 0.01754317452443068
+  --lr 0.002470009274361501
+  --min-lr 0.0002470009274361501
   --lr-decay-style cosine
   --lr-decay-iters 68980
-  --decoupled-lr 0.00247001
-  --decoupled-min-lr 0.000247001
-  --weight-decay 0
+  --weight-decay 0.0
   --clip-grad 1
   --lr-warmup-iters 2836
   --optimizer adam
@@ -106,6 +99,12 @@ ARGS=(
   --attention-softmax-in-fp32
   --transformer-impl transformer_engine
   --log-throughput
+  --use-mup
+  --mup-base-hidden-size 64
+  --mup-embedding-mult 1.2351913446701004
+  --mup-output-mult 0.06568360758589491
+  --mup-base-head-dim 1.0
+  --mup-attn-scale-power 1
 )
 
 exec ${TORCHRUN:-torchrun} --nproc_per_node "$GPUS_PER_NODE" --nnodes "$NNODES" --node_rank "$NODE_RANK" --master_addr "$MASTER_ADDR" --master_port "$MASTER_PORT" "$MEGATRON_DIR/pretrain_gpt.py" "${ARGS[@]}"
