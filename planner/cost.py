@@ -27,10 +27,11 @@ Default MFU priors (``GPU.default_mfu``, planner/hardware.py), from reported den
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from planner.errors import UserError, nonneg_number, positive_number
+from planner.schema import check_record
 from planner.hardware import DEFAULT_PRICE_PER_GPU_HOUR, GPU, get_gpu
 
 SECONDS_PER_HOUR = 3600.0
@@ -84,13 +85,13 @@ class TimeEstimate:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "TimeEstimate":
-        """Inverse of :meth:`to_dict` (the derived hours, days, GPU-hours, cost and currency are recomputed)."""
-        names = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - names - {"hours", "days", "gpu_hours", "cost", "currency"})
-        if unknown:
-            raise UserError(f"unknown time/cost fields {unknown}; known fields: {sorted(names)}")
-        return cls(**{k: v for k, v in d.items() if k in names})
+    def from_dict(cls, d: dict[str, Any], where: str = "time/cost", fix: str = "fix the value") -> "TimeEstimate":
+        """Inverse of :meth:`to_dict`, every field checked (planner.schema); the derived hours, days,
+        GPU-hours, cost and currency are recomputed."""
+        rules = {**dict.fromkeys(("total_flops", "n_gpus", "achieved_flops_per_gpu", "seconds"), "positive"),
+                 "mfu": "fraction", "price_per_gpu_hour": "nonneg"}
+        return cls(**check_record(cls, d, where, fix=fix, rules=rules,
+                                  ignored=("hours", "days", "gpu_hours", "cost", "currency")))
 
 
 def estimate_time(total_flops: float, gpu: GPU | str, n_gpus: int, mfu: float | None = None, *,

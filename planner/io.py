@@ -110,32 +110,111 @@ def write_yaml(path: str | os.PathLike, obj: Any) -> Path:
     return atomic_write(path, to_yaml(obj))
 
 
-def _read_text(path: Path, what: str, kind: str) -> str:
-    """The file's text, or a UserError saying it is missing, a folder or not UTF-8."""
+#: Limits of the readers: artefacts are kilobytes to a few megabytes (fit.json with its bootstrap
+#: samples is the largest); anything beyond is refused before it is parsed.
+MAX_READ_BYTES = 64 * 2**20
+#: YAML: nodes after alias expansion (a plan has ~600) and nesting depth. A "billion laughs"
+#: document expands a few aliases into billions of nodes; counting them on the composed graph
+#: (shared nodes counted once per use, without building anything) refuses it in microseconds.
+MAX_YAML_NODES = 100_000
+MAX_NESTING = 100
+
+
+def _read_text(path: Path, what: str, kind: str, max_bytes: int | None = None) -> str:
+    """The file's text, or a UserError saying it is missing, a folder, too large (``max_bytes``,
+    default MAX_READ_BYTES) or not UTF-8."""
+    max_bytes = max_bytes or MAX_READ_BYTES
     if not path.exists():
         raise UserError(f"{what} not found: {path}; check the path")
     if path.is_dir():
         raise UserError(f"{what} {path} is a folder; pass the file inside it")
     try:
-        return path.read_text(encoding="utf-8")
+        with open(path, "rb") as f:
+            raw = f.read(max_bytes + 1)
+    except OSError as e:
+        raise UserError(f"cannot read {what} {path} ({e.strerror}); check the path and its permissions") from None
+    if len(raw) > max_bytes:
+        raise UserError(f"{what} {path} is larger than {max_bytes:,} bytes; pass the {kind} file scaleplan wrote")
+    try:
+        return raw.decode("utf-8")
     except UnicodeDecodeError:
         raise UserError(f"{what} {path} is not UTF-8 text; pass a {kind} file") from None
 
 
+def _too_nested(what: str, path: Path, kind: str) -> UserError:
+    return UserError(f"{what} {path} is nested too deeply to read; pass the {kind} file scaleplan wrote")
+
+
 def read_json(path: str | os.PathLike, what: str = "JSON file") -> Any:
+    """The JSON value in ``path``; UserError when it is missing, too large, too deeply nested or not JSON."""
     path = Path(path)
     text = _read_text(path, what, "JSON")
     try:
         return json.loads(text)
     except json.JSONDecodeError as e:
         raise UserError(f"{what} {path} is not valid JSON (line {e.lineno}: {e.msg}); fix or regenerate it") from None
+    except RecursionError:
+        raise _too_nested(what, path, "JSON") from None
+    except ValueError as e:  # e.g. an integer beyond Python's 4300-digit limit
+        raise UserError(f"{what} {path} holds a value JSON cannot be read into ({str(e)[:80]}); "
+                        "fix or regenerate it") from None
+
+
+class _BoundedLoader(yaml.SafeLoader):
+    """yaml.SafeLoader that checks the composed document (:func:`_check_yaml_graph`) before building it."""
+
+    def construct_document(self, node):
+        _check_yaml_graph(node)
+        return super().construct_document(node)
+
+
+class _YAMLTooLarge(Exception):
+    pass
+
+
+def _check_yaml_graph(root) -> None:
+    """Raise _YAMLTooLarge when the document, with every alias expanded, would exceed
+    MAX_YAML_NODES nodes or MAX_NESTING levels, or when an alias refers to its own ancestor."""
+    seen: dict[int, tuple[int, int]] = {}  # node -> (expanded size, height)
+    deep = f"nested more than {MAX_NESTING} levels deep"
+
+    def size(node, depth: int, open_nodes: set[int]) -> tuple[int, int]:
+        key = id(node)
+        if key in seen:
+            if depth + seen[key][1] > MAX_NESTING:
+                raise _YAMLTooLarge(deep)
+            return seen[key]
+        if depth > MAX_NESTING:
+            raise _YAMLTooLarge(deep)
+        if key in open_nodes:
+            raise _YAMLTooLarge("an alias refers to the node that contains it")
+        open_nodes.add(key)
+        children = node.value if isinstance(node, yaml.SequenceNode) else (
+            [n for pair in node.value for n in pair] if isinstance(node, yaml.MappingNode) else [])
+        total, height = 1, 0
+        for child in children:
+            n, h = size(child, depth + 1, open_nodes)
+            total, height = total + n, max(height, h + 1)
+            if total > MAX_YAML_NODES:
+                raise _YAMLTooLarge(f"more than {MAX_YAML_NODES:,} values once its aliases are expanded")
+        open_nodes.discard(key)
+        seen[key] = (total, height)
+        return seen[key]
+
+    size(root, 0, set())
 
 
 def read_yaml(path: str | os.PathLike, what: str = "YAML file") -> Any:
+    """The YAML value in ``path`` (safe tags only; aliases allowed only while the expanded document
+    stays under MAX_YAML_NODES values and MAX_NESTING levels); UserError otherwise."""
     path = Path(path)
     text = _read_text(path, what, "YAML")
     try:
-        return yaml.safe_load(text)
+        return yaml.load(text, Loader=_BoundedLoader)  # noqa: S506 - a SafeLoader subclass
+    except _YAMLTooLarge as e:
+        raise UserError(f"{what} {path} is refused: {e}; pass the YAML file scaleplan wrote") from None
+    except RecursionError:
+        raise _too_nested(what, path, "YAML") from None
     except yaml.YAMLError as e:
         msg = str(e).splitlines()[0] if str(e) else "parse error"
         raise UserError(f"{what} {path} is not valid YAML ({msg}); fix or regenerate it") from None

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from planner.errors import UserError
+from planner.schema import check_record
 
 
 SWIGLU_FFN_RULE = "d_ffn = 8 * round(8/3 * d_model / 8)"
@@ -50,6 +51,13 @@ def pad_vocab(vocab: int, multiple: int | None, tp: int = 1) -> int:
         return int(vocab)
     step = int(multiple) * int(tp)
     return int(math.ceil(vocab / step) * step)
+
+
+#: Range rules of ``ModelShape.from_dict`` (planner.schema).
+_SHAPE_RULES: dict[str, Any] = {
+    **dict.fromkeys(("n_layers", "d_model", "d_ffn", "n_heads", "vocab_size", "n_kv_heads", "head_dim", "seq_len",
+                     "pad_vocab_to", "tp", "rope_theta", "norm_eps"), "positive"),
+    "norm": ("rmsnorm", "layernorm"), "activation": ("swiglu", "gelu")}
 
 
 @dataclass(frozen=True)
@@ -224,12 +232,9 @@ class ModelShape:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "ModelShape":
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(d) - known
-        if unknown:
-            raise UserError(f"unknown model-shape fields {sorted(unknown)}; known fields: {sorted(known)}")
-        return cls(**d)
+    def from_dict(cls, d: dict[str, Any], where: str = "model-shape", fix: str = "fix the value") -> "ModelShape":
+        """Every field type- and range-checked (planner.schema); UserError "<where>.<field> ...; <fix>"."""
+        return cls(**check_record(cls, d, where, fix=fix, rules=_SHAPE_RULES))
 
     def replace(self, **changes: Any) -> "ModelShape":
         return dataclasses.replace(self, **changes)

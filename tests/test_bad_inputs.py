@@ -325,6 +325,13 @@ def _api_cases(ws: Path):
         ("export-unknown-trainer", lambda: export(Plan.read(ws / "plan.yaml"), "deepspeed", ws / "e9"),
          "unknown trainer"),
         ("TokenData-missing", lambda: TokenData(ws / "nodata"), "not found"),
+        ("Plan-hostile-int",
+         lambda: Plan.from_dict({**Plan.read(ws / "plan.yaml").to_dict(), "tokens": "1 if 0 else 2"}),
+         "plan section tokens must be an integer"),
+        ("export-edited-plan", lambda: export(Plan.from_dict({**Plan.read(ws / "plan.yaml").to_dict(), "preset": "x"}),
+                                              "hf", ws / "e10"), "--allow-edited-plan"),
+        ("ModelShape-from-dict-bool", lambda: ModelShape.from_dict({"n_layers": True, "d_model": 64, "d_ffn": 128,
+                                                                    "n_heads": 2, "vocab_size": 100}), "integer"),
         ("parse_lr_grid-two-points", lambda: parse_lr_grid("-10,-9"), "at least 3"),
     ]
 
@@ -333,6 +340,7 @@ API_IDS = ["load_law-unknown", "load_law-broken-file", "Budget-negative", "Budge
            "make_plan-tiny-budget", "make_plan-nothing", "get_gpu-unknown", "ModelShape-heads", "fit-nan",
            "fit-length-mismatch", "load_runs-missing-column", "load_runs-both-d-and-c", "load_hparams-garbage",
            "Plan-from-list", "Plan-read-partial", "export-unknown-trainer", "TokenData-missing",
+           "Plan-hostile-int", "export-edited-plan", "ModelShape-from-dict-bool",
            "parse_lr_grid-two-points"]
 
 

@@ -1,9 +1,13 @@
 """Helpers every exporter shares: the provenance header, shell quoting, placeholders, writing.
 
-Rules: an exporter reads only a :class:`planner.plan.Plan` and renders ``{filename: text}``; every
-value that reaches a shell script goes through :func:`shlex.quote` (so names with spaces, quotes,
-``$()`` or ``;`` stay data); :func:`write_files` writes the rendered files atomically (planner.io).
-Every file carries scaleplan's version, the plan hash and the command that made it.
+Rules: an exporter reads only a :class:`planner.plan.Plan` (every value type-checked when plan.yaml
+was read) and renders ``{filename: text}``, each value rendered for its target language: numbers
+from ints/floats (:func:`py_num` refuses anything else), strings quoted with :func:`shlex.quote` for
+bash (so names with spaces, quotes, ``$()`` or ``;`` stay data) and ``repr`` for Python, free text
+in ``#`` comments through :func:`one_line` and in a Python docstring through :func:`doc_line`.
+:func:`write_files` writes the rendered files atomically (planner.io). Every file carries
+scaleplan's version, the plan hash and the command that made it, and says so when the plan was
+edited after it was made (:func:`check_not_edited`).
 """
 from __future__ import annotations
 
@@ -14,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from planner import __version__
+from planner.errors import UserError
 from planner.io import atomic_write, to_json
 from planner.plan import Plan
 
@@ -37,14 +42,46 @@ def one_line(text: str) -> str:
     return re.sub(r"[\x00-\x1f\x7f]+", " ", str(text))
 
 
+def doc_line(text: str) -> str:
+    """Text safe inside a Python ``\"\"\"`` docstring: one line, backslashes and quotes escaped."""
+    return one_line(text).replace("\\", "\\\\").replace('"', '\\"')
+
+
+def edited_note(plan: Plan) -> str | None:
+    """The warning every exported file carries when the plan was edited after it was made."""
+    if not plan.edited_from:
+        return None
+    return (f"WARNING: plan edited after it was made (stored plan_hash {plan.edited_from}); "
+            "exported with --allow-edited-plan")
+
+
+def check_not_edited(plan: Plan, allow_edited_plan: bool = False) -> None:
+    """UserError when the plan's content no longer matches its stored hash, unless allowed."""
+    if plan.edited_from and not allow_edited_plan:
+        raise UserError(f"the plan was edited after it was made: its stored plan_hash {plan.edited_from[:12]} "
+                        f"does not match its content; regenerate it with `scaleplan plan`, or pass "
+                        "--allow-edited-plan to export it anyway (the files then say so)")
+
+
 def header_lines(plan: Plan, what: str, command: str | None = None, comment: str = "#") -> list[str]:
+    """Provenance lines (``comment`` prefix; free text made one line: the caller escapes it further
+    for a docstring)."""
     cmd = command or plan.meta.get("command") or "(library call)"
+    note = edited_note(plan)
     return [
         f"{comment} {what}",
         f"{comment} made by scaleplan {__version__} from plan {plan.plan_hash}",
         f"{comment} command: {one_line(cmd)}",
         f"{comment} plan created: {one_line(plan.meta.get('created', '?'))}",
-    ]
+    ] + ([f"{comment} {note}"] if note else [])
+
+
+def py_num(value: Any) -> str:
+    """Python source text of an int or a finite float (``repr``); anything else is refused."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or (
+            isinstance(value, float) and not math.isfinite(value)):
+        raise UserError(f"cannot export {value!r:.60} as a number; regenerate the plan with `scaleplan plan`")
+    return repr(value)
 
 
 def q(value: Any) -> str:

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from planner import __version__
-from planner.export.common import json_text, one_line, write_export
+from planner.export.common import edited_note, json_text, one_line, write_export
 from planner.plan import Plan
 
 
@@ -20,6 +20,8 @@ def hf_config(plan: Plan, command: str | None = None) -> dict[str, Any]:
     cfg["scaleplan"] = {"version": __version__, "plan_hash": plan.plan_hash,
                         "command": one_line(command or plan.meta.get("command", "")),
                         "total_params": plan.shape.total_params}
+    if edited_note(plan):
+        cfg["scaleplan"]["warning"] = edited_note(plan)
     return cfg
 
 

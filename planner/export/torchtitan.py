@@ -20,7 +20,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from planner.export.common import data_value, header_lines, q, write_export
+from planner.export.common import data_value, doc_line, header_lines, py_num, q, write_export
 from planner.plan import Plan
 
 TORCHTITAN_VERSION = "0.3.0"
@@ -91,7 +91,7 @@ def _schedule(plan: Plan) -> dict[str, Any]:
 def _docstring(plan: Plan, command: str | None, out_std: float) -> list[str]:
     s, t = plan.shape, plan.training
     L = [f'"""torchtitan {TORCHTITAN_VERSION} config for the planned model (generated; edit the TODOs).', ""]
-    L += header_lines(plan, "scaleplan torchtitan export", command, comment="")
+    L += [doc_line(line) for line in header_lines(plan, "scaleplan torchtitan export", command, comment="")]
     L += ["",
           f"Shape: {s.n_layers} layers, d_model {s.d_model}, ffn {s.d_ffn}, heads {s.n_heads} ({s.n_kv_heads} kv),",
           f"vocab {s.vocab_size} padded to {s.padded_vocab}, seq {t.seq_len}; {s.total_params:,} parameters.",
@@ -172,8 +172,9 @@ def _config_function(plan: Plan) -> list[str]:
         "        loss=ChunkedLossWrapper.Config(loss_fn=CrossEntropyLoss.Config(global_vocab_size=decoder_vocab_size(spec))),",
         "        optimizer=OptimizersContainer.Config(param_groups=groups),",
         f"        lr_scheduler=LRSchedulersContainer.Config({', '.join(f'{k}={v!r}' for k, v in _schedule(plan).items())}),",
-        f"        training=TrainingConfig(local_batch_size={lay.micro_batch}, global_batch_size={t.global_batch}, "
-        f"seq_len={t.seq_len}, steps={t.train_iters}, max_norm={t.clip_grad!r}),",
+        f"        training=TrainingConfig(local_batch_size={py_num(lay.micro_batch)}, "
+        f"global_batch_size={py_num(t.global_batch)}, seq_len={py_num(t.seq_len)}, steps={py_num(t.train_iters)}, "
+        f"max_norm={py_num(t.clip_grad)}),",
         "        dataloader=HuggingFaceTextDataLoader.Config(dataset=DATASET),",
         "        parallelism=ParallelismConfig(),",
         "        checkpoint=CheckpointManager.Config(interval=1000, folder=CHECKPOINT_DIR),",
@@ -196,9 +197,11 @@ def config_module(plan: Plan, command: str | None = None) -> str:
         f"DATASET = {str((plan.data or {}).get('dataset', 'c4'))!r}  # TODO: a dataset name torchtitan knows",
         f"CHECKPOINT_DIR = {str(data_value(plan, 'checkpoint_dir'))!r}  # TODO",
         "",
-        f"N_LAYERS, DIM, FFN, N_HEADS, N_KV_HEADS = {s.n_layers}, {s.d_model}, {s.d_ffn}, {s.n_heads}, {s.n_kv_heads}",
-        f"VOCAB, SEQ_LEN, ROPE_THETA, NORM_EPS = {s.padded_vocab}, {t.seq_len}, {s.rope_theta!r}, {s.norm_eps!r}",
-        f"HIDDEN_STD, EMBEDDING_STD, OUTPUT_STD = {hidden_std!r}, {emb_std!r}, {out_std!r}",
+        "N_LAYERS, DIM, FFN, N_HEADS, N_KV_HEADS = "
+        + ", ".join(map(py_num, (s.n_layers, s.d_model, s.d_ffn, s.n_heads, s.n_kv_heads))),
+        "VOCAB, SEQ_LEN, ROPE_THETA, NORM_EPS = " + ", ".join(map(py_num, (s.padded_vocab, t.seq_len, s.rope_theta,
+                                                                          s.norm_eps))),
+        "HIDDEN_STD, EMBEDDING_STD, OUTPUT_STD = " + ", ".join(map(py_num, (hidden_std, emb_std, out_std))),
         "",
         "",
     ]
@@ -233,8 +236,8 @@ def run_script(plan: Plan, command: str | None = None) -> str:
         "set -euo pipefail",
         "SCRIPT_DIR=\"$(cd \"$(dirname \"${BASH_SOURCE[0]}\")\" && pwd)\"",
         "export PYTHONPATH=\"$SCRIPT_DIR${PYTHONPATH:+:$PYTHONPATH}\"",
-        f"GPUS_PER_NODE=\"${{GPUS_PER_NODE:-{gpn}}}\"",
-        f"NNODES=\"${{NNODES:-{nnodes}}}\"",
+        f"GPUS_PER_NODE=\"${{GPUS_PER_NODE:-{py_num(gpn)}}}\"",
+        f"NNODES=\"${{NNODES:-{py_num(nnodes)}}}\"",
         "NODE_RANK=\"${NODE_RANK:-${SLURM_NODEID:-0}}\"",
         "MASTER_ADDR=\"${MASTER_ADDR:-localhost}\"",
         "MASTER_PORT=\"${MASTER_PORT:-29500}\"",

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from planner.errors import UserError
+from planner.schema import check_record
 from planner.shape import ModelShape
 
 RECOMPUTE_CHOICES = ("none", "selective", "full")
@@ -103,13 +104,13 @@ class Layout:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "Layout":
-        known = {f.name for f in dataclasses.fields(cls)}
-        derived = {"n_gpus", "global_batch", "distributed_optimizer"}
-        unknown = set(d) - known - derived
-        if unknown:
-            raise UserError(f"unknown layout fields {sorted(unknown)}; known fields: {sorted(known)}")
-        return cls(**{k: v for k, v in d.items() if k in known})
+    def from_dict(cls, d: dict[str, Any], where: str = "layout", fix: str = "fix the value") -> "Layout":
+        """Every field type- and range-checked (planner.schema); the derived n_gpus, global_batch and
+        distributed_optimizer are recomputed (they must still be scalars)."""
+        rules = {**dict.fromkeys(("tp", "pp", "cp", "dp", "vpp", "micro_batch", "grad_accum", "shard_group"),
+                                 "positive"), "recompute": RECOMPUTE_CHOICES, "zero_stage": (0, 1, 2, 3)}
+        return cls(**check_record(cls, d, where, fix=fix, rules=rules,
+                                  ignored=("n_gpus", "global_batch", "distributed_optimizer")))
 
     def describe(self) -> str:
         parts = [f"TP{self.tp}", f"PP{self.pp}" + (f"x{self.vpp}v" if self.vpp > 1 else ""), f"CP{self.cp}",

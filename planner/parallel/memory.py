@@ -51,10 +51,11 @@ no mask (PyTorch returns the input unchanged). Assumptions:
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any
 
 from planner.errors import UserError
+from planner.schema import check_record
 from planner.hardware import GIB, GPU, get_gpu
 from planner.parallel.layout import Layout
 from planner.shape import ModelShape
@@ -106,13 +107,12 @@ class MemoryBreakdown:
                 "activations": self.activations, "overhead": self.overhead}
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "MemoryBreakdown":
-        """Inverse of :meth:`to_dict` (``total`` and ``total_gib`` are recomputed)."""
-        names = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - names - {"total", "total_gib"})
-        if unknown:
-            raise UserError(f"unknown memory fields {unknown}; known fields: {sorted(names)}")
-        return cls(**{k: v for k, v in d.items() if k in names})
+    def from_dict(cls, d: dict[str, Any], where: str = "memory", fix: str = "fix the value") -> "MemoryBreakdown":
+        """Inverse of :meth:`to_dict`, every field checked (planner.schema); ``total`` and ``total_gib``
+        are recomputed."""
+        rules = {**dict.fromkeys(("weights", "gradients", "optimizer", "activations", "overhead", "params_per_gpu"),
+                                 "nonneg"), "method": ("scaleplan", "megatron"), "stage": ("first", "last", "only")}
+        return cls(**check_record(cls, d, where, fix=fix, rules=rules, ignored=("total", "total_gib")))
 
 
 # ---------------------------------------------------------------------------------- Megatron's formulas

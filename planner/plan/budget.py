@@ -12,6 +12,8 @@ from typing import Any
 
 from planner.errors import UserError
 from planner.hardware import get_gpu
+from planner.plan.sections import PLAN_FIX
+from planner.schema import check_record
 
 #: The ways `scaleplan plan` takes a budget (exactly one is given); "gpus_days" is --gpus with --days.
 BUDGET_OPTIONS = ("flops", "gpu_hours", "days", "target_loss", "preset")
@@ -86,7 +88,9 @@ class Budget:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "Budget":
-        return cls(**d)
+        """plan.yaml's ``budget`` section, every field checked (planner.schema)."""
+        rules = {**dict.fromkeys(("flops", "n_gpus", "days", "gpu_hours"), "positive"), "mfu": "fraction"}
+        return cls(**check_record(cls, d, "plan section budget", fix=PLAN_FIX, rules=rules))
 
 
 def _check_mfu(mfu: float) -> float:

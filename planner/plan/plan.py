@@ -11,6 +11,7 @@ import copy
 import hashlib
 import json
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -20,12 +21,31 @@ from planner.io import read_yaml, to_json, to_yaml, write_yaml
 from planner.parallel.layout import Layout
 from planner.plan.budget import Budget
 from planner.plan.summary import plan_summary
-from planner.plan.sections import (MemoryFit, Placement, PlanAllocation, ShapeOption, TimeCost, TrainingRecipe,
-                                   read_section)
+from planner.plan.sections import (PLAN_FIX, MemoryFit, Placement, PlanAllocation, ShapeOption, TimeCost,
+                                   TrainingRecipe, check_data, check_phases, check_scalar, read_section,
+                                   read_width_hparams)
+from planner.schema import MAX_STR, scalar
 from planner.shape import ModelShape
 from planner.width_hparams import WidthHParams
 
 REQUIRED_SECTIONS = ("budget", "allocation", "shape", "tokens", "training", "layout")
+OPTIONAL_SECTIONS = ("memory", "time_cost", "hparams", "candidates", "phases", "data", "warnings", "preset", "meta")
+
+
+def _check_meta(meta: Any) -> dict[str, Any]:
+    """``meta``: who made the plan and when (scalars; free text such as the command is written to
+    exports only through ``one_line``), and ``plan_hash`` (64 hex digits)."""
+    if not isinstance(meta, dict):
+        raise UserError(f"plan section meta must be a mapping, got {type(meta).__name__}; {PLAN_FIX}")
+    for k, v in meta.items():
+        if not isinstance(k, str) or (isinstance(v, str) and len(v) > MAX_STR):
+            raise UserError(f"plan section meta has a bad key or an over-long value at {k!r}; {PLAN_FIX}")
+        if not isinstance(v, str):
+            scalar(v, f"plan section meta.{k}", PLAN_FIX)
+    h = meta.get("plan_hash")
+    if h is not None and not (isinstance(h, str) and len(h) == 64 and all(c in "0123456789abcdef" for c in h)):
+        raise UserError(f"plan section meta.plan_hash must be 64 hex digits, got {h!r:.80}; {PLAN_FIX}")
+    return meta
 
 
 @dataclass
@@ -47,6 +67,9 @@ class Plan:
     warnings: list[str] = field(default_factory=list)
     preset: str | None = None
     meta: dict[str, Any] = field(default_factory=dict)
+    #: The plan_hash stored in plan.yaml when it differs from the content's (the file was edited
+    #: after `scaleplan plan` wrote it); None for a plan as made. Not part of plan.yaml.
+    edited_from: str | None = field(default=None, compare=False)
 
     # -------------------------------------------------------------- derived views
     @property
@@ -90,31 +113,40 @@ class Plan:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "Plan":
+        """The plan in ``d`` (plan.yaml's mapping), every section checked (planner/plan/sections.py).
+
+        A stored ``meta.plan_hash`` that differs from the content's hash sets :attr:`edited_from`
+        (exporters refuse such a plan unless told otherwise) and adds a warning.
+        """
         if not isinstance(d, dict):
             raise UserError(f"a plan must be a mapping, got {type(d).__name__}; pass a plan.yaml from `scaleplan plan`")
         missing = [k for k in REQUIRED_SECTIONS if k not in d]
         if missing:
             raise UserError(f"plan lacks {missing}; regenerate it with `scaleplan plan`")
-        unknown = sorted(set(d) - set(REQUIRED_SECTIONS) - {"meta", "memory", "time_cost", "hparams", "candidates",
-                                                             "phases", "data", "warnings", "preset"})
+        unknown = sorted(map(str, set(d) - set(REQUIRED_SECTIONS) - set(OPTIONAL_SECTIONS)))
         if unknown:
             raise UserError(f"unknown plan sections {unknown}; regenerate it with `scaleplan plan`")
         d = copy.deepcopy(d)
-        meta = d.get("meta") or {}
+        meta = _check_meta(d.get("meta") or {})
         plan = cls(
             budget=read_section("budget", Budget.from_dict, d["budget"]),
             allocation=read_section("allocation", PlanAllocation.from_dict, d["allocation"]),
-            shape=read_section("shape", ModelShape.from_dict, d["shape"]), tokens=d["tokens"],
+            shape=read_section("shape", lambda s: ModelShape.from_dict(s, "plan section shape", PLAN_FIX), d["shape"]),
+            tokens=check_scalar(d["tokens"], int, "tokens", "positive"),
             training=read_section("training", TrainingRecipe.from_dict, d["training"]),
             placement=read_section("layout", Placement.from_dict, d["layout"]),
             memory=read_section("memory", MemoryFit.from_dict, d["memory"]) if d.get("memory") else None,
             time_cost=read_section("time_cost", TimeCost.from_dict, d["time_cost"]) if d.get("time_cost") else None,
-            hparams=read_section("hparams", WidthHParams.from_dict, d["hparams"]) if d.get("hparams") else None,
-            candidates=[read_section("candidates", ShapeOption.from_dict, c) for c in d.get("candidates") or []],
-            phases=list(d.get("phases") or []), data=dict(d.get("data") or {}), warnings=list(d.get("warnings") or []),
-            preset=d.get("preset"), meta={k: v for k, v in meta.items() if k not in ("plan_hash", "scaleplan_version")})
+            hparams=read_section("hparams", read_width_hparams, d["hparams"]) if d.get("hparams") else None,
+            candidates=[read_section(f"candidates[{i}]", partial(ShapeOption.from_dict, name=f"candidates[{i}]"), c)
+                        for i, c in enumerate(check_scalar(d.get("candidates") or [], list[object], "candidates"))],
+            phases=check_phases(d.get("phases") or []), data=check_data(d.get("data") or {}),
+            warnings=list(check_scalar(d.get("warnings") or [], list[str], "warnings")),
+            preset=check_scalar(d.get("preset"), str | None, "preset"),
+            meta={k: v for k, v in meta.items() if k not in ("plan_hash", "scaleplan_version")})
         stored = meta.get("plan_hash")
         if stored and stored != plan.plan_hash:
+            plan.edited_from = stored
             plan.warnings = plan.warnings + [
                 "plan content was edited after it was made (stored plan_hash differs); exports carry the new hash"]
         return plan

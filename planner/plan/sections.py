@@ -1,9 +1,11 @@
 """The typed sections of a Plan, each written to and read from its plan.yaml section.
 
 Conventions: every ``to_dict`` writes the keys plan.yaml has always had, in the same order (so a
-plan's hash is stable); ``from_dict`` reads them back and raises UserError("...; regenerate the
-plan") when a section is incomplete. Optional keys are written only when set. Units as in
-planner/plan/__init__.py: FLOPs, tokens, sequences of ``seq_len`` tokens, bytes, GiB (2**30).
+plan's hash is stable); ``from_dict`` reads them back through planner.schema (plan.yaml is
+untrusted data: every field's type, known keys only, ranges where physical, choices where a value
+becomes a trainer flag) and raises UserError("plan section <name>.<field> ...; <fix>") otherwise.
+Optional keys are written only when set. Units as in planner/plan/__init__.py: FLOPs, tokens,
+sequences of ``seq_len`` tokens, bytes, GiB (2**30).
 """
 from __future__ import annotations
 
@@ -16,27 +18,39 @@ from planner.errors import UserError
 from planner.hardware import GIB
 from planner.parallel.layout import Layout
 from planner.parallel.memory import MemoryBreakdown
+from planner.schema import check_record, check_rule, check_value
 from planner.shape_search import ShapeCandidate
+from planner.width_hparams import GROUPS, AttentionScale, GroupHParams, WidthHParams
+
+#: The fix every plan.yaml error names.
+PLAN_FIX = "fix that value or regenerate the plan with `scaleplan plan`"
+#: Choices of values that become trainer flags (planner/plan/training.py, placement.py; Megatron's
+#: --lr-decay-style and --lr-wsd-decay-style choices, shared/notes/megatron-and-planning.md §1b).
+SCHEDULES = ("cosine", "wsd")
+SHARDINGS = ("dist-opt", "ddp", "fsdp", "fsdp-hybrid")
+WSD_DECAY_STYLES = ("exponential", "linear", "cosine", "minus_sqrt")
+PHASE_DECAY_STYLES = ("constant", "linear", "cosine", "inverse-square-root")
+
+
+def where(name: str) -> str:
+    return f"plan section {name}"
 
 
 def read_section(name: str, build, d: Any):
     """``build(d)``, with a missing key or a malformed value reported as a UserError on ``name``."""
     if not isinstance(d, dict):
-        raise UserError(f"plan section {name} must be a mapping, got {type(d).__name__}; regenerate the plan")
+        raise UserError(f"{where(name)} must be a mapping, got {type(d).__name__}; {PLAN_FIX}")
     try:
         return build(d)
+    except UserError as e:
+        msg = str(e)
+        raise UserError(msg if msg.startswith(where(name)) else f"{where(name)}: {msg}") from None
     except (KeyError, TypeError, ValueError) as e:
-        raise UserError(f"plan section {name} is incomplete or malformed ({type(e).__name__}: {e}); "
-                        "regenerate it with `scaleplan plan`") from None
+        raise UserError(f"{where(name)} is incomplete or malformed ({type(e).__name__}: {e}); {PLAN_FIX}") from None
 
 
-def _known(cls, d: dict[str, Any], ignored: tuple[str, ...] = ()) -> dict[str, Any]:
-    """The keys of ``d`` that are fields of ``cls``; unknown keys (beyond ``ignored``) are an error."""
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(d) - names - set(ignored))
-    if unknown:
-        raise ValueError(f"unknown keys {unknown}")
-    return {k: v for k, v in d.items() if k in names}
+def _checked(cls, d: dict[str, Any], name: str, rules: dict[str, Any] | None = None) -> dict[str, Any]:
+    return check_record(cls, d, where(name), fix=PLAN_FIX, rules=rules)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -54,7 +68,7 @@ class PlanAllocation:
     C: float | None = None  # FLOPs, 6ND
     loss: float | None = None  # nats per token
     tokens_per_param: float | None = None
-    ci: dict[str, Any] = field(default_factory=dict)  # key -> [lo, hi] (bootstrap)
+    ci: dict[str, list[float | None]] = field(default_factory=dict)  # key -> [lo, hi] (bootstrap)
     source: str | None = None  # preset: where the recipe was published
 
     @property
@@ -76,7 +90,8 @@ class PlanAllocation:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "PlanAllocation":
-        return cls(**_known(cls, d))
+        rules = dict.fromkeys(("train_flops", "epochs", "N", "D", "C", "loss", "tokens_per_param"), "positive")
+        return cls(**_checked(cls, d, "allocation", rules))
 
 
 #: TrainingRecipe fields written only when set (the rest are always written, None as null).
@@ -103,7 +118,7 @@ class TrainingRecipe:
     lr_decay_iters: int
     wsd_decay_iters: int | None = None
     wsd_decay_style: str | None = None
-    betas: list[float]
+    betas: tuple[float, float]  # read from and written as a list
     eps: float
     weight_decay: float
     clip_grad: float
@@ -142,7 +157,23 @@ class TrainingRecipe:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "TrainingRecipe":
-        return cls(**_known(cls, d))
+        out = cls(**_checked(cls, d, "training", _TRAINING_RULES))
+        if out.schedule == "wsd" and out.wsd_decay_iters is None:
+            raise UserError(f"{where('training')}.wsd_decay_iters must be set for schedule wsd; {PLAN_FIX}")
+        for k, v in (out.megatron_extra or {}).items():
+            if not k.replace("_", "").isalnum() or not k.isascii():
+                raise UserError(f"{where('training')}.megatron_extra key {k!r} is not a Megatron flag name "
+                                f"(letters, digits, _); {PLAN_FIX}")
+        return out
+
+
+_TRAINING_RULES: dict[str, Any] = {
+    **dict.fromkeys(("global_batch", "seq_len", "train_iters", "lr", "lr_decay_iters", "eps", "init_std",
+                     "flops_per_token", "deepseek_batch_tokens", "decoupled_lr", "embedding_init_std"), "positive"),
+    **dict.fromkeys(("min_lr", "warmup_iters", "wsd_decay_iters", "weight_decay", "clip_grad", "decoupled_min_lr"),
+                    "nonneg"),
+    "betas": "open_fraction", "schedule": SCHEDULES, "wsd_decay_style": WSD_DECAY_STYLES,
+    "precision": ("bf16", "fp16", "fp32"), "optimizer": ("adamw",)}
 
 
 @dataclass(frozen=True)
@@ -174,8 +205,11 @@ class Placement:
     def from_dict(cls, d: dict[str, Any]) -> "Placement":
         placed = ("gpu", "gpus_per_node", "n_nodes", "sharding", "n_gpus")
         layout = {k: v for k, v in d.items() if k not in placed}
-        layout["recompute"] = layout.get("recompute") or "none"
-        return cls(layout=Layout.from_dict(layout), **{k: d[k] for k in placed})
+        layout["recompute"] = "none" if layout.get("recompute") is None else layout["recompute"]
+        rules = {**dict.fromkeys(("gpus_per_node", "n_nodes", "n_gpus"), "positive"), "sharding": SHARDINGS}
+        kw = check_record(cls, {k: d[k] for k in placed if k in d}, where("layout"), fix=PLAN_FIX, rules=rules,
+                          fields=placed)
+        return cls(layout=Layout.from_dict(layout, where("layout"), PLAN_FIX), **kw)
 
 
 @dataclass(frozen=True)
@@ -195,8 +229,10 @@ class MemoryFit:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "MemoryFit":
+        kw = check_record(cls, {k: d[k] for k in ("capacity_gib", "fits") if k in d}, where("memory"), fix=PLAN_FIX,
+                          rules={"capacity_gib": "positive"}, fields=("capacity_gib", "fits"))
         rest = {k: v for k, v in d.items() if k not in ("capacity_gib", "fits")}
-        return cls(MemoryBreakdown.from_dict(rest), d["capacity_gib"], d["fits"])
+        return cls(MemoryBreakdown.from_dict(rest, where("memory"), PLAN_FIX), **kw)
 
 
 @dataclass(frozen=True)
@@ -211,8 +247,10 @@ class TimeCost:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "TimeCost":
+        kw = check_record(cls, {k: d[k] for k in ("price_is_placeholder",) if k in d}, where("time_cost"),
+                          fix=PLAN_FIX, fields=("price_is_placeholder",))
         rest = {k: v for k, v in d.items() if k != "price_is_placeholder"}
-        return cls(TimeEstimate.from_dict(rest), d["price_is_placeholder"])
+        return cls(TimeEstimate.from_dict(rest, where("time_cost"), PLAN_FIX), **kw)
 
 
 @dataclass(frozen=True)
@@ -241,5 +279,74 @@ class ShapeOption:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "ShapeOption":
-        return cls(**d)
+    def from_dict(cls, d: dict[str, Any], name: str = "candidates") -> "ShapeOption":
+        rules = dict.fromkeys(("n_layers", "d_model", "d_ffn", "n_heads", "n_kv_heads", "total_params"), "positive")
+        return cls(**_checked(cls, d, name, rules))
+
+
+@dataclass(frozen=True)
+class PhaseSpec:
+    """The schema of one ``phases`` item: a schedule phase run with its own step counter
+    (planner/export/megatron.py ``phase_runs``); plan.yaml keeps the mapping as given."""
+
+    train_iters: int
+    lr: float
+    min_lr: float
+    warmup_iters: int = 0
+    decay_style: str = "linear"
+
+
+@dataclass(frozen=True)
+class LaunchData:
+    """The schema of the ``data`` section: launch placeholders the exporters write (quoted for their
+    language; planner/export/common.py). ``data_path`` may be a list of Megatron weights and prefixes."""
+
+    data_path: str | list[str | float] = ""
+    tokenizer_model: str = ""
+    checkpoint_dir: str = ""
+    cache_dir: str = ""
+    dataset: str = ""  # torchtitan: a dataset name it knows
+
+
+def check_phases(phases: Any) -> list[dict[str, Any]]:
+    """The ``phases`` section (a list of :class:`PhaseSpec` mappings), checked."""
+    check_value(phases, list[dict[str, object]], where("phases"), PLAN_FIX)
+    rules = {"train_iters": "positive", "lr": "positive", "min_lr": "nonneg", "warmup_iters": "nonneg",
+             "decay_style": PHASE_DECAY_STYLES}
+    for i, p in enumerate(phases):
+        check_record(PhaseSpec, p, f"{where('phases')}[{i}]", fix=PLAN_FIX, rules=rules)
+    return list(phases)
+
+
+def check_data(data: Any) -> dict[str, Any]:
+    """The ``data`` section (:class:`LaunchData` keys), checked."""
+    return dict(check_record(LaunchData, data, where("data"), fix=PLAN_FIX))
+
+
+def read_width_hparams(d: dict[str, Any]) -> WidthHParams:
+    """The ``hparams`` section: every group's values and the scalars checked, then ``WidthHParams.from_dict``."""
+    w = where("hparams")
+    nested = ("embedding", "hidden", "readout", "norms", "attention")
+    scalars = tuple(f.name for f in dataclasses.fields(WidthHParams) if f.name not in nested)
+    check_record(WidthHParams, {k: v for k, v in d.items() if k not in ("groups", "attention")}, w, fix=PLAN_FIX,
+                 fields=scalars, rules={"parameterization": ("mup", "sp"), "m_d": "positive", "d_model": "positive",
+                                        "base_width": "positive", "betas": "open_fraction", "eps": "positive",
+                                        "warmup_frac": "nonneg"})
+    groups = d.get("groups")
+    check_value(groups, dict[str, dict[str, object]], f"{w}.groups", PLAN_FIX)
+    if sorted(groups) != sorted(GROUPS):
+        raise UserError(f"{w}.groups must have exactly {list(GROUPS)}, got {sorted(map(str, groups))}; {PLAN_FIX}")
+    for name in GROUPS:
+        check_record(GroupHParams, groups[name], f"{w}.groups.{name}", fix=PLAN_FIX,
+                     rules={"lr": "positive", "init_std": "nonneg", "weight_decay": "nonneg"})
+    check_record(AttentionScale, d.get("attention"), f"{w}.attention", fix=PLAN_FIX,
+                 rules={"scale": "positive", "rule": ("attn_mult/d_head", "1/sqrt(d_head)")})
+    return WidthHParams.from_dict(d)
+
+
+def check_scalar(value: Any, tp: Any, name: str, rule: Any = None) -> Any:
+    """A top-level plan value (``tokens``, ``preset``, ``warnings``) checked against ``tp`` and ``rule``."""
+    check_value(value, tp, where(name), PLAN_FIX)
+    if rule is not None:
+        check_rule(value, rule, where(name), PLAN_FIX)
+    return value

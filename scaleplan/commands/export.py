@@ -14,10 +14,16 @@ def register(sub) -> None:
     e.add_argument("plan", help="plan.yaml from `scaleplan plan --out`")
     e.add_argument("--trainer", required=True, choices=["megatron", "torchtitan", "hf"])
     e.add_argument("--out", required=True, help="output folder")
-    e.add_argument("--megatron-mup", choices=["translate", "native"], default="translate",
-                   help="μP in Megatron: translate into SP flags (all releases) or native --use-mup (main)")
+    e.add_argument("--megatron-mup", choices=["translate", "native"], default=None,
+                   help="μP in Megatron: native --use-mup (default; Megatron-LM core_v0.17.0+, exact) or "
+                        "translate into SP flags (all releases; refused when a group is off by more than 2x)")
+    e.add_argument("--allow-approximate-mup", action="store_true",
+                   help="Megatron translate mode: export even when a μP group is off by more than 2x "
+                        "(launch.sh lists the per-group ratios)")
     e.add_argument("--flags", help="pretrain_gpt_flags.json to validate the Megatron arguments against")
     e.add_argument("--json", action="store_true", help="print what was written as JSON")
+    e.add_argument("--allow-edited-plan", action="store_true",
+                   help="export a plan whose content no longer matches its stored plan_hash (the files say so)")
     e.set_defaults(func=_export)
 
 
@@ -28,10 +34,11 @@ def _export(args: argparse.Namespace) -> int:
     plan = Plan.read(args.plan)
     kw = {}
     if args.trainer == "megatron":
-        kw = {"mup_mode": args.megatron_mup, "flags_json_path": args.flags}
-    elif args.megatron_mup != "translate" or args.flags:
-        raise UserError("--megatron-mup and --flags apply to --trainer megatron only")
-    res = export(plan, args.trainer, args.out, command=command_line(), **kw)
+        kw = {"mup_mode": args.megatron_mup or "native", "flags_json_path": args.flags,
+              "allow_approximate_mup": args.allow_approximate_mup}
+    elif args.megatron_mup is not None or args.flags or args.allow_approximate_mup:
+        raise UserError("--megatron-mup, --allow-approximate-mup and --flags apply to --trainer megatron only")
+    res = export(plan, args.trainer, args.out, command=command_line(), allow_edited_plan=args.allow_edited_plan, **kw)
     human = f"{args.trainer} export of plan {plan.plan_hash[:12]}:\n" + "\n".join(f"  {f}" for f in res["files"])
     emit(args, res, human)
     return 0
