@@ -21,13 +21,13 @@ Conventions (stated once, used everywhere):
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from planner.errors import UserError
+from planner.io import read_json
 from planner.schema import check_record
 
 
@@ -266,12 +266,7 @@ class ModelShape:
     def from_hf_config(cls, cfg: dict[str, Any] | str | Path, name: str | None = None) -> "ModelShape":
         if not isinstance(cfg, dict):
             path = Path(cfg)
-            if not path.exists():
-                raise UserError(f"HF config not found: {path}; pass the path of a config.json")
-            try:
-                cfg = json.loads(path.read_text(encoding="utf-8"))
-            except (json.JSONDecodeError, UnicodeDecodeError) as e:
-                raise UserError(f"{path} is not valid JSON ({e}); pass a Hugging Face config.json") from None
+            cfg = read_json(path, "HF config")
             if not isinstance(cfg, dict):
                 raise UserError(f"{path} holds a JSON {type(cfg).__name__}, not an object; pass a config.json")
         required = ["num_hidden_layers", "hidden_size", "intermediate_size", "num_attention_heads", "vocab_size"]

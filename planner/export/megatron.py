@@ -37,7 +37,8 @@ from pathlib import Path
 from typing import Any
 
 from planner.errors import UserError
-from planner.export.common import PLACEHOLDERS, data_value, fmt, header_lines, json_text, one_line, q, write_export
+from planner.export.common import (PLACEHOLDERS, data_value, edited_note, fmt, header_lines, json_text, one_line, q,
+                                   write_export)
 from planner.export.megatron_flags import Shell, validate_args
 from planner.export.megatron_mup import MupCheck, compare, megatron_effective
 from planner.plan import Plan
@@ -421,6 +422,8 @@ def render_megatron(plan: Plan, *, command: str | None = None, mup_mode: str = "
             "mup_mode": mup_mode}
     if check is not None:
         meta["mup_check"] = check.to_dict()
+    if edited_note(plan):
+        meta["warning"] = edited_note(plan)
     body = {"args": all_args["main"]} if "main" in all_args else {"phases": all_args}
     files["megatron_args.json"] = json_text({"meta": meta, **body})
     return files

@@ -18,6 +18,7 @@ from planner.plan.placement import gpu_count, place_on_hardware
 from planner.plan.plan import Plan
 from planner.plan.presets import with_preset
 from planner.plan.request import DEFAULT_SEQ_LEN, PlanRequest
+from planner.plan.sections import check_data, check_phases
 from planner.plan.shape_choice import choose_shape
 from planner.plan.time_cost import time_and_cost
 from planner.plan.training import deepseek_optimum, training_recipe
@@ -56,7 +57,8 @@ def make_plan(request: PlanRequest | Budget | float | None = None, **options: An
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     return Plan(budget=budget, allocation=allocation, shape=shape, tokens=tokens, training=training,
                 placement=placement, memory=memory, time_cost=time_cost, hparams=width, candidates=candidates,
-                phases=list(request.phases), data=dict(request.data), warnings=warnings, preset=preset, meta=meta)
+                phases=check_phases(list(request.phases)), data=check_data(dict(request.data)), warnings=warnings,
+                preset=preset, meta=meta)
 
 
 def resolve(request: PlanRequest) -> PlanRequest:

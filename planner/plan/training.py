@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 from planner.errors import UserError
 from planner.plan.request import PlanRequest
-from planner.plan.sections import TrainingRecipe
+from planner.plan.sections import SCHEDULES, TrainingRecipe
 from planner.shape import ModelShape
 
 # Warmup 2000 steps (Llama 2 §2.2; DeepSeek LLM §2.3 uses 2000 too), never more than 5% of the run.
@@ -34,7 +34,6 @@ MIN_LR_RATIO = 0.1
 # WSD: stable, then decay over the last 20% (Hägele et al. 2024, arXiv:2405.18392, find a 20%
 # cooldown matches cosine).
 WSD_DECAY_FRAC = 0.2
-SCHEDULES = ("cosine", "wsd")
 DEEPSEEK_LR_SOURCE = "DeepSeek LLM eq. 1: eta_opt = 0.3118 C^-0.125 (C = M D)"
 
 
