@@ -32,12 +32,13 @@ from planner.errors import UserError
 from planner.fit_result import FitResult
 from planner.fit_solver import (HOFFMANN_GRID, SMALL_GRID, ParamMap, bootstrap_refits, grid_starts,
                                 solve_multistart)
-from planner.holdout import HoldoutReport, evaluate_heldout, select_heldout
+from planner.backtest import run_backtest
+from planner.holdout import INTERVAL_BOOTSTRAP, HoldoutReport, evaluate_heldout, select_heldout
 from planner.scaling_law import PARAM_NAMES, ScalingLaw, percentile_interval
 
 PARAM_KEYS = PARAM_NAMES
 GRAD_TOL = 1e-8  # converged_ needs the gradient norm at the optimum below this
-HOLDOUT_BOOTSTRAP = 200  # resamples behind the held-out prediction intervals when bootstrap=0
+HOLDOUT_BOOTSTRAP = INTERVAL_BOOTSTRAP  # resamples behind the held-out prediction intervals when bootstrap=0
 LAW_SOURCE = "scaleplan fit (Chinchilla Approach 3)"
 
 
@@ -68,6 +69,16 @@ class ChinchillaFitter:
         self.n_jobs = n_jobs
         self.holdout_top_compute = holdout_top_compute
         self.progress = progress
+
+    SETTINGS = ("delta", "grid", "fix_alpha_eq_beta", "fixed_alpha", "fixed_beta", "drop_top_loss",
+                "min_tokens_per_param", "bootstrap", "seed", "n_jobs", "holdout_top_compute", "progress")
+
+    def clone(self, **overrides) -> "ChinchillaFitter":
+        """An unfitted fitter with these settings, ``overrides`` replacing some (the backtest's refits)."""
+        unknown = set(overrides) - set(self.SETTINGS)
+        if unknown:
+            raise TypeError(f"unknown fitter settings: {sorted(unknown)}")
+        return type(self)(**{**{k: getattr(self, k) for k in self.SETTINGS}, **overrides})
 
     # ---------------------------------------------------------------- input handling
     def _check_settings(self):
@@ -248,16 +259,26 @@ def runs_table_meta(runs, *, n_col: str, loss_col: str, d_col: str | None, flops
             "command": command}
 
 
-def fit_runs(fitter: ChinchillaFitter, runs, meta: dict[str, Any]) -> FitResult:
-    """Fit the rows of a loaded runs table (:func:`planner.runs.load_runs`: columns N, D, loss).
+def fit_runs(fitter: ChinchillaFitter, runs, meta: dict[str, Any], *, backtest_factors=None,
+             backtest_jobs: int = 1) -> FitResult:
+    """Fit the rows of a loaded runs table (:func:`planner.runs.load_runs`: columns N, D, C, loss).
 
     ``n_dropped`` counts both the rows the table dropped for their status and those the fitter's
-    options dropped; both counts are also kept in ``meta``.
+    options dropped; both counts are also kept in ``meta``. With ``backtest_factors`` (e.g.
+    :data:`planner.backtest.DEFAULT_FACTORS`) the fit also carries a backtest over the kept rows
+    (:func:`planner.backtest.run_backtest`; the fit itself is unchanged by it).
     """
     fitter.fit(runs["N"].to_numpy(), runs["D"].to_numpy(), runs["loss"].to_numpy())
     n_status = int(runs.attrs.get("n_dropped_status", 0))
     result = fitter.result(meta={**meta, "n_dropped_status": n_status, "n_dropped_by_options": fitter.n_dropped_})
     result.n_dropped = fitter.n_dropped_ + n_status
+    if backtest_factors:
+        kept = runs[fitter.kept_mask_]
+        Nf, Df, _ = fitter._fitted_region
+        result.backtest = run_backtest(fitter, kept["N"], kept["D"], kept["loss"], kept["C"], backtest_factors,
+                                       law_max_fitted_flops=float(np.max(6.0 * Nf * Df)), n_jobs=backtest_jobs,
+                                       progress=fitter.progress,
+                                       run_ids=kept["run_id"] if "run_id" in kept.columns else None)
     return result
 
 

@@ -36,11 +36,15 @@ def fig_runs_and_law(df: pd.DataFrame, law: ScalingLaw, title: str = "Runs and f
         fig.add_trace(go.Scatter(x=C, y=law.predict(n, C / (6 * n)), mode="lines", showlegend=False,
                                  line=dict(width=1, color="rgba(100,100,100,0.5)"),
                                  hovertemplate=f"law at N={n:.3g}<br>C=%{{x:.3g}}<br>loss=%{{y:.4f}}"))
-    Cf = np.geomspace(Cmin, Cmax * 100, 100)
-    Nf, Df = law.optimal_frontier(Cf)
-    fig.add_trace(go.Scatter(x=Cf, y=law.predict(Nf, Df), mode="lines", name="compute-optimal frontier",
-                             line=dict(color="crimson", width=2)))
-    ymin = min(float(df["loss"].min()), float(law.predict(Nf, Df).min()))
+    ymin = float(df["loss"].min())
+    if min(law.params) > 0:  # a fit whose exponent ended <= 0 has no compute-optimal frontier
+        Cf = np.geomspace(Cmin, Cmax * 100, 100)
+        Nf, Df = law.optimal_frontier(Cf)
+        fig.add_trace(go.Scatter(x=Cf, y=law.predict(Nf, Df), mode="lines", name="compute-optimal frontier",
+                                 line=dict(color="crimson", width=2)))
+        ymin = min(ymin, float(law.predict(Nf, Df).min()))
+    else:
+        title += " (no compute-optimal frontier: a fitted parameter is <= 0, see the fit's warnings)"
     fig.update_layout(title=title, xaxis_type="log", xaxis_title="training compute C (FLOPs)",
                       yaxis_title="loss (nats)", yaxis_range=[ymin * 0.97, float(df["loss"].max()) * 1.03],
                       template="plotly_white")
@@ -115,6 +119,46 @@ def fig_isoflop(result, N=None, L=None, C=None, title: str = "IsoFLOP profiles (
     return fig
 
 
+def fig_backtest(backtest, title: str = "Backtest: |error| vs extrapolation factor"):
+    """|relative error| of every backtest prediction (:class:`planner.backtest.Backtest`) vs its
+    extrapolation factor (run compute / largest fitted compute), one colour per split k, filled
+    when the measured loss is inside the 95 % prediction interval; the max |error| per factor bin
+    as a line and the goal (1.5 %) as a dashed line."""
+    import plotly.graph_objects as go
+
+    from planner.holdout import GOAL_MAX_ABS_REL_ERROR
+
+    fig = go.Figure()
+    palette = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b"]
+    for i, s in enumerate(x for x in backtest.splits if x.report is not None):
+        for inside in (True, False):
+            rows = [r for r in s.report.rows if r.inside_interval is inside]
+            if not rows:
+                continue
+            fig.add_trace(go.Scatter(
+                x=[r.compute_vs_max_fitted for r in rows], y=[abs(r.rel_error) for r in rows], mode="markers",
+                name=f"k={s.factor:g}: {'inside' if inside else 'outside'} 95% PI", legendgroup=f"k{s.factor:g}",
+                marker=dict(color=palette[i % len(palette)], size=8, symbol="circle" if inside else "circle-open"),
+                text=[f"{r.run_id or ''} N={r.N:.3g} D={r.D:.3g}: measured {r.measured:.4f}, predicted "
+                      f"{r.predicted:.4f} [{r.lo:.4f}, {r.hi:.4f}]" for r in rows],
+                hovertemplate="%{text}<br>factor %{x:.3g}x, |error| %{y:.2%}<extra></extra>"))
+    curve = backtest.curve()
+    if curve:
+        fig.add_trace(go.Scatter(
+            x=[b.median_factor for b in curve], y=[b.max_abs_rel_error for b in curve], mode="lines+markers",
+            name="max |error| per factor bin", line=dict(color="black"),
+            text=[f"{b.label()}: {b.n} predictions, {b.frac_inside_interval:.0%} inside the 95% PI" for b in curve],
+            hovertemplate="%{text}<br>max |error| %{y:.2%}<extra></extra>"))
+    fig.add_hline(y=GOAL_MAX_ABS_REL_ERROR, line_dash="dash", line_color="crimson",
+                  annotation_text=f"goal {GOAL_MAX_ABS_REL_ERROR:.1%}")
+    rows = backtest.predictions()
+    cover = f"{sum(r.inside_interval for r in rows)}/{len(rows)} inside the 95% PI" if rows else "no predictions"
+    fig.update_layout(title=f"{title} ({cover})", xaxis_type="log",
+                      xaxis_title="extrapolation factor: run compute / largest fitted compute",
+                      yaxis_title="|predicted / measured - 1|", yaxis_tickformat=".1%", template="plotly_white")
+    return fig
+
+
 def fit_report_html(figs: list, header_comment: str) -> str:
     """Several figures in one self-contained HTML page, with a provenance comment in <head>."""
     parts = []
@@ -126,9 +170,11 @@ def fit_report_html(figs: list, header_comment: str) -> str:
 
 def fit_report(fitted_rows: pd.DataFrame, result) -> str:
     """The HTML report of an Approach-3 fit (:class:`planner.fit_result.FitResult`): the runs with the
-    law's curves, and the residuals (with the held-out rows when there are any)."""
+    law's curves, the residuals (with the held-out rows when there are any) and the backtest."""
     figs = [fig_runs_and_law(fitted_rows, result.law), fig_residuals(fitted_rows, result.law, result.holdout)]
+    if getattr(result, "backtest", None) is not None:
+        figs.append(fig_backtest(result.backtest))
     return fit_report_html(figs, f"scaleplan {result.meta['scaleplan_version']}; command: {result.meta['command']}")
 
 
-__all__ = ["fig_runs_and_law", "fig_residuals", "fig_isoflop", "fit_report_html", "fit_report"]
+__all__ = ["fig_runs_and_law", "fig_residuals", "fig_backtest", "fig_isoflop", "fit_report_html", "fit_report"]

@@ -4,20 +4,22 @@
 :meth:`FitResult.from_dict`. The keys and their order are those of docs/CONTRACTS.md:
 
     approach, E, A, B, alpha, beta, ci, n_rows, n_dropped, objective, converged, grad_norm,
-    agreement, bootstrap {n, converged_frac, samples}, warnings, meta, [holdout], [at_budget]
+    agreement, bootstrap {n, converged_frac, samples}, warnings, meta, [holdout], [at_budget], [backtest]
 
 Conventions: loss in nats, N parameters (the column named in ``meta.n_col``), D tokens, C FLOPs
 (C = 6 N D). ``ci``: 95 % percentile intervals of each parameter over the bootstrap refits.
 ``holdout``: a :class:`planner.holdout.HoldoutReport`. ``at_budget`` (``scaleplan fit --budget``):
 the compute-optimal allocation with N*/D* written as ``N_opt``/``D_opt``; its ``ci.loss`` is a
 *prediction* interval (bootstrap law x resampled log residual), its N*/D* intervals parameter
-intervals. Older or hand-written files may lack every key but E, A, B, alpha, beta.
+intervals. ``backtest``: a :class:`planner.backtest.Backtest` (fit on C <= C_max/k, predict the
+rest). Older or hand-written files may lack every key but E, A, B, alpha, beta.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any
 
+from planner.backtest import Backtest
 from planner.holdout import HoldoutReport
 from planner.scaling_law import PARAM_NAMES, Allocation, ScalingLaw
 
@@ -43,6 +45,7 @@ class FitResult:
     holdout: HoldoutReport | None = None
     at_budget: Allocation | None = None
     approach: int = 3
+    backtest: Backtest | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The fit.json payload."""
@@ -59,6 +62,8 @@ class FitResult:
             d["holdout"] = self.holdout.to_dict()
         if self.at_budget is not None:
             d["at_budget"] = at_budget_dict(self.at_budget)
+        if self.backtest is not None:
+            d["backtest"] = self.backtest.to_dict()
         return d
 
     @classmethod
@@ -68,11 +73,12 @@ class FitResult:
         boot = d.get("bootstrap") if isinstance(d.get("bootstrap"), dict) else {}
         holdout = HoldoutReport.from_dict(d["holdout"], where=f"{where}: holdout") if d.get("holdout") else None
         at_budget = _allocation_from(d["at_budget"]) if isinstance(d.get("at_budget"), dict) else None
+        backtest = Backtest.from_dict(d["backtest"], where=f"{where}: backtest") if d.get("backtest") else None
         return cls(law=law, ci=dict(d.get("ci") or {}), n_rows=d.get("n_rows"), n_dropped=int(d.get("n_dropped") or 0),
                    objective=d.get("objective"), converged=d.get("converged"), grad_norm=d.get("grad_norm"),
                    agreement=dict(d.get("agreement") or {}), bootstrap_converged_frac=boot.get("converged_frac"),
                    warnings=[str(w) for w in d.get("warnings") or []], meta=dict(d.get("meta") or {}),
-                   holdout=holdout, at_budget=at_budget, approach=int(d.get("approach") or 3))
+                   holdout=holdout, at_budget=at_budget, approach=int(d.get("approach") or 3), backtest=backtest)
 
 
 def at_budget_dict(a: Allocation) -> dict[str, Any]:

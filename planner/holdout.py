@@ -39,6 +39,8 @@ MIN_FIT_ROWS = MIN_ROWS_APPROACH3
 #: Top-compute ladder runs are held out only while this many ladder runs stay in the fit.
 MIN_LADDER_ROWS_KEPT = MIN_FIT_ROWS + 1
 DEFAULT_HOLDOUT_TOP = 2
+#: Bootstrap resamples behind the prediction intervals when the fit itself asks for none.
+INTERVAL_BOOTSTRAP = 200
 FILES = {"report": "holdout.json", "html": "holdout.html", "figure": "holdout.fig.json"}
 
 
@@ -176,8 +178,8 @@ def describe_method(fitter) -> str:
     mantissa, exponent = f"{float(fitter.delta):e}".split("e")
     delta = f"{mantissa.rstrip('0').rstrip('.')}e{int(exponent)}"  # 0.001 -> 1e-3
     return (f"fit on all ok runs except the held-out ones (Chinchilla Approach 3, Huber delta {delta}, "
-            f"{int(fitter.bootstrap) or 200} bootstrap resamples); 95% prediction interval = bootstrap law x "
-            "resampled residual")
+            f"{int(fitter.bootstrap) or INTERVAL_BOOTSTRAP} bootstrap resamples); 95% prediction interval = "
+            "bootstrap law x resampled residual")
 
 
 # ----------------------------------------------------------------------------- the ladder's check
@@ -279,4 +281,5 @@ def holdout_figure(law, fitted: pd.DataFrame, report: HoldoutReport):
 
 
 __all__ = ["HoldoutReport", "HeldOutRow", "select_heldout", "evaluate_heldout", "holdout_check", "holdout_figure",
-           "write_holdout", "read_study_runs", "GOAL_MAX_ABS_REL_ERROR", "MIN_FIT_ROWS", "MIN_LADDER_ROWS_KEPT"]
+           "write_holdout", "read_study_runs", "GOAL_MAX_ABS_REL_ERROR", "MIN_FIT_ROWS", "INTERVAL_BOOTSTRAP",
+           "MIN_LADDER_ROWS_KEPT"]

@@ -66,7 +66,10 @@ def load_law(name_or_path: str | Path | ScalingLaw) -> ScalingLaw:
         return dataclasses.replace(PRESETS[text])
     path = Path(text)
     if path.suffix.lower() == ".json" or path.exists():
-        law = FitResult.from_dict(read_json(path, what="law file"), where=f"law file {path}").law
+        result = FitResult.from_dict(read_json(path, what="law file"), where=f"law file {path}")
+        law = result.law
+        if result.backtest is not None:  # the plan states the backtest error at its extrapolation factor
+            law.meta = {**law.meta, "backtest": result.backtest.summary()}
         if not law.name:
             law.name = path.stem if path.stem != "fit" else str(path)
         return law

@@ -214,3 +214,22 @@ def test_grid_starts():
     assert grid_starts("hoffmann").shape == (4500, 5)
     g = grid_starts({"a": [1], "b": [2, 3], "e": [0], "alpha": [0.5], "beta": [0.5]})
     assert g.shape == (2, 5)
+
+
+def test_report_of_a_fit_with_a_negative_exponent_still_renders():
+    """A law whose alpha ended <= 0 (runs that do not identify it) still predicts and plots; only its
+    compute-optimal frontier is left out (it has none), and the title says why."""
+    import pandas as pd
+
+    from planner.fit_plots import fig_runs_and_law
+    from planner.scaling_law import ScalingLaw
+
+    law = ScalingLaw(E=1e-12, A=0.2, B=20.0, alpha=-0.1, beta=0.2)
+    N = np.array([1e4, 2e4, 4e4, 1e4, 2e4, 4e4])
+    D = np.array([1e6, 1e6, 1e6, 4e6, 4e6, 4e6])
+    df = pd.DataFrame({"N": N, "D": D, "C": 6 * N * D, "loss": law.predict(N, D)})
+    fig = fig_runs_and_law(df, law)
+    assert "no compute-optimal frontier" in fig.layout.title.text
+    assert all(t.name != "compute-optimal frontier" for t in fig.data)
+    good = fig_runs_and_law(df, ScalingLaw(E=1.0, A=400.0, B=400.0, alpha=0.3, beta=0.3))
+    assert any(t.name == "compute-optimal frontier" for t in good.data)

@@ -68,6 +68,10 @@ if study is None and runs is None:
     st.info("No study chosen: showing published laws only. Pick a study in the sidebar or upload runs.")
 
 # ------------------------------------------------------------------ the law
+def fmt_pct(x) -> str:
+    return "" if x is None else f"{100 * x:.2f}%"
+
+
 published = {name: load_law(name) for name in PRESETS}
 shown = law or published["hoffmann2022"]
 if law is not None:
@@ -117,6 +121,30 @@ if runs is not None and law is not None:
     st.plotly_chart(fig_residuals(runs, law, fit.holdout if fit is not None else None,
                                   title="Residuals (held-out runs with their prediction intervals)"),
                     width="stretch")
+
+if fit is not None and fit.backtest is not None:
+    from planner.fit_plots import fig_backtest
+
+    bt = fit.backtest
+    st.subheader("Backtest: how far this fit extrapolates")
+    st.caption("Refit on the runs with compute ≤ C_max/k, predict the others; extrapolation factor = a run's "
+               "compute / the largest fitted compute; 95% prediction interval = bootstrap law × resampled residual.")
+    st.plotly_chart(fig_backtest(bt), width="stretch")
+    c1, c2 = st.columns(2)
+    c1.dataframe(pd.DataFrame([{"k": r["k"], "fitted": r["fitted"], "held out": r["held_out"],
+                                "max |error|": fmt_pct(r.get("max_abs_rel_error")),
+                                "inside 95% PI": f"{r['inside']}/{r['held_out']}" if "inside" in r else "",
+                                "reach": f"{r['reach']:.3g}x" if "reach" in r else "", "skipped": r.get("skipped", "")}
+                               for r in bt.split_table()]), hide_index=True)
+    c2.dataframe(pd.DataFrame([{"factor": b.label(), "predictions": b.n, "max |error|": fmt_pct(b.max_abs_rel_error),
+                                "mean |error|": fmt_pct(b.mean_abs_rel_error),
+                                "inside 95% PI": f"{b.frac_inside_interval:.0%}"} for b in bt.curve()]),
+                 hide_index=True)
+    for key, g in bt.goal().items():
+        if isinstance(g, dict):
+            st.markdown(f"Goal at ≥ {key} (every |error| ≤ 1.5%, ≥ 90% inside): max |error| "
+                        f"{fmt_pct(g['max_abs_rel_error'])}, {g['frac_inside_interval']:.0%} inside over {g['n']} "
+                        f"predictions: **{'met' if g['met'] else 'missed'}**")
 
 if law is not None:
     C = st.number_input("Budget for the allocation table (FLOPs)", min_value=1e15, max_value=1e28,

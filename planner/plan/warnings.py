@@ -4,6 +4,9 @@ Thresholds and their sources:
 
 * ``EXTRAPOLATION_WARN_FACTOR`` = 100: a fitted law is trusted this far (in N and in D) beyond its
   largest run before the plan warns (our heuristic: two decades).
+* A fit with a backtest (``law.meta["backtest"]``, :meth:`planner.backtest.Backtest.summary`): the
+  plan states its extrapolation factor, 6·N*·D* / the largest fitted compute (C = 6 N D in the
+  fit's N), and the backtest's error measured in the factor bin holding it (or the nearest bin).
 * Tokens per parameter below 10 or above 200: Hoffmann et al. 2022's optimum is ~20; above it only
   inference cost justifies the ratio (Sardana et al. 2024).
 * Batch more than 4x DeepSeek LLM's B_opt (planner.batch_lr.BATCH_WARN_FACTOR's reasoning).
@@ -36,7 +39,34 @@ def law_warnings(law, allocation) -> list[str]:
             out.append(f"{label}* = {float(val):.3g} is {ratio:.3g}x the largest {label} the law was fitted on "
                        f"({float(rng[1]):.3g}): a {math.log10(ratio):.1f}-decade extrapolation; check the fit's held-out "
                        "error, or plan with a published law (--law hoffmann2022)")
-    return out
+    line = backtest_warning(meta.get("backtest"), allocation)
+    return out + ([line] if line else [])
+
+
+def backtest_warning(summary, allocation) -> str | None:
+    """The extrapolation factor the plan relies on and the backtest error measured nearest it."""
+    if not isinstance(summary, dict) or not summary.get("curve") or not summary.get("law_max_fitted_flops"):
+        return None
+    N, D = getattr(allocation, "N", None), getattr(allocation, "D", None)
+    if not N or not D:
+        return None
+    c_fit = float(summary["law_max_fitted_flops"])
+    factor = 6.0 * float(N) * float(D) / c_fit
+    curve = summary["curve"]
+    inside = [b for b in curve if b["lo"] <= factor and (b["hi"] is None or factor < b["hi"])]
+    b = inside[0] if inside else min(curve, key=lambda b: abs(math.log(factor / b["median_factor"])))
+    span = f"{b['lo']:g}-{b['hi']:g}x" if b["hi"] is not None else f">= {b['lo']:g}x"
+    text = (f"extrapolation: 6·N*·D* = {6.0 * float(N) * float(D):.3g} FLOPs is {factor:.3g}x the largest fitted "
+            f"compute ({c_fit:.3g}); the fit's backtest measured max |error| {b['max_abs_rel_error']:.2%} (mean "
+            f"{b['mean_abs_rel_error']:.2%}, {b['frac_inside_interval']:.0%} inside the 95% prediction interval, "
+            f"{b['n']} predictions) at {span}")
+    reach = summary.get("max_factor")
+    if reach and factor > float(reach):
+        text += (f"; the plan extrapolates beyond the farthest backtested factor ({float(reach):.3g}x), so its loss "
+                 "error is unmeasured there: widen the runs' compute range or treat the predicted loss as a guess")
+    elif not inside:
+        text += " (the bin nearest this factor)"
+    return text
 
 
 def inference_budget_warning(train_flops: float, budget_flops: float) -> str:

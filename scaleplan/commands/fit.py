@@ -36,6 +36,10 @@ def register(sub) -> None:
                    help="also report compute-optimal N*, D*, tokens/param and loss (with intervals) at C FLOPs")
     p.add_argument("--holdout-top-compute", type=open_fraction, metavar="FRACTION",
                    help="hold out this fraction of highest-compute rows and report the extrapolation error")
+    p.add_argument("--backtest-factors", metavar="K,K,...",
+                   help="backtest: fit on the runs with compute <= C_max/k and predict the rest, for each k "
+                        "(default 3,10,30,100; a k with too few runs is skipped and said so)")
+    p.add_argument("--no-backtest", action="store_true", help="skip the backtest (approach 3 runs it by default)")
     p.add_argument("--alpha-eq-beta", action="store_true", help="tie alpha = beta (when N or D spans too little)")
     p.add_argument("--fixed-alpha", type=positive_float, metavar="A", help="fix alpha to this value")
     p.add_argument("--fixed-beta", type=positive_float, metavar="B", help="fix beta to this value")
@@ -69,9 +73,11 @@ def run(args) -> int:
     from planner.runs import MIN_ROWS_APPROACH3, load_runs
 
     if args.approach == 2 and (args.holdout_top_compute or args.alpha_eq_beta or args.fixed_alpha
-                               or args.fixed_beta):
-        raise UserError("--holdout-top-compute/--alpha-eq-beta/--fixed-* apply to approach 3 only; "
-                        "drop them or use --approach 3")
+                               or args.fixed_beta or args.backtest_factors):
+        raise UserError("--holdout-top-compute/--alpha-eq-beta/--fixed-*/--backtest-factors apply to approach 3 "
+                        "only; drop them or use --approach 3")
+    if args.no_backtest and args.backtest_factors:
+        raise UserError("--no-backtest and --backtest-factors contradict each other; give one")
     if args.plot and not str(args.plot).lower().endswith((".html", ".htm")):
         raise UserError(f"--plot writes HTML; give a path ending in .html, got {args.plot!r}")
     df = load_runs(args.runs, n_col=args.n_col, loss_col=args.loss_col, d_col=args.d_col,
@@ -85,15 +91,22 @@ def run(args) -> int:
 
 
 def _run_approach3(args, df, meta: dict) -> int:
+    from planner.backtest import DEFAULT_FACTORS, parse_factors
     from planner.fit import ChinchillaFitter, fit_runs
     from planner.io import atomic_write, write_json
+
+    factors = () if args.no_backtest else parse_factors(args.backtest_factors) if args.backtest_factors \
+        else DEFAULT_FACTORS
 
     fitter = ChinchillaFitter(delta=args.delta, grid=args.grid, fix_alpha_eq_beta=args.alpha_eq_beta,
                               fixed_alpha=args.fixed_alpha, fixed_beta=args.fixed_beta,
                               drop_top_loss=args.drop_top_loss, min_tokens_per_param=args.min_tokens_per_param,
                               bootstrap=args.bootstrap, seed=args.seed, n_jobs=args.workers,
                               holdout_top_compute=args.holdout_top_compute, progress=True)
-    result = fit_runs(fitter, df, meta)
+    result = fit_runs(fitter, df, meta, backtest_factors=factors)
+    skipped_backtest = result.backtest if result.backtest is not None and not result.backtest.predictions() else None
+    if skipped_backtest is not None:  # no factor left enough runs on both sides: said, not stored
+        result.backtest = None
     if result.holdout is not None:
         result.holdout.n_col, result.holdout.d_col, result.holdout.loss_col = args.n_col, args.d_col, args.loss_col
     if args.budget:  # the loss interval is a prediction interval (where a measured run should land)
@@ -109,11 +122,13 @@ def _run_approach3(args, df, meta: dict) -> int:
     printed["bootstrap"] = {"n": payload["bootstrap"]["n"], "converged_frac": payload["bootstrap"]["converged_frac"]}
     if printed.get("holdout"):
         printed["holdout"] = {k: v for k, v in printed["holdout"].items() if k != "rows"}
-    emit(args, printed, "\n".join(_approach3_lines(args, result)))
+    if result.backtest is not None:
+        printed["backtest"] = result.backtest.to_dict(rows=False)
+    emit(args, printed, "\n".join(_approach3_lines(args, result, skipped_backtest)))
     return 0
 
 
-def _approach3_lines(args, result) -> list[str]:
+def _approach3_lines(args, result, skipped_backtest=None) -> list[str]:
     law, ci = result.law, result.ci
     lines = [f"Approach 3 fit of {args.runs}: {result.n_rows} rows ({result.n_dropped} dropped), loss in nats",
              "  L(N, D) = E + A / N^alpha + B / D^beta",
@@ -130,11 +145,44 @@ def _approach3_lines(args, result) -> list[str]:
         lines.append(f"  holdout: {h.n_heldout} highest-compute rows, max rel error {h.max_abs_rel_error:.2%}, mean "
                      f"{h.mean_abs_rel_error:.2%}, {sum(r.inside_interval for r in h.rows)}/{h.n_heldout} inside the "
                      "95% prediction interval")
+    lines += _backtest_lines(result.backtest or skipped_backtest)
     lines += [f"  warning: {w}" for w in result.warnings]
     if args.out:
         lines.append(f"wrote {args.out}")
     if args.plot:
         lines.append(f"wrote {args.plot}")
+    return lines
+
+
+def _pct(x: float) -> str:
+    """A relative error as a percentage; a runaway one (>= 1000 %) in scientific notation."""
+    return f"{x:.2%}" if abs(x) < 10 else f"{100 * x:.2e}%"
+
+
+def _backtest_lines(bt) -> list[str]:
+    """The backtest as a short table: per k, then |error| and coverage per extrapolation factor."""
+    if bt is None:
+        return []
+    lines = ["  backtest: fit on compute <= C_max/k, predict the rest (95% prediction intervals)",
+             f"    {'k':>5} {'fitted':>6} {'held':>5} {'max|err|':>9} {'mean|err|':>9} {'inside':>7} {'reach':>7}"]
+    for r in bt.split_table():
+        if "skipped" in r:
+            lines.append(f"    {r['k']:>5g} {r['fitted']:>6} {r['held_out']:>5}  skipped: {r['skipped']}")
+        else:
+            lines.append(f"    {r['k']:>5g} {r['fitted']:>6} {r['held_out']:>5} {_pct(r['max_abs_rel_error']):>9} "
+                         f"{_pct(r['mean_abs_rel_error']):>9} {r['inside']:>3}/{r['held_out']:<3} {r['reach']:>6.3g}x"
+                         + ("" if r["converged"] else "  (refit not converged)"))
+    curve = bt.curve()
+    if curve:
+        lines.append("    error vs extrapolation factor (run compute / largest fitted compute), all splits:")
+        lines += [f"      {b.label():>10}: {b.n:>4} predictions, max |err| {_pct(b.max_abs_rel_error)}, mean "
+                  f"{_pct(b.mean_abs_rel_error)}, {b.frac_inside_interval:.0%} inside" for b in curve]
+    goal = bt.goal()
+    for key, g in goal.items():
+        if isinstance(g, dict):
+            lines.append(f"    goal at >= {key} (|err| <= {goal['max_abs_rel_error']:.1%}, >= "
+                         f"{goal['frac_inside_interval']:.0%} inside): max |err| {_pct(g['max_abs_rel_error'])}, "
+                         f"{g['frac_inside_interval']:.0%} inside over {g['n']}: {'met' if g['met'] else 'missed'}")
     return lines
 
 
