@@ -17,6 +17,8 @@ def _tree(root):
     ["plan", "--flops", "1e21", "--out", "{file}/plan.yaml"],
     ["optimal", "--flops", "1e21", "--plot", "{dir}"],
     ["optimal", "--flops", "1e21", "--plot", "{file}/x.html"],
+    ["fit", "runs.csv", "--n-col", "N", "--loss-col", "L", "--d-col", "D", "--out", "{dir}"],
+    ["fit", "runs.csv", "--n-col", "N", "--loss-col", "L", "--d-col", "D", "--plot", "{file}/fit.html"],
 ])
 def test_bad_output_path_is_refused_before_work(tmp_path, capsys, argv):
     (tmp_path / "afile").write_text("x")
@@ -43,7 +45,8 @@ def test_more_workers_than_cores_needs_oversubscribe(tmp_path, capsys):
     for argv in (["sweep", "--study", str(tmp_path / "s"), "--data", str(tmp_path / "d")],
                  ["ladder", "--study", str(tmp_path / "l"), "--data", str(tmp_path / "d"), "--hparams", "h.yaml"],
                  ["transfer-check", "--out", str(tmp_path / "t"), "--data", str(tmp_path / "d")],
-                 ["demo", "--study", str(tmp_path / "demo")]):
+                 ["demo", "--study", str(tmp_path / "demo")],
+                 ["fit", str(tmp_path / "runs.csv"), "--n-col", "N", "--loss-col", "L", "--d-col", "D"]):
         assert main([*argv, "--workers", str(n)]) == 2, argv
         err = capsys.readouterr().err.strip()
         assert len(err.splitlines()) == 1 and "--oversubscribe" in err and f"--workers {n}" in err

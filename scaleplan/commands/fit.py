@@ -4,7 +4,8 @@ Writes fit.json (docs/CONTRACTS.md) with ``--out`` and a plotly HTML report with
 """
 from __future__ import annotations
 
-from scaleplan.commands import emit, nonneg_float, nonneg_int, open_fraction, positive_float, positive_int
+from scaleplan.commands import (add_workers_argument, emit, nonneg_float, nonneg_int, open_fraction, output_file,
+                                positive_float, positive_int)
 
 
 def register(sub) -> None:
@@ -48,9 +49,9 @@ def register(sub) -> None:
     p.add_argument("--window", type=positive_int, metavar="K",
                    help="approach 2: fit each parabola to the K runs nearest the lowest loss (default all)")
     p.add_argument("--seed", type=int, default=0, help="random seed of the bootstrap (default 0)")
-    p.add_argument("--workers", type=positive_int, default=2, metavar="W", help="bootstrap processes (default 2)")
-    p.add_argument("--out", metavar="FIT_JSON", help="write the fit to this JSON file (fit.json)")
-    p.add_argument("--plot", metavar="HTML", help="write a plotly HTML report (data, fitted curves, residuals)")
+    add_workers_argument(p, default=2, help="bootstrap processes (default 2)")
+    p.add_argument("--out", type=output_file, metavar="FIT_JSON", help="write the fit to this JSON file (fit.json)")
+    p.add_argument("--plot", type=output_file, metavar="HTML", help="write a plotly HTML report (data, fitted curves, residuals)")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(func=run)
 
