@@ -419,7 +419,7 @@ def render_megatron(plan: Plan, *, command: str | None = None, mup_mode: str = "
         files[f"sbatch{suffix}.sh"] = sbatch_script(plan, f"launch{suffix}.sh", command=command)
         all_args[phase.name if phase else "main"] = args_to_json(args, plan)
     meta = {"scaleplan_plan_hash": plan.plan_hash, "command": one_line(command or plan.meta.get("command", "")),
-            "mup_mode": mup_mode}
+            "mup_mode": mup_mode if plan.is_mup else None}  # None: an SP plan has no μP to express
     if check is not None:
         meta["mup_check"] = check.to_dict()
     if edited_note(plan):
