@@ -12,7 +12,9 @@ library (``proxy_train.sweep_summary``: it opens the Optuna journal and counts t
 """
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
+from typing import Iterator
 
 import pandas as pd
 import streamlit as st
@@ -44,12 +46,68 @@ def load_json(path: Path):
     return _json(*_key(path))
 
 
+def study_file(study: Path | None, *names: str, show: bool = True) -> Path | None:
+    """:func:`app.state.study_file`, but a file that resolves outside the study (a symlink) gives an
+    error box naming it (``show``) and None, so the page goes on without it."""
+    from app import state
+
+    try:
+        return state.study_file(study, *names)
+    except UserError as e:
+        if show:
+            st.error(f"{study.name}/{names[0]}: {e}")
+        return None
+
+
+def load_object(path: Path, what: str) -> dict:
+    """A JSON artefact that must be an object (coord_check.json, transfer.json); UserError naming the
+    file otherwise (a list or a number is not a result file)."""
+    data = load_json(path)
+    if not isinstance(data, dict):
+        raise UserError(f"{path}: {what} must be a JSON object, got a {type(data).__name__}; regenerate it")
+    return data
+
+
+def artefact_error(path: Path, message: str) -> None:
+    """Report an unreadable artefact on the view of its own study (or with no study chosen): an
+    error box naming the file; under another study only a one-line caption, so one broken study
+    never fills the pages of the others."""
+    study = st.session_state.get("study")
+    label = str(path)
+    text = message if label in message else f"{label}: {message}"
+    if study is None or Path(study) in Path(path).parents:
+        st.error(text)
+    else:
+        root = st.session_state.get("studies_root")
+        where = Path(path).relative_to(root).as_posix() if root and Path(root) in Path(path).parents else label
+        st.caption(f"{where} could not be read (pick its study to see why)")
+
+
+@contextlib.contextmanager
+def shown_errors(path: Path) -> Iterator[None]:
+    """Run a block that renders one artefact; any error ends the block and is reported by
+    :func:`artefact_error` (a UserError as written, anything else as "unexpected content"), so one
+    malformed file never breaks the rest of the page. Streamlit's control-flow exceptions (rerun,
+    stop) are BaseExceptions and pass through."""
+    try:
+        yield
+    except UserError as e:
+        artefact_error(path, str(e))
+    except Exception as e:  # malformed content reaching the rendering code: shown, never a traceback
+        artefact_error(path, f"unexpected content ({type(e).__name__}: {str(e)[:200]}); regenerate the file")
+
+
 @st.cache_resource(show_spinner=False, max_entries=32)
 def _table(path: str, mtime: float, size: int) -> pd.DataFrame:
     try:
         if path.endswith(".parquet"):
+            from app.upload import check_parquet_size
+
+            check_parquet_size(path, path)  # a study's table meets the upload's decoded-size bounds
             return pd.read_parquet(path)
         return pd.read_csv(path)
+    except UserError:
+        raise
     except Exception as e:  # pandas raises many types for malformed files
         raise UserError(f"cannot read table {path} ({type(e).__name__}: {e}); regenerate it") from None
 

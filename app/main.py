@@ -20,8 +20,10 @@ import streamlit as st  # noqa: E402
 
 from app import state  # noqa: E402
 from planner import __version__  # noqa: E402
+from app.server import SHOW_ERROR_DETAILS  # noqa: E402
 from planner.errors import UserError  # noqa: E402
 
+st.set_option("client.showErrorDetails", SHOW_ERROR_DETAILS)  # no traceback for a viewer, however started
 st.set_page_config(page_title="scaleplan", page_icon=":material/query_stats:", layout="wide")
 
 root = state.studies_root()
@@ -49,4 +51,10 @@ pages = [
     st.Page(str(_VIEWS / "sweeps.py"), title="Sweeps", icon=":material/tune:"),
     st.Page(str(_VIEWS / "coord.py"), title="Coordinate check", icon=":material/straighten:"),
 ]
-st.navigation(pages).run()
+try:
+    st.navigation(pages).run()
+except UserError as e:  # a malformed artefact of this study: this page says so, the others keep working
+    st.error(str(e))
+except Exception as e:  # last resort: never a traceback for a viewer (client.showErrorDetails is off too)
+    st.error(f"this page failed on study {study.name if study else '(none)'} ({type(e).__name__}: {str(e)[:200]}); "
+             "the other pages and studies still work; check the study's files")

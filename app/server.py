@@ -1,8 +1,8 @@
 """Serving the Streamlit dashboard: the exact ``streamlit run`` command, and a server for tests/tools.
 
 The dashboard serves on 127.0.0.1 by default (nothing is exposed to the network unless the user
-asks with ``--host``), never phones home (``--browser.gatherUsageStats false``) and reads studies
-only under ``--studies DIR``. Streamlit is started as a subprocess with a list of arguments (no
+asks with ``--host``), never shows a viewer a traceback (``--client.showErrorDetails none``), never
+phones home (``--browser.gatherUsageStats false``) and reads studies only under ``--studies DIR``. Streamlit is started as a subprocess with a list of arguments (no
 shell), so no option value is ever interpreted by a shell.
 """
 from __future__ import annotations
@@ -20,6 +20,9 @@ from typing import IO, Iterator
 
 
 MAIN_SCRIPT = Path(__file__).resolve().parent / "main.py"
+#: Streamlit's client.showErrorDetails: "none" shows a viewer no exception text or traceback (the
+#: pages show their own error boxes; app/main.py sets the same when run with plain `streamlit run`).
+SHOW_ERROR_DETAILS = "none"
 
 
 def streamlit_command(port: int, host: str, studies: Path) -> list[str]:
@@ -30,6 +33,7 @@ def streamlit_command(port: int, host: str, studies: Path) -> list[str]:
         "--server.port", str(port),
         "--server.headless", "true",
         "--browser.gatherUsageStats", "false",
+        "--client.showErrorDetails", SHOW_ERROR_DETAILS,
         "--", "--studies", str(studies),
     ]
 

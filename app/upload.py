@@ -1,7 +1,10 @@
 """Validate a runs table uploaded in the browser (CSV or Parquet), as data only.
 
 The bytes are parsed by pandas (``read_csv`` / ``read_parquet``): nothing is executed, evaluated
-or unpickled. Files over :data:`MAX_UPLOAD_BYTES` are refused before parsing. The parsed table goes
+or unpickled. Files over :data:`MAX_UPLOAD_BYTES` are refused before parsing, and so are tables whose
+*decoded* size is too large: a Parquet file by its footer metadata (row count, column count, column
+types, uncompressed size; a 257 KB file can hold 20M rows), a CSV by its line and header-field
+counts (:data:`MAX_UPLOAD_ROWS`, :data:`MAX_UPLOAD_COLUMNS`, :data:`MAX_UPLOAD_CELLS`). The parsed table goes
 through :func:`planner.runs.load_runs`, so an uploaded file meets exactly the rules ``scaleplan
 fit`` applies. Every problem is a :class:`~planner.errors.UserError` for ``st.error``.
 """
@@ -15,6 +18,11 @@ from planner.errors import UserError
 
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024  # 20 MiB: ~200k runs rows, far above any real ladder
 MAX_UPLOAD_MB = MAX_UPLOAD_BYTES // (1024 * 1024)
+MAX_UPLOAD_ROWS = 200_000  # a ladder has tens to thousands of runs
+MAX_UPLOAD_COLUMNS = 256
+MAX_UPLOAD_CELLS = 5_000_000  # rows x columns: a few hundred MB decoded at most
+MAX_DECODED_BYTES = 256 * 2**20  # Parquet: uncompressed size of the row groups (footer metadata)
+_FIX = "upload only the runs table (one row per run, a few columns)"
 
 # Column names we recognise, best first (our runs table per docs/CONTRACTS.md, then common ones).
 N_COLUMNS = ("total_params", "N", "params", "Model Size", "non_embedding_params")
@@ -33,10 +41,12 @@ def parse_table(name: str, data: bytes) -> pd.DataFrame:
     lower = name.lower()
     try:
         if lower.endswith(".parquet"):
+            check_parquet_size(name, data)
             return pd.read_parquet(io.BytesIO(data))
         if not lower.endswith((".csv", ".txt")):
             raise UserError(f"{name}: unsupported file type; upload a .csv or .parquet runs table")
         text = data.decode("utf-8")
+        _check_csv_size(name, text)
         return pd.read_csv(io.StringIO(text))
     except UserError:
         raise
@@ -45,6 +55,38 @@ def parse_table(name: str, data: bytes) -> pd.DataFrame:
     except Exception as e:  # pandas/pyarrow raise many types on malformed input
         first = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise UserError(f"{name} could not be parsed as a table ({first}); upload a valid CSV/Parquet") from None
+
+
+def _check_shape(name: str, rows: int, cols: int) -> None:
+    if rows > MAX_UPLOAD_ROWS or cols > MAX_UPLOAD_COLUMNS or rows * cols > MAX_UPLOAD_CELLS:
+        raise UserError(f"{name} holds {rows} rows x {cols} columns; the limits are {MAX_UPLOAD_ROWS} rows, "
+                        f"{MAX_UPLOAD_COLUMNS} columns, {MAX_UPLOAD_CELLS} cells: {_FIX}")
+
+
+def check_parquet_size(name: str, data: bytes | str) -> None:
+    """Refuse a Parquet file (bytes or a path) by its footer, nothing decoded: shape, uncompressed
+    size, column types (numbers, booleans, strings only: a runs table has nothing else)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    meta = pq.ParquetFile(io.BytesIO(data) if isinstance(data, bytes) else data).metadata
+    _check_shape(name, meta.num_rows, meta.num_columns)
+    decoded = sum(meta.row_group(i).total_byte_size for i in range(meta.num_row_groups))
+    if decoded > MAX_DECODED_BYTES:
+        raise UserError(f"{name} decodes to {decoded / 2**20:.0f} MiB (limit {MAX_DECODED_BYTES // 2**20} MiB); {_FIX}")
+    for f in meta.schema.to_arrow_schema():
+        t = pa.types
+        if not (t.is_integer(f.type) or t.is_floating(f.type) or t.is_boolean(f.type) or t.is_string(f.type)
+                or t.is_large_string(f.type) or t.is_null(f.type)
+                or (t.is_dictionary(f.type) and t.is_string(f.type.value_type))):
+            raise UserError(f"{name}: column {f.name!r} has type {f.type}; a runs table holds numbers and "
+                            "strings only (write dates and nested values as text)")
+
+
+def _check_csv_size(name: str, text: str) -> None:
+    """Refuse a CSV by its line count and header field count before pandas builds anything."""
+    header = text.split("\n", 1)[0]
+    _check_shape(name, text.count("\n"), header.count(",") + 1)
 
 
 def guess_column(df: pd.DataFrame, candidates: tuple[str, ...]) -> str | None:

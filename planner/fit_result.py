@@ -20,11 +20,20 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from planner.backtest import Backtest
+from planner.errors import UserError
 from planner.holdout import HoldoutReport
-from planner.scaling_law import PARAM_NAMES, Allocation, ScalingLaw
+from planner.scaling_law import FIT_FIX, PARAM_NAMES, Allocation, ScalingLaw
+from planner.schema import check_value, show
 
 #: fit.json's names for the allocation fields of ``at_budget``.
 AT_BUDGET_KEYS = {"N": "N_opt", "D": "D_opt", "tokens_per_param": "tokens_per_param", "loss": "loss"}
+#: The diagnostics' types in fit.json (null where a NaN was written; ``meta`` and ``agreement`` are
+#: free-form mappings, read but never executed or exported raw).
+_FIELDS: dict[str, Any] = {
+    "approach": int, "ci": dict[str, list[float | None]], "n_rows": int | None, "n_dropped": int | None,
+    "objective": float | None, "converged": bool | None, "grad_norm": float | None,
+    "agreement": dict[str, object] | None, "warnings": list[str] | None, "meta": dict[str, object] | None,
+}
 
 
 @dataclass
@@ -68,17 +77,20 @@ class FitResult:
 
     @classmethod
     def from_dict(cls, d: Any, *, where: str = "fit.json") -> "FitResult":
-        """Read a fit.json payload; UserError (from :class:`ScalingLaw`) when the law is unusable."""
+        """Read a fit.json payload; every key typed (planner/schema.py), UserError naming the first
+        wrong one (and, from :class:`ScalingLaw`, when the law is unusable)."""
         law = ScalingLaw.from_dict(d, where=where)
-        boot = d.get("bootstrap") if isinstance(d.get("bootstrap"), dict) else {}
+        kw = {k: check_value(d[k], tp, f"{where}.{k}", FIT_FIX) for k, tp in _FIELDS.items() if k in d}
+        boot = d.get("bootstrap") or {}
+        frac = check_value(boot.get("converged_frac"), float | None, f"{where}.bootstrap.converged_frac", FIT_FIX)
         holdout = HoldoutReport.from_dict(d["holdout"], where=f"{where}: holdout") if d.get("holdout") else None
-        at_budget = _allocation_from(d["at_budget"]) if isinstance(d.get("at_budget"), dict) else None
+        at_budget = _allocation_from(d["at_budget"], f"{where}.at_budget") if d.get("at_budget") is not None else None
         backtest = Backtest.from_dict(d["backtest"], where=f"{where}: backtest") if d.get("backtest") else None
-        return cls(law=law, ci=dict(d.get("ci") or {}), n_rows=d.get("n_rows"), n_dropped=int(d.get("n_dropped") or 0),
-                   objective=d.get("objective"), converged=d.get("converged"), grad_norm=d.get("grad_norm"),
-                   agreement=dict(d.get("agreement") or {}), bootstrap_converged_frac=boot.get("converged_frac"),
-                   warnings=[str(w) for w in d.get("warnings") or []], meta=dict(d.get("meta") or {}),
-                   holdout=holdout, at_budget=at_budget, approach=int(d.get("approach") or 3), backtest=backtest)
+        return cls(law=law, ci=dict(kw.get("ci") or {}), n_rows=kw.get("n_rows"), n_dropped=kw.get("n_dropped") or 0,
+                   objective=kw.get("objective"), converged=kw.get("converged"), grad_norm=kw.get("grad_norm"),
+                   agreement=dict(kw.get("agreement") or {}), bootstrap_converged_frac=frac,
+                   warnings=list(kw.get("warnings") or []), meta=dict(kw.get("meta") or {}),
+                   holdout=holdout, at_budget=at_budget, approach=kw.get("approach") or 3, backtest=backtest)
 
 
 def at_budget_dict(a: Allocation) -> dict[str, Any]:
@@ -89,11 +101,16 @@ def at_budget_dict(a: Allocation) -> dict[str, Any]:
     return out
 
 
-def _allocation_from(d: dict) -> Allocation:
+def _allocation_from(d: Any, where: str) -> Allocation:
+    """fit.json's ``at_budget`` block read back (numbers checked; its ``ci`` entries may be null)."""
+    keys = ("C", "N_opt", "D_opt", "tokens_per_param", "loss")
+    if not isinstance(d, dict) or any(k not in d for k in keys):
+        raise UserError(f"{where} must be an object with {', '.join(keys)}, got {show(d)}; {FIT_FIX}")
+    v = {k: check_value(d[k], float, f"{where}.{k}", FIT_FIX) for k in keys}
+    ci = check_value(d.get("ci") or {}, dict[str, list[float | None]], f"{where}.ci", FIT_FIX)
     names = {v: k for k, v in AT_BUDGET_KEYS.items()}
-    return Allocation(N=d["N_opt"], D=d["D_opt"], C=d["C"], loss=d["loss"], tokens_per_param=d["tokens_per_param"],
-                      ci={names[k]: v for k, v in (d.get("ci") or {}).items() if k in names},
-                      interval="prediction")
+    return Allocation(N=v["N_opt"], D=v["D_opt"], C=v["C"], loss=v["loss"], tokens_per_param=v["tokens_per_param"],
+                      ci={names[k]: c for k, c in ci.items() if k in names}, interval="prediction")
 
 
 __all__ = ["FitResult", "at_budget_dict", "AT_BUDGET_KEYS"]

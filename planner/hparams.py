@@ -16,10 +16,16 @@ from typing import Any
 
 from planner.errors import UserError
 from planner.io import read_yaml, write_yaml
+from planner.schema import check_record
 from planner.width_hparams import WidthHParams, transfer_to_width
 
 PARAMETERIZATIONS = ("mup", "sp")
 WD_RULES = ("mup", "unscaled")
+HPARAMS_FIX = "fix the hparams file (or regenerate it with `scaleplan sweep export`)"
+#: Largest vocabulary accepted: token ids are stored as uint32 (proxy_train/data.py).
+MAX_VOCAB = 2**32
+#: Ranges not already checked by ``HParams.__post_init__`` (which also serves direct construction).
+_RULES: dict[str, Any] = {"base_depth": "positive", "base_head_dim": "positive", "vocab_size": "positive"}
 
 
 @dataclass
@@ -81,20 +87,25 @@ class HParams:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "HParams":
-        if not isinstance(d, dict):
-            raise UserError(f"hparams must be a mapping, got {type(d).__name__}; pass an hparams.yaml")
-        if "base_width" not in d:
-            raise UserError("hparams lacks base_width (the proxy's d_model the values were tuned at); add it")
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise UserError(f"unknown hparams fields {unknown}; known fields: {sorted(known)}")
-        return cls(**d)
+    def from_dict(cls, d: Any, *, where: str = "hparams") -> "HParams":
+        """Read an hparams.yaml mapping: every field checked against its annotation and range
+        (planner/schema.py: an int is never a bool or a float, a bool only ``true``/``false``,
+        numbers finite); UserError naming the field otherwise."""
+        if isinstance(d, dict) and "base_width" not in d:
+            raise UserError(f"{where} lacks base_width (the proxy's d_model the values were tuned at); add it")
+        kw = check_record(cls, d, where, fix=HPARAMS_FIX, rules=_RULES)
+        if kw.get("vocab_size") is not None and kw["vocab_size"] > MAX_VOCAB:
+            raise UserError(f"{where}.vocab_size must be at most {MAX_VOCAB} (token ids are stored as uint32), "
+                            f"got {kw['vocab_size']}; {HPARAMS_FIX}")
+        return cls(**kw)
 
     @classmethod
     def read(cls, path: str | Path) -> "HParams":
-        return cls.from_dict(read_yaml(path, "hparams file"))
+        data = read_yaml(path, "hparams file")
+        try:
+            return cls.from_dict(data)
+        except UserError as e:
+            raise UserError(f"{path}: {e}") from None
 
     def write(self, path: str | Path) -> Path:
         return write_yaml(path, self.to_dict())

@@ -40,8 +40,10 @@ import numpy as np
 from scipy import optimize
 
 from planner.errors import UserError, positive_number
+from planner.schema import check_value
 
 PARAM_NAMES = ("E", "A", "B", "alpha", "beta")
+FIT_FIX = "regenerate it with `scaleplan fit`"
 INTERVALS = ("parameter", "prediction")
 INTERVAL_LEVEL = 95.0
 PREDICT_SEED_OFFSET = 1   # residual draws of predict(..., interval="prediction")
@@ -192,7 +194,8 @@ class ScalingLaw:
         (default), "prediction" (the loss entry is a prediction interval) or None (no ci).
         """
         C = positive_number(C, "compute budget C (FLOPs)")
-        N, D, k = _solve(self.require_positive().params, C, flops_per_token_per_param)
+        N, D, k = _in_range(self, _solve, self.require_positive().params, C, flops_per_token_per_param,
+                            what=f"compute budget C = {C:.3g} FLOPs")
         alloc = Allocation(N=N, D=D, C=C, loss=self.predict(N, D), tokens_per_param=D / N,
                            flops_per_token_per_param=k, law=self.name)
         if interval is not None and self.samples is not None:
@@ -205,14 +208,18 @@ class ScalingLaw:
     def optimal_frontier(self, C, flops_per_token_per_param: float = 6.0) -> tuple[np.ndarray, np.ndarray]:
         """Closed-form (N*, D*) for an array of budgets C at constant k (figures)."""
         k = positive_number(flops_per_token_per_param, "flops_per_token_per_param")
-        return _closed_form(self.require_positive().params, np.asarray(C, dtype=float), k)
+        return _in_range(self, _closed_form, self.require_positive().params, np.asarray(C, dtype=float), k,
+                         what="range of compute budgets")
 
     def _allocation_ci(self, C: float, ratio: FlopsRatio, interval: str) -> dict[str, list[float]]:
         """N, D, tokens/param, loss at each bootstrap law's own optimum -> 95 % intervals."""
         rows = np.full((len(self.samples), 4), np.nan)
         for i in np.flatnonzero(self._positive_samples()):
             p = tuple(float(v) for v in self.samples[i])
-            n, d, _ = _solve(p, C, ratio)
+            try:
+                n, d, _ = _in_range(self, _solve, p, C, ratio, what="")
+            except UserError:
+                continue  # this bootstrap law has no allocation in floating-point range: left out
             rows[i] = n, d, d / n, float(_surface(p, np.asarray(n), np.asarray(d)))
         if interval == "prediction":
             rows[:, 3] = rows[:, 3] * np.exp(self._residual_draws(OPTIMAL_SEED_OFFSET, rows[:, 3].shape))
@@ -227,7 +234,7 @@ class ScalingLaw:
         L = self.require_positive().reachable_loss(L)
         if callable(flops_per_token_per_param):
             # L*(C) decreases monotonically in C: bracket and bisect on log C.
-            N0, D0 = _for_loss(self.params, L)
+            N0, D0 = _in_range(self, _for_loss, self.params, L, what=f"target loss {L:g}")
             c0 = 6.0 * N0 * D0
             f = lambda logc: self.optimal(math.exp(logc), flops_per_token_per_param).loss - L  # noqa: E731
             lo, hi = math.log(c0) - 10.0, math.log(c0) + 10.0
@@ -236,7 +243,7 @@ class ScalingLaw:
             alloc.loss = L
             return alloc
         k = positive_number(flops_per_token_per_param, "flops_per_token_per_param")
-        N, D = _for_loss(self.params, L)
+        N, D = _in_range(self, _for_loss, self.params, L, what=f"target loss {L:g}")
         alloc = Allocation(N=N, D=D, C=k * N * D, loss=L, tokens_per_param=D / N,
                            flops_per_token_per_param=k, law=self.name)
         if self.samples is not None:
@@ -245,7 +252,10 @@ class ScalingLaw:
             for p in usable:
                 if L <= p[0]:
                     continue  # this bootstrap law can never reach L: it has no finite allocation
-                n, d = _for_loss(tuple(float(v) for v in p), L)
+                try:
+                    n, d = _in_range(self, _for_loss, tuple(float(v) for v in p), L, what="")
+                except UserError:
+                    continue  # no allocation in floating-point range for this bootstrap law
                 rows.append((n, d, d / n, k * n * d))
             if rows:
                 rows = np.array(rows)
@@ -298,32 +308,34 @@ class ScalingLaw:
 
     @classmethod
     def from_dict(cls, d: Any, *, where: str = "law") -> "ScalingLaw":
-        """Build from a fit.json-style dict; UserError naming what is missing or wrong."""
+        """Build from a fit.json-style dict; UserError naming what is missing or wrong.
+
+        Types follow planner/schema.py (a parameter is a finite number, never a bool or string);
+        a bootstrap sample entry may be null (a NaN written by the fit), read back as NaN.
+        """
         if not isinstance(d, dict):
-            raise UserError(f"{where} must be a JSON object with keys {', '.join(PARAM_NAMES)}; "
-                            "regenerate it with `scaleplan fit`")
+            raise UserError(f"{where} must be a JSON object with keys {', '.join(PARAM_NAMES)}; {FIT_FIX}")
         missing = [k for k in PARAM_NAMES if k not in d]
         if missing:
             raise UserError(f"{where} lacks {', '.join(missing)}; a fit.json needs {', '.join(PARAM_NAMES)} "
-                            "(regenerate it with `scaleplan fit`)")
+                            f"({FIT_FIX})")
+        params = [check_value(d[k], float, f"{where}.{k}", FIT_FIX) for k in PARAM_NAMES]
         samples = None
-        boot = d.get("bootstrap")
-        if isinstance(boot, dict) and boot.get("samples"):
-            try:
-                samples = np.asarray(boot["samples"], dtype=float)
-            except (TypeError, ValueError):
-                raise UserError(f"{where}: bootstrap.samples is not a numeric table; regenerate it") from None
-        elif boot is not None and not isinstance(boot, dict):
-            raise UserError(f"{where}: bootstrap must be an object with 'samples'; regenerate it")
-        meta = d.get("meta") or {}
-        if not isinstance(meta, dict):
-            raise UserError(f"{where}: meta must be an object")
-        if isinstance(d.get("warnings"), list) and d["warnings"]:  # a fit's own diagnostics travel with it
-            meta = {**meta, "warnings": [str(w) for w in d["warnings"]]}
+        boot = check_value(d.get("bootstrap"), dict[str, object] | None, f"{where}.bootstrap", FIT_FIX)
+        if boot and boot.get("samples"):
+            rows = check_value(boot["samples"], list[list[float | None]], f"{where}.bootstrap.samples", FIT_FIX)
+            if any(len(r) != 5 for r in rows):
+                raise UserError(f"{where}.bootstrap.samples must be a (k, 5) table of [E, A, B, alpha, beta]; "
+                                f"{FIT_FIX}")
+            samples = np.array([[np.nan if v is None else v for v in r] for r in rows], dtype=float)
+        meta = check_value(d.get("meta") or {}, dict[str, object], f"{where}.meta", FIT_FIX)
+        warnings = check_value(d.get("warnings") or [], list[str], f"{where}.warnings", FIT_FIX)
+        if warnings:  # a fit's own diagnostics travel with it
+            meta = {**meta, "warnings": list(warnings)}
+        name = check_value(d.get("name") or "", str, f"{where}.name", FIT_FIX)
+        source = check_value(d.get("source") or meta.get("source") or "", str, f"{where}.source", FIT_FIX)
         try:
-            return cls(*(d[k] for k in PARAM_NAMES), name=str(d.get("name") or ""),
-                       source=str(d.get("source") or meta.get("source") or ""),
-                       samples=samples, meta=meta).require_positive()
+            return cls(*params, name=name, source=source, samples=samples, meta=meta).require_positive()
         except UserError as e:
             raise UserError(f"{where}: {e}") from None
 
@@ -385,6 +397,23 @@ def _for_loss(p: Params, L: float) -> tuple[float, float]:
 
 
 # -- small helpers -------------------------------------------------------------------------------
+def _in_range(law: "ScalingLaw", fn: Callable, *args, what: str):
+    """``fn(*args)`` (an allocation whose first two items are N and D), or a UserError when N or D
+    leaves floating-point range: small exponents make G = (alpha A / (beta B))^(1/(alpha+beta))
+    and (L - E)^(-1/alpha) overflow or underflow (e.g. alpha = beta = 0.001)."""
+    try:
+        with np.errstate(over="ignore", under="ignore", divide="ignore", invalid="ignore"):
+            out = fn(*args)
+        ok = all(np.all(np.isfinite(v) & (np.asarray(v) > 0)) for v in out[:2])
+    except (OverflowError, ZeroDivisionError):
+        ok = False
+    if not ok:
+        raise UserError(f"law {law.name or ''} gives no finite allocation at the {what} (alpha = {law.alpha:.3g}, "
+                        f"beta = {law.beta:.3g}: N or D leaves floating-point range); check the law's exponents, or ask for a "
+                        "budget or loss nearer the fitted range")
+    return out
+
+
 def _check_interval(interval: str) -> str:
     if interval not in INTERVALS:
         raise UserError(f"unknown interval {interval!r}; use one of {', '.join(INTERVALS)} (or None)")

@@ -25,12 +25,22 @@ import numpy as np
 from planner import __version__
 from planner.errors import UserError
 from planner.io import ensure_dir, read_json, write_json
+from planner.schema import check_rule, check_value
 from proxy_train.corpus import Corpus, read_corpus
 from proxy_train.tokenizer import load_tokenizer, make_tokenizer
 
 PAD_MULTIPLE = 64
 DEFAULT_MAX_MB = 12.0
 META_KEYS = ("dtype", "vocab_size", "tokenizer_vocab", "train_tokens", "val_tokens", "sha256")
+#: meta.json's typed keys (planner/schema.py annotations) and their ranges; other keys are provenance.
+_META_TYPES = {"dtype": (str, ("uint16", "uint32")), "vocab_size": (int, "positive"),
+               "tokenizer_vocab": (int, "positive"), "eot_id": (int, "nonneg"), "train_tokens": (int, "nonneg"),
+               "val_tokens": (int, "nonneg"), "sha256": (str, None)}
+_META_FIX = "re-run `scaleplan data prepare`"
+#: Token files up to this many tokens get an exact max-id check at open (np.max over the memmap, one
+#: sequential read); larger ones a sampled check of ID_SAMPLE_CHUNKS evenly spaced chunks.
+ID_CHECK_EXACT = 256 * 2**20
+ID_SAMPLE_CHUNKS, ID_CHUNK = 64, 2**16
 
 
 def padded_vocab(n: int, multiple: int = PAD_MULTIPLE) -> int:
@@ -185,6 +195,9 @@ class TokenData:
             raise UserError(f"{self.path}/meta.json dtype {self.meta['dtype']!r} is not uint16/uint32; re-prepare")
         self.dtype = np.dtype(self.meta["dtype"])
         self.vocab_size = int(self.meta["vocab_size"])
+        if self.vocab_size > np.iinfo(self.dtype).max + 1:
+            raise UserError(f"{self.path}/meta.json vocab_size {self.vocab_size} does not fit {self.dtype.name} "
+                            f"token ids; {_META_FIX}")
         if self.vocab_size < int(self.meta["tokenizer_vocab"]):
             raise UserError(f"{self.path}: model vocab {self.vocab_size} < tokenizer vocab; re-prepare the data")
         tok_path = self.path / "tokenizer.json"
@@ -210,6 +223,11 @@ class TokenData:
         missing = [k for k in need if k not in meta]
         if missing:
             raise UserError(f"{path}/meta.json lacks {missing}; re-run `scaleplan data prepare`")
+        for key, (tp, rule) in _META_TYPES.items():
+            if key in meta:
+                check_value(meta[key], tp, f"{path}/meta.json {key}", _META_FIX)
+                if rule is not None:
+                    check_rule(meta[key], rule, f"{path}/meta.json {key}", _META_FIX)
         return meta
 
     def _open(self, split: str) -> np.ndarray:
@@ -220,7 +238,14 @@ class TokenData:
         if f.stat().st_size != n * self.dtype.itemsize:
             raise UserError(f"{f} has {f.stat().st_size} bytes, expected {n * self.dtype.itemsize}; "
                             "the file is truncated or corrupt; re-run `scaleplan data prepare`")
-        return np.memmap(f, dtype=self.dtype, mode="r", shape=(n,))
+        if n == 0:
+            raise UserError(f"{f} holds no tokens; {_META_FIX} with more text (or a larger val fraction)")
+        arr = np.memmap(f, dtype=self.dtype, mode="r", shape=(n,))
+        top = _max_id(arr)
+        if top >= self.vocab_size:
+            raise UserError(f"{f} holds token id {top} >= vocab_size {self.vocab_size} (meta.json); the folder "
+                            f"was mixed up or corrupted; {_META_FIX}")
+        return arr
 
     def check_seq_len(self, seq_len: int) -> None:
         if len(self.val) < seq_len + 1 or len(self.train) < seq_len + 1:
@@ -240,3 +265,13 @@ class TokenData:
         if n_windows == 1 or last == 0:
             return [0] * n_windows
         return [int(round(i * last / (n_windows - 1))) for i in range(n_windows)]
+
+
+def _max_id(arr: np.ndarray) -> int:
+    """Largest token id: exact (np.max over the memmap) up to ID_CHECK_EXACT tokens; above that the
+    max over ID_SAMPLE_CHUNKS evenly spaced chunks of ID_CHUNK tokens (a sampled check: a corrupt
+    stretch between chunks can pass; the embedding lookup then fails on it)."""
+    if len(arr) <= ID_CHECK_EXACT:
+        return int(arr.max())
+    starts = np.linspace(0, len(arr) - ID_CHUNK, ID_SAMPLE_CHUNKS).astype(np.int64)
+    return max(int(arr[s:s + ID_CHUNK].max()) for s in starts)

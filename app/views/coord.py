@@ -32,53 +32,55 @@ if not files:
 summary = []
 for path in files:
     try:
-        data = loaders.load_json(path)
+        data = loaders.load_object(path, "coord_check.json")
     except UserError as e:
-        st.error(str(e))
+        loaders.artefact_error(path, str(e))
         continue
-    label = path.relative_to(root).parent.as_posix()
-    passed = data.get("passed")
-    param = data.get("param") or "?"
-    summary.append({"result": label, "parameterization": param,
-                    "passed": "PASS" if passed else ("FAIL" if passed is not None else "?"),
-                    "criterion": data.get("criterion", "")})
+    with loaders.shown_errors(path):
+        label = path.relative_to(root).parent.as_posix()
+        passed = data.get("passed")
+        param = data.get("param") or "?"
+        summary.append({"result": label, "parameterization": param,
+                        "passed": "PASS" if passed else ("FAIL" if passed is not None else "?"),
+                        "criterion": data.get("criterion", "")})
 
 if summary:
     st.dataframe(pd.DataFrame(summary), hide_index=True)
 
 for path in files:
     try:
-        data = loaders.load_json(path)
+        data = loaders.load_object(path, "coord_check.json")
     except UserError:
         continue
-    label = path.relative_to(root).parent.as_posix()
-    passed = data.get("passed")
-    param = str(data.get("param") or "").upper()
-    head = f"{label} ({param})" if param else label
-    if passed:
-        st.success(f"{head}: PASS")
-    elif passed is not None:
-        st.error(f"{head}: FAIL")
-    else:
-        st.warning(f"{head}: no pass/fail recorded")
-    worst = data.get("worst") or {}
-    if worst:
-        st.caption(f"worst module: {worst.get('module') or '<logits>'} at step t = {worst.get('t')}, slope "
-                   f"{worst.get('slope', float('nan')):+.2f} per width doubling; {data.get('n_failing', 0)} "
-                   f"(module, step) pairs over the limit; widths {data.get('widths')}")
-    c1, c2 = st.columns([3, 2])
-    if isinstance(data.get("l1"), list) and data["l1"]:
-        try:
-            c1.plotly_chart(figure(data), width="stretch", key=f"coord-l1-{label}")
-        except (KeyError, TypeError, ValueError) as e:
-            c1.error(f"{label}: unexpected l1 records ({type(e).__name__}: {e}); regenerate the file")
-    if isinstance(data.get("slopes"), dict):
-        try:
-            fig = slopes_figure(data)
-        except (AttributeError, TypeError, ValueError) as e:
-            c2.error(f"{label}: unexpected slopes ({type(e).__name__}: {e}); regenerate the file")
-            fig = None
-        if fig is not None:
-            c2.plotly_chart(fig, width="stretch", key=f"coord-slopes-{label}")
-    with st.expander(f"{label}: raw result"):
-        st.json(data, expanded=False)
+    with loaders.shown_errors(path):
+        label = path.relative_to(root).parent.as_posix()
+        passed = data.get("passed")
+        param = str(data.get("param") or "").upper()
+        head = f"{label} ({param})" if param else label
+        if passed:
+            st.success(f"{head}: PASS")
+        elif passed is not None:
+            st.error(f"{head}: FAIL")
+        else:
+            st.warning(f"{head}: no pass/fail recorded")
+        worst = data.get("worst") or {}
+        if worst:
+            st.caption(f"worst module: {worst.get('module') or '<logits>'} at step t = {worst.get('t')}, slope "
+                       f"{worst.get('slope', float('nan')):+.2f} per width doubling; {data.get('n_failing', 0)} "
+                       f"(module, step) pairs over the limit; widths {data.get('widths')}")
+        c1, c2 = st.columns([3, 2])
+        if isinstance(data.get("l1"), list) and data["l1"]:
+            try:
+                c1.plotly_chart(figure(data), width="stretch", key=f"coord-l1-{label}")
+            except (KeyError, TypeError, ValueError) as e:
+                c1.error(f"{label}: unexpected l1 records ({type(e).__name__}: {e}); regenerate the file")
+        if isinstance(data.get("slopes"), dict):
+            try:
+                fig = slopes_figure(data)
+            except (AttributeError, TypeError, ValueError) as e:
+                c2.error(f"{label}: unexpected slopes ({type(e).__name__}: {e}); regenerate the file")
+                fig = None
+            if fig is not None:
+                c2.plotly_chart(fig, width="stretch", key=f"coord-slopes-{label}")
+        with st.expander(f"{label}: raw result"):
+            st.json(data, expanded=False)

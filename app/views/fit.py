@@ -12,7 +12,7 @@ import dataclasses
 import pandas as pd
 import streamlit as st
 
-from app import fmt, loaders, state, upload
+from app import fmt, loaders, upload
 from app.figures import frontier_figure, isoflop_figure, runs_figure
 from planner.errors import UserError
 from planner.fit_result import FitResult
@@ -25,14 +25,16 @@ st.caption("Chinchilla form L(N, D) = E + A/N^α + B/D^β, loss in nats per toke
 study = st.session_state.get("study")
 runs, law, fit = None, None, None
 
-fit_path = state.study_file(study, *loaders.FIT_FILES)
-runs_path = state.study_file(study, *loaders.RUNS_FILES)
+fit_path = loaders.study_file(study, *loaders.FIT_FILES)
+runs_path = loaders.study_file(study, *loaders.RUNS_FILES)
 if fit_path is not None:
     try:
         fit = FitResult.from_dict(loaders.load_json(fit_path), where=f"law file {fit_path}")
         law = dataclasses.replace(fit.law, name=f"{study.name} fit")
+        law.optimal(1e21, interval=None)  # a law with no finite allocation (tiny exponents) is unusable here
     except UserError as e:
-        st.error(str(e))
+        st.error(str(e) if str(fit_path) in str(e) else f"{fit_path}: {e}")
+        fit, law = None, None
 if runs_path is not None:
     try:
         table = loaders.load_table(runs_path)

@@ -25,7 +25,9 @@ study = st.session_state.get("study")
 # ------------------------------------------------------------------ inputs
 law_options: dict[str, object] = {f"{k} (published)": k for k in PRESETS}
 for name in state.list_studies(root) if root else []:
-    fit_path = state.study_file(state.inside(root, name), *loaders.FIT_FILES)
+    # a fit.json that leads outside its study is left out (and shown as an error on its own study only)
+    fit_path = loaders.study_file(state.inside(root, name), *loaders.FIT_FILES,
+                                  show=study is not None and name == study.name)
     if fit_path is not None:
         law_options = {f"{name}: fit.json (fitted)": (name, fit_path), **law_options}
 law_labels = list(law_options)
@@ -70,7 +72,7 @@ with left:
                              help="a published law or a study's fit.json (`scaleplan fit`)")
     if study_fit_warnings and law_label != study_fit_label:
         st.caption(f"{study_fit_label} is not the default: {study_fit_warnings[0]}")
-    hp_path = state.study_file(study, *loaders.HPARAMS_FILES)
+    hp_path = loaders.study_file(study, *loaders.HPARAMS_FILES)
     use_hp = hp_path is not None and st.checkbox(f"μP hyperparameters from {study.name}/hparams.yaml",
                                                  value=True, key="use_hparams")
     with st.expander("Options"):

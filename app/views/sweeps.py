@@ -55,7 +55,7 @@ if sweeps:
     else:
         st.info("No complete trial yet.")
 
-hp = state.study_file(study, *loaders.HPARAMS_FILES)
+hp = loaders.study_file(study, *loaders.HPARAMS_FILES)
 if hp is not None:
     st.subheader("Exported base hyperparameters (hparams.yaml)")
     try:
@@ -77,32 +77,33 @@ if not transfer_files:
 for path in transfer_files:
     label = path.relative_to(root).as_posix()
     try:
-        data = loaders.load_json(path)
+        data = loaders.load_object(path, "transfer.json")
     except UserError as e:
-        st.error(str(e))
+        loaders.artefact_error(path, str(e))
         continue
-    st.subheader(label)
-    params = data.get("params") if isinstance(data.get("params"), dict) else {}
-    if params:
-        cols = st.columns(len(params))
-        for col, (param, res) in zip(cols, params.items()):
-            drift = res.get("drift_octaves")
-            col.metric(f"{'μP' if param == 'mup' else param.upper()} optimal-LR drift (octaves)",
-                       f"{drift:.2f}" if isinstance(drift, (int, float)) else "n/a",
-                       help=f"max − min of the optimal log2 LR over widths {res.get('widths')}")
-        goals = data.get("goals") or {}
-        if goals.get("mup_ok") is not None:
-            ok = goals.get("mup_ok") and goals.get("sp_ok") is not False
-            (st.success if ok else st.warning)(
-                f"μP drift ≤ {goals.get('mup_drift_max')} octave: {goals.get('mup_ok')}; "
-                f"SP drift ≥ {goals.get('sp_drift_min')}: {goals.get('sp_ok')}")
-        try:
-            from proxy_train.transfer import transfer_figure
+    with loaders.shown_errors(path):
+        st.subheader(label)
+        params = data.get("params") if isinstance(data.get("params"), dict) else {}
+        if params:
+            cols = st.columns(len(params))
+            for col, (param, res) in zip(cols, params.items()):
+                drift = res.get("drift_octaves")
+                col.metric(f"{'μP' if param == 'mup' else param.upper()} optimal-LR drift (octaves)",
+                           f"{drift:.2f}" if isinstance(drift, (int, float)) else "n/a",
+                           help=f"max − min of the optimal log2 LR over widths {res.get('widths')}")
+            goals = data.get("goals") or {}
+            if goals.get("mup_ok") is not None:
+                ok = goals.get("mup_ok") and goals.get("sp_ok") is not False
+                (st.success if ok else st.warning)(
+                    f"μP drift ≤ {goals.get('mup_drift_max')} octave: {goals.get('mup_ok')}; "
+                    f"SP drift ≥ {goals.get('sp_drift_min')}: {goals.get('sp_ok')}")
+            try:
+                from proxy_train.transfer import transfer_figure
 
-            st.plotly_chart(transfer_figure(data), width="stretch", key=f"transfer-{label}")
-        except (KeyError, TypeError, ValueError) as e:
-            st.error(f"{label}: transfer.json has an unexpected layout ({type(e).__name__}: {e}); regenerate it")
-    else:
-        st.warning(f"{label}: no per-parameterization results in this file")
-    with st.expander("transfer.json"):
-        st.json(data, expanded=False)
+                st.plotly_chart(transfer_figure(data), width="stretch", key=f"transfer-{label}")
+            except (KeyError, TypeError, ValueError) as e:
+                st.error(f"{label}: transfer.json has an unexpected layout ({type(e).__name__}: {e}); regenerate it")
+        else:
+            st.warning(f"{label}: no per-parameterization results in this file")
+        with st.expander("transfer.json"):
+            st.json(data, expanded=False)
