@@ -20,6 +20,8 @@ Conventions (also written into ``study.yaml`` under ``ladder`` and into every ru
   (Hägele et al. 2024, arXiv:2405.18392: such cooldowns match separate cosine runs for about half
   the compute). ``cosine`` trains every point separately (cosine to 0.1 x peak).
 * **compute_used**: see :mod:`proxy_train.ladder_table` (WSD: the shared stable phase counted once).
+* **Ctrl-C** cancels the queued tasks and asks the running ones to stop at their next step boundary
+  (checkpointed there; killed after ``STOP_GRACE_S`` seconds), then prints what was kept.
 * **Resume**: ``runs.csv`` is rebuilt from the atomically written run.json files after every
   finished task, so a killed ladder leaves no corrupt row and a rerun skips finished points.
 """
@@ -40,7 +42,9 @@ from proxy_train.ladder_plan import (DEFAULT_TOKENS_PER_PARAM, MAX_EPOCHS, Ladde
                                      heldout_ladder_points, load_spec, plan_points, train_config)
 from proxy_train.ladder_sizes import DEFAULT_N_RANGE, parse_sizes, size_for_params, size_record, trainer_size
 from proxy_train.ladder_table import RUNS_COLUMNS, RunRecord, collect_rows, write_table
-from proxy_train.ladder_tasks import LadderTask, is_final, run_task, tasks_for, worker_init
+from proxy_train.ladder_tasks import LadderTask, NotStarted, is_final, run_task, tasks_for, worker_init
+
+STOP_GRACE_S = 60.0  # Ctrl-C: how long running points may take to reach a step boundary
 
 
 # ------------------------------------------------------------------------------------------ study.yaml
@@ -92,13 +96,15 @@ def update_study_yaml(study: Path, key: str, value: Any) -> None:
 # ------------------------------------------------------------------------------------------ run
 def _train_pending(spec: LadderSpec, pending: list[LadderTask], workers: int, command: str, refresh) -> list[str]:
     """Train ``pending`` in ``workers`` spawned processes, calling ``refresh()`` as tasks finish;
-    returns the tasks' errors ("key: Type: message")."""
+    returns the tasks' errors ("key: Type: message"). Ctrl-C: see :func:`_stop_pool`."""
     import multiprocessing
 
     errors: list[str] = []
     ctx = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=max(1, min(workers, len(pending))), mp_context=ctx,
-                             initializer=worker_init) as pool:
+    pool = ProcessPoolExecutor(max_workers=max(1, min(workers, len(pending))), mp_context=ctx,
+                               initializer=worker_init)
+    futs: dict = {}
+    try:
         futs = {pool.submit(run_task, spec, task, command): task.key for task in pending}
         while futs:
             finished, _ = wait(list(futs), timeout=5.0, return_when=FIRST_COMPLETED)
@@ -108,7 +114,39 @@ def _train_pending(spec: LadderSpec, pending: list[LadderTask], workers: int, co
                 if exc is not None:
                     errors.append(f"{key}: {type(exc).__name__}: {exc}")
             refresh()
+    except KeyboardInterrupt:
+        _stop_pool(pool, futs)
+        raise
+    finally:
+        pool.shutdown(wait=True)
     return errors
+
+
+def _stop_pool(pool: ProcessPoolExecutor, futs: dict, grace_s: float = STOP_GRACE_S) -> None:
+    """Ctrl-C: cancel the queued tasks, pass SIGINT to the workers (their running points checkpoint
+    at the next step boundary and start nothing more), wait ``grace_s`` seconds, then kill."""
+    import os
+    import signal
+
+    procs = list((getattr(pool, "_processes", None) or {}).values())  # CPython worker table, before shutdown
+    # cancel here, not only through shutdown: wait() never wakes for a future cancelled behind its back
+    running = [f for f in futs if not f.cancel()]
+    pool.shutdown(wait=False, cancel_futures=True)
+    for p in procs:
+        if p.is_alive():
+            try:
+                os.kill(p.pid, signal.SIGINT)
+            except ProcessLookupError:
+                pass
+    _, late = wait(running, timeout=grace_s)
+    if late:
+        for p in procs:
+            p.kill()
+    dropped = [f for f in running if f.done() and isinstance(f.exception(), NotStarted)]
+    n_queued = len(futs) - len(running) + len(dropped)
+    print(f"ladder interrupted: {len(running) - len(late) - len(dropped)} running task(s) stopped at a step "
+          f"boundary (checkpointed), {len(late)} killed after {grace_s:.0f} s, {n_queued} queued task(s) not "
+          "started", file=sys.stderr)
 
 
 def _summary(spec: LadderSpec, study: Path, rows: list[RunRecord], *, n_points: int, done_before: int,
@@ -150,7 +188,14 @@ def run_ladder(spec: LadderSpec, study: str | Path, *, workers: int = 2, parquet
         return rows
 
     refresh()
-    errors = _train_pending(spec, pending, workers, command, refresh) if pending else []
+    try:
+        errors = _train_pending(spec, pending, workers, command, refresh) if pending else []
+    except KeyboardInterrupt:
+        rows = refresh()
+        bar.close()
+        print(f"kept: {sum(r.status in ('ok', 'diverged') for r in rows)} of {n_points} points finished in "
+              f"{study / 'runs.csv'}; rerun the same command to resume", file=sys.stderr)
+        raise
     rows = refresh()
     bar.close()
     summary = _summary(spec, study, rows, n_points=n_points, done_before=done_before, skipped=skipped,

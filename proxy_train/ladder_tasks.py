@@ -10,6 +10,7 @@ Conventions:
   plus every cooldown), so that the workers stay balanced; it orders work, it is not the compute
   reported (``proxy_train.schedules.wsd_branch_charges``).
 * Evaluation: ``evals_per_run`` evaluations over the smallest budget of the task.
+* Workers (``worker_init``) die with the ladder process and stop at a step boundary on SIGINT.
 """
 from __future__ import annotations
 
@@ -19,7 +20,12 @@ from pathlib import Path
 from planner.errors import UserError
 from planner.io import read_json
 from planner.shape import ModelShape
+from proxy_train.interrupts import StopRequested
 from proxy_train.ladder_plan import LadderSpec, Point, train_config
+
+
+class NotStarted(StopRequested):
+    """A queued task that a worker dropped because the ladder was interrupted (Ctrl-C)."""
 
 
 @dataclass
@@ -82,8 +88,13 @@ def tasks_for(spec: LadderSpec, points: list[Point], study: Path) -> list[Ladder
 
 
 def run_task(spec: LadderSpec, task: LadderTask, command: str) -> int:
-    """Train ``task`` (in a worker process); returns the number of run.json files it finished."""
+    """Train ``task`` (in a worker process); returns the number of run.json files it finished.
+    A worker that was asked to stop (SIGINT) starts nothing more."""
+    from proxy_train.interrupts import stop_requested
     from proxy_train.train import train, train_wsd_branches
+
+    if stop_requested():
+        raise NotStarted(f"{task.key}: not started (the ladder was interrupted)")
 
     small_steps = min(task.budgets) // spec.tokens_per_step
     cfg = train_config(spec, task.size, tokens=max(task.budgets), schedule=task.schedule,
@@ -95,6 +106,12 @@ def run_task(spec: LadderSpec, task: LadderTask, command: str) -> int:
 
 
 def worker_init() -> None:
+    """Ladder worker set-up: one torch thread, SIGINT = stop at the next step boundary, and death
+    with the parent process (:mod:`proxy_train.interrupts`)."""
     import torch
 
+    from proxy_train.interrupts import die_with_parent, install_worker_sigint
+
+    die_with_parent()
+    install_worker_sigint()
     torch.set_num_threads(1)  # one core per worker: OpenMP threads spin-wait on a shared machine

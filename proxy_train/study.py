@@ -279,26 +279,37 @@ def write_or_check_meta(study_dir: Path, spec: StudySpec, *, storage: str, comma
 
 
 class StudyLock:
-    """A pid file that stops two ``scaleplan sweep`` commands from running one journal study."""
+    """A pid file that stops two ``scaleplan sweep`` commands from running one journal study.
+
+    The file holds pids, one a line: the ``scaleplan sweep`` process that owns it first, then every
+    worker process it started (:meth:`add_workers`); the study is busy while any of them lives.
+    """
 
     def __init__(self, study_dir: Path):
         self.path = study_dir / ".sweep.lock"
 
+    def pids(self) -> list[int]:
+        """The pids the lock file names (owner first); [] when there is none or it is unreadable."""
+        try:
+            return [int(t) for t in self.path.read_text().split() if t.isdigit()]
+        except OSError:
+            return []
+
     def __enter__(self):
-        if self.path.exists():
-            try:
-                pid = int(self.path.read_text().strip() or 0)
-            except ValueError:
-                pid = 0
-            if pid and pid != os.getpid() and _alive(pid):
-                raise UserError(f"study {self.path.parent} is being run by process {pid}; wait for it, "
-                                "stop it, or use more --workers in one command")
+        busy = [pid for pid in self.pids() if pid != os.getpid() and _alive(pid)]
+        if busy:
+            raise UserError(f"study {self.path.parent} is being run by process {busy[0]}; wait for it, "
+                            "stop it, or use more --workers in one command")
         self.path.write_text(str(os.getpid()))
         return self
 
+    def add_workers(self, pids: list[int]) -> None:
+        """Name the worker processes too (after the owner's pid)."""
+        self.path.write_text("\n".join(str(p) for p in [os.getpid(), *pids]) + "\n")
+
     def __exit__(self, *exc):
         try:
-            if self.path.read_text().strip() == str(os.getpid()):
+            if self.pids()[:1] == [os.getpid()]:
                 self.path.unlink()
         except OSError:
             pass

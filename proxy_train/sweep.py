@@ -30,6 +30,7 @@ from typing import Any
 from planner.errors import UserError
 from planner.io import ensure_dir
 from planner.provenance import mask_url
+from proxy_train.interrupts import PARENT_ENV
 from proxy_train.study import (Runtime, StudyLock, StudyMeta, StudySpec, is_study, read_study_meta,
                                write_or_check_meta)
 from proxy_train.sweep_storage import (STORAGE_ENV, is_journal, is_rdb, load_study, open_storage, resolve_storage,
@@ -65,7 +66,7 @@ def run_sweep(spec: StudySpec, study_dir: str | Path, *, trials: int, workers: i
     if is_study(study_dir):
         read_study_meta(study_dir)  # raises a clear error on a corrupt study file
     ensure_dir(study_dir, "study folder")
-    with (nullcontext() if rdb else StudyLock(study_dir)):
+    with (nullcontext() if rdb else StudyLock(study_dir)) as lock:
         meta = write_or_check_meta(study_dir, spec, storage=storage_label(url), command=command, trials=trials,
                                    runtime=runtime)
         study = load_study(study_dir, url, meta, create=True)
@@ -76,7 +77,7 @@ def run_sweep(spec: StudySpec, study_dir: str | Path, *, trials: int, workers: i
         if workers == 1:
             _run_inline(study_dir, url, trials, meta, progress)
         else:
-            _run_processes(study_dir, url, trials, workers, meta, progress)
+            _run_processes(study_dir, url, trials, workers, meta, progress, lock)
         study = load_study(study_dir, url, meta)
     summary = summarize(study, spec, trials)
     summary.update(study=str(study_dir), storage=mask_url(url), workers=workers,
@@ -148,7 +149,8 @@ def _start_workers(study_dir: Path, url: str, trials: int, n: int) -> list[tuple
     """Start ``n`` worker processes (logs in ``study_dir/logs``); the URL goes by environment."""
     logs = study_dir / "logs"
     logs.mkdir(exist_ok=True)
-    env = {**os.environ, STORAGE_ENV: url, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    env = {**os.environ, STORAGE_ENV: url, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
+           PARENT_ENV: str(os.getpid())}
     root = str(Path(__file__).resolve().parents[1])
     env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     procs = []
@@ -173,8 +175,10 @@ def _stop_workers(procs) -> None:
 
 
 def _run_processes(study_dir: Path, url: str, trials: int, n_workers: int, meta: StudyMeta,
-                   progress: bool) -> None:
+                   progress: bool, lock: StudyLock | None = None) -> None:
     procs = _start_workers(study_dir, url, trials, n_workers)
+    if lock is not None:  # journal storage: the lock names every worker, not only this process
+        lock.add_workers([p.pid for p, _ in procs])
     study = load_study(study_dir, url, meta)
     count_failed = meta.spec.count_failed
     bar = _bar(trials, 0, progress, f"{study_dir.name} ({n_workers} workers)")
@@ -184,6 +188,9 @@ def _run_processes(study_dir: Path, url: str, trials: int, n_workers: int, meta:
             time.sleep(1.0)
     except KeyboardInterrupt:
         _stop_workers(procs)
+        c = counts(study, count_failed)
+        print(f"sweep interrupted: {c.finished} finished trial(s) kept; the interrupted ones are retried "
+              "with the same parameters on rerun", file=sys.stderr)
         raise
     finally:
         bar.close()

@@ -7,6 +7,9 @@ Conventions:
 * Statuses: ``ok`` and ``diverged`` are final (a rerun with the same config and data returns the
   record as is); ``stopped`` (an ``on_eval`` callback raised, or Ctrl-C) and ``failed`` (any other
   exception) are written before the exception propagates, and a rerun resumes from the checkpoint.
+* Checkpoints hold complete steps only: Ctrl-C is honoured at the next step boundary
+  (:mod:`proxy_train.interrupts`) and checkpointed there, as is an ``on_eval`` exception (raised
+  after its step); any other exception keeps the last periodic checkpoint, so every resume is exact.
 * The config hash (``TrainConfig.config_hash`` with the data's sha256) decides "same run".
 * WSD branches: one warmup + stable phase, a cooldown branched from a checkpoint at each budget
   (Hägele et al. 2024, arXiv:2405.18392); compute used is counted by
@@ -26,6 +29,7 @@ from planner.errors import UserError
 from planner.io import ensure_dir, read_json, write_json
 from proxy_train.config import TrainConfig
 from proxy_train.data import TokenData
+from proxy_train.interrupts import StopRequested, graceful_sigint
 from proxy_train.run_record import run_record, versions
 from proxy_train.schedules import cooldown_start, wsd_branch_charges
 from proxy_train.trainer import Trainer
@@ -49,11 +53,13 @@ def _finish(tr: Trainer, out_dir: Path, chash: str, run, extra: dict | None = No
     try:
         status, reason = run()
     except BaseException as e:
-        stopped = getattr(e, "_scaleplan_on_eval", False) or isinstance(e, KeyboardInterrupt)
-        try:
-            tr.save_ckpt(ckpt, chash)
-        except Exception:
-            pass
+        at_boundary = getattr(e, "_scaleplan_on_eval", False) or isinstance(e, StopRequested)
+        stopped = at_boundary or isinstance(e, KeyboardInterrupt)
+        if at_boundary:  # elsewhere the state may be mid-step: keep the last periodic checkpoint
+            try:
+                tr.save_ckpt(ckpt, chash)
+            except Exception:
+                pass
         write_json(out_dir / "run.json", run_record(tr, "stopped" if stopped else "failed",
                                                     f"{type(e).__name__}: {e}", chash, extra))
         raise
@@ -108,8 +114,9 @@ def train(cfg: TrainConfig, out_dir: str | Path, *, on_eval: Callable | None = N
     ckpt = out_dir / "ckpt.pt"
     tr.try_resume(ckpt, chash)
     total = cfg.total_steps
-    return _finish(tr, out_dir, chash,
-                   lambda: tr.run_until(total, total, ckpt=ckpt, config_hash=chash, on_eval=on_eval))
+    with graceful_sigint():
+        return _finish(tr, out_dir, chash,
+                       lambda: tr.run_until(total, total, ckpt=ckpt, config_hash=chash, on_eval=on_eval))
 
 
 # ---------------------------------------------------------------------------------- WSD branches
@@ -186,8 +193,12 @@ class _StablePhase:
             if self.trainer.step > end:  # should not happen; rebuild rather than branch late
                 self.trainer = Trainer(wsd.base, self.data)
         if self.status[0] == "ok" and self.trainer.step < end:
-            self.status = self.trainer.run_until(end, wsd.steps[wsd.budgets[-1]], ckpt=self.ckpt,
-                                                 config_hash=self.hash, desc="stable")
+            try:
+                self.status = self.trainer.run_until(end, wsd.steps[wsd.budgets[-1]], ckpt=self.ckpt,
+                                                     config_hash=self.hash, desc="stable")
+            except StopRequested:  # Ctrl-C between two steps: keep that complete state
+                self.trainer.save_ckpt(self.ckpt, self.hash)
+                raise
             self.trainer.save_ckpt(self.ckpt, self.hash)
         return self.trainer.state()
 
@@ -250,9 +261,10 @@ def train_wsd_branches(cfg: TrainConfig, token_budgets, out_dir: str | Path, coo
     sha = data.meta["sha256"]
     records = {b: _finished(wsd.branch_dir(b), wsd.branch_cfg(b).config_hash(sha)) for b in budgets}
     stable = _StablePhase(wsd, data, sha)
-    for b in budgets:
-        if records[b] is None:
-            records[b] = _train_branch(wsd, b, data, stable)
+    with graceful_sigint():
+        for b in budgets:
+            if records[b] is None:
+                records[b] = _train_branch(wsd, b, data, stable)
     out = [records[b] for b in budgets]
     write_json(out_dir / "summary.json",
                _wsd_summary(wsd, out, cfg.extra.get("command", "proxy_train.train.train_wsd_branches")))

@@ -10,6 +10,8 @@ Conventions:
   ``running minimum + DIVERGE_NATS`` (3 nats = a 20x rise in perplexity, far beyond batch noise)
   stops the run with status ``diverged`` and a reason.
 * Curves: ``[step, tokens, loss]`` rows, train at every step, val at every evaluation.
+* Ctrl-C: under ``proxy_train.interrupts.graceful_sigint`` the loop stops only between two complete
+  steps (``StopRequested``), so the state then checkpointed resumes exactly.
 """
 from __future__ import annotations
 
@@ -27,6 +29,7 @@ from planner.errors import UserError
 from proxy_train.checkpoint import clone_state, load_checkpoint, save_checkpoint
 from proxy_train.config import TrainConfig
 from proxy_train.data import TokenData
+from proxy_train.interrupts import StopRequested, stop_requested
 from proxy_train.model import ModelConfig, branch_multiplier, build_model
 from proxy_train.optim import make_optimizer
 from proxy_train.schedules import lr_factor
@@ -182,6 +185,8 @@ class Trainer:
                    disable=not cfg.progress, leave=False)
         try:
             while self.step < end_step:
+                if stop_requested():  # SIGINT: stop here, between two complete steps
+                    raise StopRequested(f"stopped at step {self.step}, checkpointed")
                 loss = self._timed_step(total_steps)
                 bar.update(1)
                 reason = self._divergence(loss)

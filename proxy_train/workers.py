@@ -18,11 +18,14 @@ Conventions (``--trials N`` and the trial states: :mod:`proxy_train.trials`; sto
 The worker entry point is ``python -m proxy_train.workers --study DIR --worker-id I --trials N``
 (started by ``scaleplan sweep --workers W``). It reads the study's ``study.yaml``; the storage
 URL comes from the environment variable ``SCALEPLAN_SWEEP_STORAGE`` so that a password never
-appears in a process list.
+appears in a process list. A worker dies with the ``scaleplan sweep`` process that started it (its
+pid in ``SCALEPLAN_PARENT_PID``; :func:`proxy_train.interrupts.die_with_parent`), and Ctrl-C stops
+its trial at a step boundary (trial ``interrupted``, retried on rerun).
 """
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 import warnings
@@ -30,6 +33,7 @@ from pathlib import Path
 from typing import Callable
 
 from planner.errors import UserError
+from proxy_train.interrupts import PARENT_ENV, die_with_parent
 from proxy_train.study import read_study_meta
 from proxy_train.sweep_objective import make_objective
 from proxy_train.sweep_storage import load_study, resolve_storage
@@ -177,6 +181,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--worker-id", type=int, default=0)
     p.add_argument("--trials", type=int, required=True)
     args = p.parse_args(argv)
+    die_with_parent(int(os.environ.get(PARENT_ENV) or 0) or None)  # no orphan keeps training
     try:
         import torch
 

@@ -76,8 +76,9 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("interrupted; finished work is kept, rerun the same command to resume", file=sys.stderr)
+    except KeyboardInterrupt as e:  # a training loop stops at a step boundary and says where (StopRequested)
+        where = f" ({e})" if str(e) else ""
+        print(f"interrupted{where}; finished work is kept, rerun the same command to resume", file=sys.stderr)
         return 130
     except BrokenPipeError:
         return 0

@@ -176,6 +176,79 @@ def test_resume_after_kill(toy, ladder_run):
     assert got["final_val_loss"].to_numpy() == pytest.approx(ref["final_val_loss"].to_numpy(), rel=1e-4)
 
 
+def test_ctrl_c_stops_the_ladder_within_seconds_and_resumes(toy):
+    """SIGINT to the ladder process (cosine: 4 single-run tasks, one worker): it exits 130 within
+    seconds, the running point stops at a step boundary with status stopped, the 3 queued tasks
+    never start; the rerun resumes that point and finishes the ladder (issue 18)."""
+    study = toy["root"] / "sigint"
+    args = ["ladder", "--study", str(study), "--data", str(toy["data"]), "--hparams", str(toy["hparams"]),
+            "--sizes", "16:1,32:1", "--tokens-per-param", "10,20", "--schedule", "cosine", "--batch", "8",
+            "--seq-len", "32", "--workers", "1", "--no-check"]
+    proc = subprocess.Popen([sys.executable, "-m", "scaleplan.cli", *args], cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        deadline = time.time() + 120
+        while not list(study.glob("runs/*/*/ckpt.pt")):  # the first task has checkpointed once
+            assert proc.poll() is None, "ladder finished before the interrupt; make it longer"
+            assert time.time() < deadline, "no checkpoint in 120 s"
+            time.sleep(0.05)
+        t0 = time.time()
+        proc.send_signal(signal.SIGINT)  # the parent only: it must pass the stop on to its worker
+        _, err = proc.communicate(timeout=60)
+        elapsed = time.time() - t0
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert proc.returncode == 130 and "Traceback" not in err, err[-2000:]
+    assert elapsed < 20, f"ladder took {elapsed:.1f} s to stop"
+    assert "1 running task(s) stopped" in err and "3 queued task(s) not started" in err, err[-2000:]
+    assert "kept: 0 of 4 points" in err, err[-2000:]
+    started = list(study.glob("runs/*/*/run.json"))
+    assert len(started) == 1  # only the running point has a record, and it is resumable
+    assert json.loads(started[0].read_text())["status"] == "stopped"
+    r = run_cli(*args, "--json")
+    assert r.returncode == 0, r.stderr[-2000:]
+    out = json.loads(r.stdout)
+    assert out["ok"] == 4 and out["finished_before"] == 0
+    assert json.loads(started[0].read_text())["status"] == "ok"
+
+
+def _pool_workers(parent: int) -> list[int]:
+    """The spawned pool workers of process ``parent`` (not multiprocessing's resource tracker)."""
+    out = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            ppid = int(stat.read_text().rsplit(")", 1)[-1].split()[1])
+            cmd = (stat.parent / "cmdline").read_bytes()
+        except (OSError, ValueError, IndexError):
+            continue
+        if ppid == parent and b"spawn_main" in cmd:
+            out.append(int(stat.parent.name))
+    return out
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc (Linux)")
+def test_ladder_workers_die_with_a_killed_parent(toy, tmp_path):
+    """SIGKILL only the ladder process: its pool workers (prctl PR_SET_PDEATHSIG) are gone within seconds."""
+    from test_interrupts import kill_group, kill_parent_then_expect_gone
+
+    study = tmp_path / "orphans"
+    proc = subprocess.Popen([sys.executable, "-m", "scaleplan.cli", "ladder", "--study", str(study), "--data",
+                             str(toy["data"]), "--hparams", str(toy["hparams"]), *TOY, "--no-check"], cwd=ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.time() + 120
+        while not list(study.glob("runs/**/ckpt.pt")):
+            assert proc.poll() is None and time.time() < deadline
+            time.sleep(0.05)
+        workers = _pool_workers(proc.pid)
+        assert len(workers) == 2
+        kill_parent_then_expect_gone(proc, workers)
+    finally:
+        kill_group(proc)
+
+
 def test_diverged_runs_are_rows_not_fitted(toy, tmp_path):
     """LR 30 blows every run up: the rows say so, the compute is what was trained, fit refuses."""
     hp = _hparams(tmp_path / "hp.yaml", lr=30.0)
