@@ -22,12 +22,10 @@ from planner.parallel.memory import MemoryBreakdown, memory_per_gpu
 from planner.parallel.search import search_layouts
 from planner.plan.budget import Budget
 from planner.plan.request import PlanRequest
-from planner.plan.sections import MemoryFit, Placement
+from planner.plan.sections import SHARDING_LAYOUT, MemoryFit, Placement
 from planner.shape import ModelShape
 
 TARGET_DAYS = 30.0
-SHARDINGS = {"dist-opt": dict(zero_stage=1), "ddp": dict(zero_stage=0), "fsdp": dict(zero_stage=3, fsdp=True),
-             "fsdp-hybrid": dict(zero_stage=3, fsdp=True)}  # hybrid: shard_group = GPUs per node
 
 
 def gpu_count(request: PlanRequest, budget: Budget, gpu: GPU) -> int:
@@ -44,9 +42,9 @@ def place_on_hardware(request: PlanRequest, shape: ModelShape, gpu: GPU, n_gpus:
     """(placement, memory per GPU, the layout's estimated MFU or None, warnings)."""
     gpn = int(request.gpus_per_node or min(gpu.nvlink_domain, n_gpus))
     sharding = request.sharding or "dist-opt"
-    if sharding not in SHARDINGS:
-        raise UserError(f"unknown sharding {sharding!r}; use dist-opt, ddp, fsdp or fsdp-hybrid")
-    shard_kw = dict(SHARDINGS[sharding], **({"shard_group": gpn} if sharding == "fsdp-hybrid" else {}))
+    if sharding not in SHARDING_LAYOUT:
+        raise UserError(f"unknown sharding {sharding!r}; use {', '.join(SHARDING_LAYOUT)}")
+    shard_kw = dict(SHARDING_LAYOUT[sharding], **({"shard_group": gpn} if sharding == "fsdp-hybrid" else {}))
     s = shape.replace(seq_len=request.seq_len)
     pins = (request.tp, request.pp, request.micro_batch)
     warnings: list[str] = []

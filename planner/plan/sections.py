@@ -27,7 +27,11 @@ PLAN_FIX = "fix that value or regenerate the plan with `scaleplan plan`"
 #: Choices of values that become trainer flags (planner/plan/training.py, placement.py; Megatron's
 #: --lr-decay-style and --lr-wsd-decay-style choices, shared/notes/megatron-and-planning.md §1b).
 SCHEDULES = ("cosine", "wsd")
-SHARDINGS = ("dist-opt", "ddp", "fsdp", "fsdp-hybrid")
+#: Layout keywords of each sharding name (fsdp-hybrid also shards within a node: shard_group = GPUs
+#: per node, set by the placement step); the names are the plan.yaml values `layout.sharding` may take.
+SHARDING_LAYOUT = {"dist-opt": dict(zero_stage=1), "ddp": dict(zero_stage=0), "fsdp": dict(zero_stage=3, fsdp=True),
+                   "fsdp-hybrid": dict(zero_stage=3, fsdp=True)}
+SHARDINGS = tuple(SHARDING_LAYOUT)
 WSD_DECAY_STYLES = ("exponential", "linear", "cosine", "minus_sqrt")
 PHASE_DECAY_STYLES = ("constant", "linear", "cosine", "inverse-square-root")
 

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from planner.errors import UserError
-from planner.io import to_json
+from planner.io import check_creatable, to_json
 
 
 def emit(args: argparse.Namespace, payload, human: str) -> None:
@@ -58,16 +58,15 @@ def nonneg_int(text: str) -> int:
 
 def output_file(text: str) -> str:
     """argparse type for a file the command will write: checked before any work is done (not a
-    folder; its nearest existing parent is a writable folder), so a bad path costs nothing."""
+    folder; its folder can be created: :func:`planner.io.check_creatable`), so a bad path costs nothing."""
     path = Path(text)
     if not text or path.is_dir():
         raise argparse.ArgumentTypeError(f"expected a file path to write, got {text!r} (a folder); "
                                          "add a file name")
-    existing = next((p for p in path.parents if p.exists()), Path("."))
-    if not existing.is_dir():
-        raise argparse.ArgumentTypeError(f"cannot write {text!r}: {existing} is a file, not a folder")
-    if not os.access(existing, os.W_OK):
-        raise argparse.ArgumentTypeError(f"cannot write {text!r}: {existing} is not writable")
+    try:
+        check_creatable(path.parent, f"the folder of {text!r}")
+    except UserError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
     return text
 
 
