@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from planner.cost import TimeEstimate
 from planner.errors import UserError
@@ -19,8 +19,10 @@ from planner.hardware import GIB
 from planner.parallel.layout import Layout
 from planner.parallel.memory import MemoryBreakdown
 from planner.schema import check_record, check_rule, check_value
-from planner.shape_search import ShapeCandidate
 from planner.width_hparams import GROUPS, AttentionScale, GroupHParams, WidthHParams
+
+if TYPE_CHECKING:  # only an annotation: the plan reader need not load numpy
+    from planner.shape_search import ShapeCandidate
 
 #: The fix every plan.yaml error names.
 PLAN_FIX = "fix that value or regenerate the plan with `scaleplan plan`"

@@ -11,7 +11,6 @@ from planner.errors import UserError
 from planner.plan.request import DEFAULT_VOCAB, PlanRequest
 from planner.plan.sections import PlanAllocation, ShapeOption
 from planner.shape import ModelShape
-from planner.shape_search import search_shapes
 
 CANDIDATES_KEPT = 5
 
@@ -30,6 +29,8 @@ def pinned_shape(shape: ModelShape, *, seq_len: int, tp: int, vocab: int | None)
 
 
 def searched_shape(n_target: float, *, vocab: int, seq_len: int, tp: int) -> tuple[ModelShape, list[ShapeOption]]:
+    from planner.shape_search import search_shapes  # numpy: loaded to search a shape, not to read a plan
+
     try:
         cands = search_shapes(n_target, vocab_size=vocab, pad_vocab_to=128, tp=tp, seq_len=seq_len,
                               top=CANDIDATES_KEPT)
