@@ -91,10 +91,17 @@ def _sweep(ctx: DemoContext, line: str) -> list[str]:
                      steps=s["sweep_steps"], tokens=None, sampler="tpe", pruner="hyperband", seed=0, n_layers=2,
                      batch=s["batch"], seq_len=s["seq_len"], head_dim=16, schedule="wsd", tune_wd=False,
                      weight_decay=0.0, objective="proxy")
-    summary = sweep.run_sweep(spec, ctx.study / "sweep", trials=s["sweep_trials"], workers=ctx.workers,
+    summary = sweep.run_sweep(spec, ctx.study / "sweep", trials=s["sweep_trials"], workers=sweep_workers(ctx),
                               storage=None, command=line, heartbeat_interval=60, grace_period=None,
                               progress=ctx.progress)
     return sweep.human_summary(summary).splitlines()
+
+
+def sweep_workers(ctx: DemoContext) -> int:
+    """Worker processes of the sweep stage: the settings' ``sweep_workers`` when set (the fast demo
+    uses 1: a one-worker TPE sweep is reproducible, so its tuned LR, and every later stage, is too),
+    else the demo's ``--workers``."""
+    return int(ctx.settings.get("sweep_workers") or ctx.workers)
 
 
 def _sweep_export(ctx: DemoContext) -> list[str]:
@@ -194,7 +201,8 @@ def stages(ctx: DemoContext) -> list[Stage]:
         ladder += ["--n-range", s["n_range"]]
     coord = ["--widths", s["coord_widths"], "--seeds", str(s["coord_seeds"])]
     sweep = ["sweep", "--study", f"{st}/sweep", "--data", data, "--widths", s["sweep_widths"], "--trials",
-             str(s["sweep_trials"]), "--workers", str(ctx.workers), "--steps", str(s["sweep_steps"]), "--n-layers",
+             str(s["sweep_trials"]), "--workers", str(sweep_workers(ctx)), "--steps", str(s["sweep_steps"]),
+             "--n-layers",
              "2", "--head-dim", "16", "--batch", str(s["batch"]), "--seq-len", str(s["seq_len"]), "--schedule", "wsd"]
     fit = ["fit", f"{st}/runs.csv", "--n-col", "non_embedding_params", "--d-col", "tokens", "--loss-col",
            "final_val_loss", "--bootstrap", str(s["bootstrap"]), "--workers", str(ctx.workers), "--out",
