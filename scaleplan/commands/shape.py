@@ -56,8 +56,8 @@ def cmd_shape(args: argparse.Namespace) -> int:
     cands = search_shapes(
         args.params, non_embedding=args.non_embedding, vocab_size=args.vocab, pad_vocab_to=args.pad_vocab_to,
         tp=args.tp, head_dim=args.head_dim, seq_len=args.seq_len, tied=args.tied, gqa_ratio=args.gqa_ratio,
-        ffn_rule=args.ffn_rule, aspect=args.aspect, top=args.top, micro_batch=args.micro_batch,
-        max_rel_error=args.max_error / 100.0,
+        kv_heads=args.kv_heads, ffn_rule=args.ffn_rule, aspect=args.aspect, top=args.top,
+        micro_batch=args.micro_batch, max_rel_error=args.max_error / 100.0, family=not args.no_family,
     )
     emit(args, [c.to_dict() for c in cands], shape_text(cands, args))
     return 0
@@ -72,7 +72,7 @@ def register(sub) -> None:
                     "aspect ratio (Kaplan et al. 2020).",
         epilog="examples:\n  scaleplan shape --params 1.8B --vocab 99487\n"
                "  scaleplan shape --params 70B --tp 8 --gqa-ratio 8 --vocab 128256 --json\n"
-               "  scaleplan shape --params 1e6 --non-embedding --vocab 4096 --head-dim 16",
+               "  scaleplan shape --params 1e6 --non-embedding --vocab 4096 --head-dim 16 --no-family",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     q.add_argument("--params", type=param_count, required=True, help="target count: 1.8e9, 1.8B, 350M, 100k")
@@ -80,16 +80,20 @@ def register(sub) -> None:
     q.add_argument("--vocab", type=positive_int, default=32000, help="tokenizer vocabulary size (default 32000)")
     q.add_argument("--pad-vocab-to", type=positive_int, default=128, help="Megatron vocab padding multiple (128)")
     q.add_argument("--tp", type=positive_int, default=1, help="tensor-parallel size (default 1)")
-    q.add_argument("--head-dim", type=int_list, default=[128], metavar="D[,D...]",
-                   help="head dim(s) to try, e.g. 128 or 64,128 (default 128)")
-    q.add_argument("--gqa-ratio", type=positive_int, default=1, help="heads per kv head (1 = MHA; default 1)")
+    q.add_argument("--head-dim", type=int_list, metavar="D[,D...]",
+                   help="head dim(s) to try, e.g. 128 or 64,128 (default: the family rule, 128; 64 below 1B)")
+    q.add_argument("--gqa-ratio", type=positive_int,
+                   help="heads per kv head (1 = MHA; default: the family rule, 8 kv heads from d_model 4096)")
+    q.add_argument("--kv-heads", type=positive_int, help="pin the number of kv heads")
+    q.add_argument("--no-family", action="store_true",
+                   help="drop the published-family rules (planner/shape_families.py): any Megatron-valid shape")
     q.add_argument("--seq-len", type=positive_int, default=2048, help="sequence length for FLOPs (default 2048)")
     q.add_argument("--tied", action="store_true", help="tie input and output embeddings")
     q.add_argument("--ffn-rule", choices=["multiple256", "swiglu8/3"], default="multiple256",
                    help="multiple256: free d_ffn, a multiple of 256 in 2.5..4 x d_model; "
                         "swiglu8/3: ceil(8/3 d / 256) * 256 (Llama)")
-    q.add_argument("--aspect", type=_aspect_range, default=(32.0, 256.0), metavar="MIN,MAX",
-                   help="allowed d_model / n_layers (default 32,256)")
+    q.add_argument("--aspect", type=_aspect_range, metavar="MIN,MAX",
+                   help="allowed d_model / n_layers (default: the published families' band)")
     q.add_argument("--micro-batch", type=positive_int, default=1, help="micro-batch b for the (b*a)/t rule")
     q.add_argument("--max-error", type=float, default=25.0, metavar="PCT",
                    help="drop shapes further than this many percent from the target (default 25)")
