@@ -51,9 +51,18 @@ PRESETS: dict[str, ScalingLaw] = {
 }
 
 
+#: The law a plan uses unless told otherwise. Hoffmann et al.'s published Approach-3 constants
+#: (``hoffmann2022``) put the optimum at ~50 tokens/param at 1e21 FLOPs and ~120 at 1e25, which
+#: contradicts their own Approaches 1 and 2 (~20 tokens/param, Table 3 and Fig. 1); Besiroglu et al.
+#: 2024 (arXiv:2404.10102, §4 and Table 1) refit Approach 3 on the same data and recover ~20
+#: tokens/param, consistent with Approaches 1-2 and with how Chinchilla itself was trained (70B
+#: parameters on 1.4T tokens, 20 tokens/param). ``hoffmann2022`` stays selectable by name.
+DEFAULT_LAW = "besiroglu2024"
+
+
 def list_presets() -> list[dict[str, Any]]:
     """Each preset's name, parameters and source (for `scaleplan optimal --list-laws`)."""
-    return [{"name": k, **{p: getattr(v, p) for p in PARAM_NAMES}, "source": v.source}
+    return [{"name": k, **{p: getattr(v, p) for p in PARAM_NAMES}, "source": v.source, "default": k == DEFAULT_LAW}
             for k, v in PRESETS.items()]
 
 
@@ -105,5 +114,5 @@ class KaplanLaw:
 
 KAPLAN2020 = KaplanLaw()
 
-__all__ = ["ScalingLaw", "Allocation", "Prediction", "PARAM_NAMES", "PRESETS", "list_presets", "load_law",
+__all__ = ["ScalingLaw", "Allocation", "Prediction", "PARAM_NAMES", "PRESETS", "DEFAULT_LAW", "list_presets", "load_law",
            "shape_flops_ratio", "KaplanLaw", "KAPLAN2020", "positive_number"]

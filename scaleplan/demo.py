@@ -34,6 +34,7 @@ from pathlib import Path
 from planner import __version__
 from planner.errors import UserError
 from planner.io import atomic_write, read_json, read_yaml
+from planner.laws import DEFAULT_LAW
 from scaleplan.demo_stages import DemoContext, Stage, stages
 
 GITIGNORE = """\
@@ -58,14 +59,14 @@ def settings(fast: bool) -> dict:
                 "sweep_steps": 40, "batch": 8, "seq_len": 64, "sizes": "16:1,32:1,48:1",
                 "tokens_per_param": "2,4,8", "holdout_top": 0, "bootstrap": 50,
                 # 9 toy runs do not identify a law worth planning with: plan with the published one
-                "plan_law": "hoffmann2022"}
+                "plan_law": DEFAULT_LAW}
     return {"max_mb": 8.0, "coord_widths": "32,64,128,256", "coord_seeds": 3, "sweep_widths": "32,64",
             "sweep_trials": 8, "sweep_steps": 200, "batch": 8, "seq_len": 64, "sizes": "auto",
             "n_range": "6e3,2.2e5", "tokens_per_param": "4,6,8,12,16", "holdout_top": 2, "bootstrap": 200,
             # The toy law (byte-level proxies of 1e4..2e5 parameters, loss floor not reached) serves the
             # held-out check; planning 64 H100 x 7 days from it would extrapolate N by 2 and D by 7 decades
             # (the planner warns). The example plan uses the published law with the demo's μP hparams.
-            "plan_law": "hoffmann2022"}
+            "plan_law": DEFAULT_LAW}
 
 
 def _previous_stages(study: Path) -> dict:

@@ -1,9 +1,10 @@
 """``make_plan``: a PlanRequest through the named steps, in order, to a Plan.
 
 resolve the request (preset, defaults) -> allocate (allocation.py) -> choose the shape
-(shape_choice.py) -> tokens for that shape -> GPU count (placement.py) -> training recipe and the
-μP values at the planned width (training.py, planner/width_hparams.py) -> place on hardware:
-layout and memory (placement.py) -> time and cost (time_cost.py) -> warnings (warnings.py).
+(shape_choice.py) -> realise it (realise.py: tokens, GPU count, training recipe and the μP values
+at the planned width, layout and memory, time and cost) -> when the law allows, the joint choice
+of shape and layout inside the near-optimal band (joint_choice.py) -> the run's cadence
+(operations.py) -> law sensitivity (sensitivity.py) -> warnings (warnings.py).
 """
 from __future__ import annotations
 
@@ -11,17 +12,19 @@ import time
 from typing import Any
 
 from planner.hardware import get_gpu
-from planner.hparams import load_hparams
 from planner.plan.allocation import allocate
 from planner.plan.budget import Budget
-from planner.plan.placement import gpu_count, place_on_hardware
+from planner.plan.operations import plan_operations
+from planner.plan.joint_choice import JointChoice, choose_jointly, near_optimal_band
 from planner.plan.plan import Plan
 from planner.plan.presets import with_preset
 from planner.plan.request import DEFAULT_SEQ_LEN, PlanRequest
-from planner.plan.sections import check_data, check_phases
-from planner.plan.shape_choice import choose_shape
-from planner.plan.time_cost import time_and_cost
-from planner.plan.training import deepseek_optimum, training_recipe
+from planner.plan.sections import LayoutOption, ShapeOption, check_data, check_phases
+from planner.plan.realise import Realised, realise
+from planner.plan.sensitivity import law_sensitivity
+from planner.plan.serving_choice import cap_for_serving
+from planner.plan.shape_choice import band_shapes, choose_shape
+from planner.plan.training import gated_hparams
 from planner.plan.warnings import (hparams_warnings, memory_warning, no_hparams_warning, price_warning,
                                    run_warnings)
 from planner.shape import ModelShape
@@ -31,49 +34,103 @@ def make_plan(request: PlanRequest | Budget | float | None = None, **options: An
     """The Plan for ``request`` (or for a budget and the keyword options of :class:`PlanRequest`)."""
     request = PlanRequest.of(request, **options)
     gpu = get_gpu(request.gpu)
-    hp = load_hparams(request.hparams)
+    hp, gate_warnings = gated_hparams(request)
     request = resolve(request)
     allocation, budget, law_warnings = allocate(request)
+    serving = None
+    if request.serve_on and not allocation.is_preset:
+        allocation, serving = cap_for_serving(request, allocation)
     shape, candidates = choose_shape(request, allocation)
-    tokens, budget = plan_tokens(request, shape, budget)
-    n_gpus = gpu_count(request, budget, gpu)
-    deepseek = deepseek_optimum(shape, tokens)
-    width = hp.at_width(shape.d_model, shape.n_layers, shape.head_dim) if hp is not None else None
-    training = training_recipe(request, shape, tokens, n_gpus, width, hp, deepseek)
-    placement, memory, layout_mfu, layout_warnings = place_on_hardware(request, shape, gpu, n_gpus,
-                                                                       training.global_batch)
-    time_cost = time_and_cost(request, training, budget, gpu, n_gpus, layout_mfu)
+    chosen = realise(request, shape, budget, gpu, hp)
+    choice = None
+    if joint_choice_applies(request, allocation) and not (serving and serving.binding):
+        chosen, choice, candidates = choose_in_band(request, allocation, chosen, candidates, gpu, hp)
+    r = chosen
+    training, tokens = r.training, r.tokens
+    operations = plan_operations(global_batch=training.global_batch, seq_len=training.seq_len,
+                                 train_iters=training.train_iters,
+                                 step_seconds=r.time_cost.estimate.seconds / training.train_iters,
+                                 checkpoint_interval_steps=r.checkpoints.interval_steps,
+                                 predicted_loss=predicted_loss(request, allocation, r))
     preset = request.recipe.name if request.recipe is not None else None
     warnings = [
-        *law_warnings,
-        *hparams_warnings(width, preset=preset, lr_given=request.lr is not None, deepseek_lr=deepseek.lr),
-        *layout_warnings, *memory_warning(memory, gpu), *price_warning(time_cost),
-        *run_warnings(tokens=tokens, params=shape.total_params, inference_tokens=request.inference_tokens,
-                      batch_tokens=training.batch_tokens, deepseek_batch_tokens=deepseek.batch_tokens,
+        *law_warnings, *gate_warnings,
+        *hparams_warnings(r.width, preset=preset, lr_given=request.lr is not None, deepseek_lr=r.deepseek.lr),
+        *r.layout_warnings, *memory_warning(r.memory, gpu), *price_warning(r.time_cost), *r.checkpoints.warnings(),
+        *run_warnings(tokens=tokens, params=r.shape.total_params, inference_tokens=request.inference_tokens,
+                      batch_tokens=training.batch_tokens, deepseek_batch_tokens=r.deepseek.batch_tokens,
                       unique_tokens=request.unique_tokens),
-        *no_hparams_warning(hp is not None, preset),
+        *no_hparams_warning(request.hparams is not None, preset), *serving_warning(serving, r.shape.total_params),
     ]
+    sensitivity = (law_sensitivity(r.budget.flops, r.shape.total_params, tokens, request.law)
+                   if not allocation.is_preset else [])
     meta = {"command": request.command or "make_plan(...)",
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
-    return Plan(budget=budget, allocation=allocation, shape=shape, tokens=tokens, training=training,
-                placement=placement, memory=memory, time_cost=time_cost, hparams=width, candidates=candidates,
+    return Plan(budget=r.budget, allocation=allocation, shape=r.shape, tokens=tokens, training=training,
+                placement=r.placement, memory=r.memory, time_cost=r.time_cost, operations=operations,
+                checkpoints=r.checkpoints, serving=serving, layout_options=layout_options(r, gpu),
+                hparams=r.width, candidates=candidates, choice=choice, sensitivity=sensitivity,
                 phases=check_phases(list(request.phases)), data=check_data(dict(request.data)), warnings=warnings,
                 preset=preset, meta=meta)
+
+
+def joint_choice_applies(request: PlanRequest, allocation) -> bool:
+    """A searched shape for a law's compute-optimal (or target-loss) answer, with a tolerance > 0."""
+    return (request.shape is None and not allocation.is_preset and bool(request.loss_tolerance)
+            and allocation.mode in ("compute-optimal", "target-loss"))
+
+
+def layout_options(r: Realised, gpu) -> list[LayoutOption]:
+    """The searched layouts for the chosen shape with their memory, MFU and days (none when pinned)."""
+    flops = r.training.model_flops
+    return [LayoutOption(layout=c.layout.describe(), memory_gib=c.memory.total_gib, mfu=c.mfu,
+                         days=flops / (r.placement.n_gpus * gpu.peak_bf16_flops * c.mfu) / 86400.0, why=c.why)
+            for c in r.alternatives]
+
+
+def predicted_loss(request: PlanRequest, allocation, r: Realised) -> float | None:
+    """The plan's law at the chosen shape's total parameters and the planned tokens (None for a preset)."""
+    if allocation.is_preset:
+        return None
+    from planner.laws import load_law
+
+    return float(load_law(request.law).predict(r.shape.total_params, r.tokens))
+
+
+def serving_warning(serving, params: int) -> list[str]:
+    """The chosen shape above the serving cap (the search may land a little over its target)."""
+    if serving is None or params <= serving.n_max:
+        return []
+    return [f"the chosen shape has {params:.4g} parameters, {params / serving.n_max - 1:.1%} over the largest that "
+            f"serves on {serving.target} ({serving.n_max:.4g}); pin a smaller shape or relax --serve-on"]
+
+
+def choose_in_band(request: PlanRequest, allocation, baseline: Realised, candidates: list[ShapeOption], gpu, hp
+                   ) -> tuple[Realised, JointChoice, list[ShapeOption]]:
+    """(the winner, the JointChoice record, the shape options realised, the winner first): every
+    family shape in the band carried through steps 3-5 and compared with the baseline."""
+    from planner.laws import load_law
+
+    law = load_law(request.law)
+    band = near_optimal_band(law, allocation.C, request.loss_tolerance)
+    options = {_key(baseline.shape): (candidates[0] if candidates else None, baseline)}
+    for cand in band_shapes(request, band):
+        if _key(cand.shape) not in options:
+            options[_key(cand.shape)] = (ShapeOption.from_candidate(cand),
+                                         realise(request, cand.shape, baseline.budget, gpu, hp))
+    realised = [r for _, r in options.values()]
+    chosen, choice = choose_jointly(request, realised, baseline, law, allocation.loss, band, request.loss_tolerance)
+    shapes = [o for o, r in options.values() if o is not None]
+    shapes.sort(key=lambda o: (o.total_params, o.n_layers, o.d_model) != (chosen.shape.total_params,
+                                                                           chosen.shape.n_layers, chosen.shape.d_model))
+    return chosen, choice, shapes
+
+
+def _key(shape: ModelShape) -> tuple[int, ...]:
+    return shape.n_layers, shape.d_model, shape.d_ffn, shape.n_heads, shape.n_kv_heads
 
 
 def resolve(request: PlanRequest) -> PlanRequest:
     """The request with its preset's options filled in and the default sequence length set."""
     request = with_preset(request)
     return request.replace(seq_len=int(request.seq_len or DEFAULT_SEQ_LEN))
-
-
-def plan_tokens(request: PlanRequest, shape: ModelShape, budget: Budget | None) -> tuple[int, Budget]:
-    """Training tokens for the chosen shape: the request's, else budget / Megatron FLOPs per token,
-    else the recipe's published count (whose FLOPs then become the budget)."""
-    fpt = shape.flops_per_token_megatron
-    tokens = request.tokens
-    if tokens is None:
-        tokens = int(budget.flops / fpt) if budget is not None else request.recipe.tokens
-    if budget is None:
-        budget = Budget(flops=tokens * fpt, how="preset tokens x Megatron FLOPs/token")
-    return int(tokens), budget

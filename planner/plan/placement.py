@@ -18,14 +18,15 @@ import math
 from planner.errors import UserError
 from planner.hardware import GPU
 from planner.parallel.layout import Layout
-from planner.parallel.memory import MemoryBreakdown, memory_per_gpu
-from planner.parallel.search import search_layouts
+from planner.parallel.memory import DEFAULT_MEMORY_MARGIN, memory_per_gpu
+from planner.parallel.search import LayoutCandidate, search_layouts
 from planner.plan.budget import Budget
 from planner.plan.request import PlanRequest
 from planner.plan.sections import SHARDING_LAYOUT, MemoryFit, Placement
 from planner.shape import ModelShape
 
 TARGET_DAYS = 30.0
+ALTERNATIVES_KEPT = 5
 
 
 def gpu_count(request: PlanRequest, budget: Budget, gpu: GPU) -> int:
@@ -38,8 +39,9 @@ def gpu_count(request: PlanRequest, budget: Budget, gpu: GPU) -> int:
 
 
 def place_on_hardware(request: PlanRequest, shape: ModelShape, gpu: GPU, n_gpus: int, global_batch: int
-                      ) -> tuple[Placement, MemoryFit, float | None, list[str]]:
-    """(placement, memory per GPU, the layout's estimated MFU or None, warnings)."""
+                      ) -> tuple[Placement, MemoryFit, float | None, list[str], list[LayoutCandidate]]:
+    """(placement, memory per GPU, the layout's estimated MFU or None, warnings, the searched
+    alternatives best first: the chosen layout and up to ``ALTERNATIVES_KEPT - 1`` runners-up)."""
     gpn = int(request.gpus_per_node or min(gpu.nvlink_domain, n_gpus))
     sharding = request.sharding or "dist-opt"
     if sharding not in SHARDING_LAYOUT:
@@ -48,7 +50,7 @@ def place_on_hardware(request: PlanRequest, shape: ModelShape, gpu: GPU, n_gpus:
     s = shape.replace(seq_len=request.seq_len)
     pins = (request.tp, request.pp, request.micro_batch)
     warnings: list[str] = []
-    est_mfu = None
+    est_mfu, alternatives = None, []
     if None not in pins:
         lay = pinned_layout(request, s, n_gpus, global_batch, shard_kw)
         mem = memory_per_gpu(s, lay)
@@ -57,7 +59,8 @@ def place_on_hardware(request: PlanRequest, shape: ModelShape, gpu: GPU, n_gpus:
             raise UserError(f"TP {request.tp} does not divide heads {s.n_heads} / ffn {s.d_ffn}; "
                             "choose a TP that divides both")
         try:
-            lay, mem, est_mfu = searched_layout(request, s, gpu, n_gpus, global_batch, shard_kw)
+            alternatives = searched_layouts(request, s, gpu, n_gpus, global_batch, shard_kw)
+            lay, mem, est_mfu = alternatives[0].layout, alternatives[0].memory, alternatives[0].mfu
         except UserError as e:
             if any(p is not None for p in pins):
                 raise UserError(f"no valid layout with the pinned --tp/--pp/--micro-batch on {n_gpus} GPUs "
@@ -67,7 +70,17 @@ def place_on_hardware(request: PlanRequest, shape: ModelShape, gpu: GPU, n_gpus:
             mem = memory_per_gpu(s, lay)
     placement = Placement(layout=lay, gpu=gpu.name, gpus_per_node=gpn, n_nodes=max(1, math.ceil(n_gpus / gpn)),
                           sharding=sharding, n_gpus=n_gpus)
-    return placement, MemoryFit(mem, capacity_gib=gpu.memory_gib, fits=bool(mem.fits(gpu))), est_mfu, warnings
+    margin = memory_margin(request)
+    fit = MemoryFit(mem, capacity_gib=gpu.memory_gib, fits=bool(mem.fits(gpu, margin)), margin=margin)
+    return placement, fit, est_mfu, warnings, alternatives[:ALTERNATIVES_KEPT]
+
+
+def memory_margin(request: PlanRequest) -> float:
+    """The fraction of HBM the plan keeps free: the request's, else ``DEFAULT_MEMORY_MARGIN``."""
+    m = DEFAULT_MEMORY_MARGIN if request.memory_margin is None else request.memory_margin
+    if not (isinstance(m, (int, float)) and 0 <= m < 1):
+        raise UserError(f"memory margin must be a fraction in [0, 1), got {m!r} (e.g. 0.1 keeps 10% of HBM free)")
+    return float(m)
 
 
 def pinned_layout(request: PlanRequest, shape: ModelShape, n_gpus: int, global_batch: int, shard_kw: dict) -> Layout:
@@ -82,21 +95,22 @@ def pinned_layout(request: PlanRequest, shape: ModelShape, n_gpus: int, global_b
     return lay
 
 
-def searched_layout(request: PlanRequest, shape: ModelShape, gpu: GPU, n_gpus: int, global_batch: int,
-                    shard_kw: dict) -> tuple[Layout, MemoryBreakdown, float]:
-    """(the fastest layout that fits and matches the pins, its memory, its estimated MFU); UserError if none."""
+def searched_layouts(request: PlanRequest, shape: ModelShape, gpu: GPU, n_gpus: int, global_batch: int,
+                     shard_kw: dict) -> list[LayoutCandidate]:
+    """The layouts that fit and match the pins, fastest first; UserError if none."""
     tp, pp, mbs = request.tp, request.pp, request.micro_batch
     fsdp = bool(shard_kw.get("fsdp"))
     res = search_layouts(shape, gpu, n_gpus, global_batch, request.seq_len, max_tp=tp or None,
                          recompute=(request.recompute,) if request.recompute else ("none", "selective", "full"),
-                         zero_stages=(shard_kw["zero_stage"],) if not fsdp else (1,), allow_fsdp=fsdp, top=50)
+                         zero_stages=(shard_kw["zero_stage"],) if not fsdp else (1,), allow_fsdp=fsdp, top=50,
+                         memory_margin=memory_margin(request))
     items = [c for c in res
              if (tp is None or c.layout.tp == tp) and (pp is None or c.layout.pp == pp)
              and (mbs is None or c.layout.micro_batch == mbs)
              and (not fsdp or (c.layout.fsdp and c.layout.shard_group == shard_kw.get("shard_group")))]
     if not items:
         raise UserError("no layout matches the pinned --tp/--pp/--micro-batch/sharding")
-    return items[0].layout, items[0].memory, items[0].mfu
+    return items
 
 
 def fallback_layout(request: PlanRequest, shape: ModelShape, n_gpus: int, global_batch: int, shard_kw: dict,

@@ -21,15 +21,20 @@ from planner.io import read_yaml, to_json, to_yaml, write_yaml
 from planner.parallel.layout import Layout
 from planner.plan.budget import Budget
 from planner.plan.summary import plan_summary
-from planner.plan.sections import (PLAN_FIX, MemoryFit, Placement, PlanAllocation, ShapeOption, TimeCost,
+from planner.plan.joint_choice import JointChoice
+from planner.plan.operations import Operations
+from planner.plan.sensitivity import LawView
+from planner.plan.serving_choice import ServingConstraint
+from planner.plan.sections import (PLAN_FIX, LayoutOption, MemoryFit, Placement, PlanAllocation, ShapeOption, TimeCost,
                                    TrainingRecipe, check_data, check_phases, check_scalar, read_section,
-                                   read_width_hparams)
+                                   read_width_hparams, where)
+from planner.resilience import CheckpointPlan
 from planner.schema import MAX_STR, scalar
 from planner.shape import ModelShape
 from planner.width_hparams import WidthHParams
 
 REQUIRED_SECTIONS = ("budget", "allocation", "shape", "tokens", "training", "layout")
-OPTIONAL_SECTIONS = ("memory", "time_cost", "hparams", "candidates", "phases", "data", "warnings", "preset", "meta")
+OPTIONAL_SECTIONS = ("memory", "time_cost", "layout_options", "operations", "checkpoints", "serving", "choice", "sensitivity", "hparams", "candidates", "phases", "data", "warnings", "preset", "meta")
 
 
 def _check_meta(meta: Any) -> dict[str, Any]:
@@ -60,6 +65,12 @@ class Plan:
     placement: Placement  # plan.yaml section "layout"
     memory: MemoryFit | None = None
     time_cost: TimeCost | None = None
+    layout_options: list[LayoutOption] = field(default_factory=list)  # the searched layouts, the plan's first
+    operations: Operations | None = None  # log/eval/checkpoint cadence (planner/plan/operations.py)
+    checkpoints: CheckpointPlan | None = None  # size, Young/Daly interval, disk, goodput (planner/resilience.py)
+    serving: ServingConstraint | None = None  # --serve-on: the cap on N and its loss cost (serving_choice.py)
+    choice: JointChoice | None = None  # the near-optimal band and its options (joint_choice.py)
+    sensitivity: list[LawView] = field(default_factory=list)  # every published law's view (sensitivity.py)
     hparams: WidthHParams | None = None  # μP per-group values at the planned width
     candidates: list[ShapeOption] = field(default_factory=list)
     phases: list[dict[str, Any]] = field(default_factory=list)
@@ -96,6 +107,12 @@ class Plan:
              "tokens": self.tokens, "training": self.training.to_dict(), "layout": self.placement.to_dict(),
              "memory": self.memory.to_dict() if self.memory else {},
              "time_cost": self.time_cost.to_dict() if self.time_cost else {},
+             **({"layout_options": [o.to_dict() for o in self.layout_options]} if self.layout_options else {}),
+             **({"operations": self.operations.to_dict()} if self.operations else {}),
+             **({"checkpoints": self.checkpoints.to_dict()} if self.checkpoints else {}),
+             **({"serving": self.serving.to_dict()} if self.serving else {}),
+             **({"choice": self.choice.to_dict()} if self.choice else {}),
+             **({"sensitivity": [v.to_dict() for v in self.sensitivity]} if self.sensitivity else {}),
              "hparams": self.hparams.to_dict() if self.hparams else None,
              "candidates": [c.to_dict() for c in self.candidates], "phases": copy.deepcopy(self.phases),
              "data": copy.deepcopy(self.data), "warnings": list(self.warnings), "preset": self.preset}
@@ -137,6 +154,18 @@ class Plan:
             placement=read_section("layout", Placement.from_dict, d["layout"]),
             memory=read_section("memory", MemoryFit.from_dict, d["memory"]) if d.get("memory") else None,
             time_cost=read_section("time_cost", TimeCost.from_dict, d["time_cost"]) if d.get("time_cost") else None,
+            layout_options=[read_section(f"layout_options[{i}]", partial(LayoutOption.from_dict,
+                                                                          name=f"layout_options[{i}]"), o)
+                            for i, o in enumerate(check_scalar(d.get("layout_options") or [], list[object],
+                                                               "layout_options"))],
+            operations=(read_section("operations", Operations.from_dict, d["operations"])
+                        if d.get("operations") else None),
+            checkpoints=(read_section("checkpoints", lambda c: CheckpointPlan.from_dict(c, where("checkpoints"), PLAN_FIX),
+                                      d["checkpoints"]) if d.get("checkpoints") else None),
+            serving=read_section("serving", ServingConstraint.from_dict, d["serving"]) if d.get("serving") else None,
+            choice=read_section("choice", JointChoice.from_dict, d["choice"]) if d.get("choice") else None,
+            sensitivity=[read_section(f"sensitivity[{i}]", partial(LawView.from_dict, name=f"sensitivity[{i}]"), v)
+                         for i, v in enumerate(check_scalar(d.get("sensitivity") or [], list[object], "sensitivity"))],
             hparams=read_section("hparams", read_width_hparams, d["hparams"]) if d.get("hparams") else None,
             candidates=[read_section(f"candidates[{i}]", partial(ShapeOption.from_dict, name=f"candidates[{i}]"), c)
                         for i, c in enumerate(check_scalar(d.get("candidates") or [], list[object], "candidates"))],

@@ -30,7 +30,8 @@ class PlanRequest:
     preset: str | None = None  # a registered published run (planner/plan/presets.py)
     tokens: int | None = None  # training tokens (default: budget / FLOPs per token, or the recipe's)
     # ---- the allocation
-    law: Any = "hoffmann2022"  # a law preset name, a fit.json path, or a ScalingLaw
+    law: Any = "besiroglu2024"  # planner.laws.DEFAULT_LAW; a preset name, a fit.json path, or a ScalingLaw
+    loss_tolerance: float = 0.0025  # joint_choice.DEFAULT_LOSS_TOLERANCE; 0: no band, the shape nearest N*
     inference_tokens: float = 0.0  # tokens served over the model's life (Sardana et al. 2024)
     unique_tokens: float | None = None  # unique data available (Muennighoff et al. 2023)
     # ---- the model
@@ -39,6 +40,7 @@ class PlanRequest:
     vocab: int | None = None  # default DEFAULT_VOCAB (a pinned shape keeps its own)
     # ---- the training recipe
     hparams: Any = None  # HParams, a dict, a path to hparams.yaml, or None
+    force_hparams: bool = False  # apply an hparams.yaml that fails the quality gate (planner/hparams_gate.py)
     recipe: Recipe | None = None  # published optimizer/schedule settings (set by a preset)
     global_batch: int | None = None  # default: DeepSeek's B_opt, rounded
     schedule: str | None = None  # cosine | wsd (default cosine)
@@ -55,8 +57,15 @@ class PlanRequest:
     micro_batch: int | None = None
     recompute: str | None = None  # none | selective | full
     sharding: str | None = None  # dist-opt | ddp | fsdp | fsdp-hybrid (default dist-opt)
+    memory_margin: float | None = None  # fraction of HBM kept free (default planner.parallel.memory.DEFAULT_MEMORY_MARGIN)
     mfu: float | None = None
     price_per_gpu_hour: float | None = None
+    # checkpoints and failures (planner/resilience.py; None: its sourced defaults)
+    fs_bandwidth: float | None = None  # aggregate checkpoint write bandwidth, bytes/s
+    node_mtbf_hours: float | None = None  # mean time between failures of one node
+    keep_checkpoints: int | None = None
+    disk_bytes: float | None = None  # checkpoint disk; warned when the retention needs more
+    serve_on: str | None = None  # GPU[,dtype][,kv=dtype]: N must fit for inference (planner/serving.py)
     # ---- carried into the plan as is
     data: dict[str, Any] = field(default_factory=dict)  # launch placeholders (data path, tokenizer, ...)
     phases: list[dict[str, Any]] = field(default_factory=list)

@@ -220,24 +220,27 @@ class Placement:
 
 @dataclass(frozen=True)
 class MemoryFit:
-    """Peak memory per GPU (``breakdown``) against the GPU's capacity."""
+    """Peak memory per GPU (``breakdown``) against the GPU's capacity less a ``margin`` kept free
+    (``fits``: total <= capacity x (1 - margin))."""
 
     breakdown: MemoryBreakdown
     capacity_gib: float
     fits: bool
+    margin: float = 0.0
 
     @property
     def capacity_bytes(self) -> float:
         return self.capacity_gib * GIB
 
     def to_dict(self) -> dict[str, Any]:
-        return {**self.breakdown.to_dict(), "capacity_gib": self.capacity_gib, "fits": self.fits}
+        return {**self.breakdown.to_dict(), "capacity_gib": self.capacity_gib, "fits": self.fits, "margin": self.margin}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "MemoryFit":
-        kw = check_record(cls, {k: d[k] for k in ("capacity_gib", "fits") if k in d}, where("memory"), fix=PLAN_FIX,
-                          rules={"capacity_gib": "positive"}, fields=("capacity_gib", "fits"))
-        rest = {k: v for k, v in d.items() if k not in ("capacity_gib", "fits")}
+        own = ("capacity_gib", "fits", "margin")
+        kw = check_record(cls, {k: d[k] for k in own if k in d}, where("memory"), fix=PLAN_FIX,
+                          rules={"capacity_gib": "positive", "margin": "nonneg"}, fields=own)
+        rest = {k: v for k, v in d.items() if k not in own}
         return cls(MemoryBreakdown.from_dict(rest, where("memory"), PLAN_FIX), **kw)
 
 
@@ -287,6 +290,25 @@ class ShapeOption:
     @classmethod
     def from_dict(cls, d: dict[str, Any], name: str = "candidates") -> "ShapeOption":
         rules = dict.fromkeys(("n_layers", "d_model", "d_ffn", "n_heads", "n_kv_heads", "total_params"), "positive")
+        return cls(**_checked(cls, d, name, rules))
+
+
+@dataclass(frozen=True, kw_only=True)
+class LayoutOption:
+    """One of the layouts the search ranked for the chosen shape (the plan's layout first)."""
+
+    layout: str  # Layout.describe()
+    memory_gib: float
+    mfu: float  # estimated (planner/parallel/throughput.py)
+    days: float  # the run's model FLOPs at that MFU
+    why: str  # the modelled losses
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any], name: str = "layout_options") -> "LayoutOption":
+        rules = {"memory_gib": "positive", "mfu": "fraction", "days": "positive"}
         return cls(**_checked(cls, d, name, rules))
 
 

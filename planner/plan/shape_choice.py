@@ -7,10 +7,15 @@ padding, when the shape pads) and vocabulary.
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from planner.errors import UserError
 from planner.plan.request import DEFAULT_VOCAB, PlanRequest
 from planner.plan.sections import PlanAllocation, ShapeOption
 from planner.shape import ModelShape
+
+if TYPE_CHECKING:
+    from planner.shape_search import ShapeCandidate
 
 CANDIDATES_KEPT = 5
 
@@ -38,3 +43,16 @@ def searched_shape(n_target: float, *, vocab: int, seq_len: int, tp: int) -> tup
         raise UserError(f"no model shape near N* = {n_target:.3g} parameters (vocab {vocab}, TP {tp}): {e}. "
                         "Raise the budget, or use a smaller --vocab") from None
     return cands[0].shape, [ShapeOption.from_candidate(c) for c in cands]
+
+
+def band_shapes(request: PlanRequest, band: tuple[float, float]) -> list[ShapeCandidate]:
+    """Up to ``BAND_SHAPES`` family-rule shapes with total parameters inside ``band`` (best first)."""
+    from planner.plan.joint_choice import BAND_SHAPES
+    from planner.shape_search import search_shapes_in_band
+
+    try:
+        cands = search_shapes_in_band(band[0], band[1], vocab_size=int(request.vocab or DEFAULT_VOCAB),
+                                      pad_vocab_to=128, tp=request.tp or 1, seq_len=request.seq_len, top=BAND_SHAPES)
+    except UserError:
+        return []  # no family shape in the band: the baseline alone
+    return list(cands)

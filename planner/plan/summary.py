@@ -40,12 +40,52 @@ def plan_summary(plan) -> str:
                  f"DP {lay.dp} ({place.sharding}), recompute {lay.recompute}")
     if plan.memory is not None:
         m = plan.memory
-        lines.append(f"  memory     {m.breakdown.total_gib:.1f} GiB per GPU of "
-                     f"{m.capacity_gib:.1f} ({'fits' if m.fits else 'DOES NOT FIT'})")
+        use = m.breakdown.total_gib / m.capacity_gib
+        lines.append(f"  memory     {m.breakdown.total_gib:.1f} GiB per GPU of {m.capacity_gib:.1f} ({use:.0%}; "
+                     f"{'fits' if m.fits else 'DOES NOT FIT'} under {1 - m.margin:.0%})")
     if plan.time_cost is not None:
         e = plan.time_cost.estimate
         lines.append(f"  time       {e.days:.1f} days at MFU {e.mfu:.0%}, {e.gpu_hours:,.0f} GPU-hours, "
                      f"${e.cost:,.0f} at ${e.price_per_gpu_hour:.2f}/GPU-h")
+    lines += _run_lines(plan) + _choice_lines(plan)
     for w in plan.warnings:
         lines.append(f"  warning    {w}")
     return "\n".join(lines)
+
+
+def _run_lines(plan) -> list[str]:
+    """Checkpoints, failures and the eval cadence."""
+    out = []
+    c = plan.checkpoints
+    if c is not None and plan.time_cost is not None:
+        out.append(f"  wall time  {plan.time_cost.estimate.days / c.goodput:.1f} days with expected failures, "
+                   "restarts and checkpoint writes")
+    if c is not None:
+        out.append(f"  checkpoint {c.checkpoint_bytes / 1e9:,.0f} GB every {c.interval_steps:,} steps "
+                   f"({c.interval_seconds / 3600:.1f} h, Young/Daly at job MTBF {c.job_mtbf_hours:,.0f} h), "
+                   f"write {c.write_seconds:,.0f} s, disk {c.disk_needed_bytes / 1e12:.1f} TB for keep {c.keep}; "
+                   f"goodput {c.goodput:.1%} ({c.expected_failures:.1f} failures expected)")
+    o = plan.operations
+    if o is not None:
+        end = f"; predicted final loss {o.predicted_loss:.4f} nats" if o.predicted_loss else ""
+        out.append(f"  eval       every {o.eval_interval:,} steps, {o.eval_iters} batches "
+                   f"({o.eval_tokens / 1e6:.1f}M tokens){end}")
+    return out
+
+
+def _choice_lines(plan) -> list[str]:
+    """The near-optimal band, the serving cap and every published law's view."""
+    out = []
+    ch = plan.choice
+    if ch is not None:
+        out.append(f"  band       N in [{ch.band[0]:.3g}, {ch.band[1]:.3g}] within {ch.tolerance:.2%} of L*; "
+                   f"{len(ch.options)} shape x layout options, {ch.objective}: {ch.why}")
+    sv = plan.serving
+    if sv is not None:
+        state = (f"caps N at {sv.n_max:.3g} (N* {sv.n_opt:.3g}), +{sv.penalty:.2%} loss" if sv.binding
+                 else f"allows up to {sv.n_max:.3g} params: not binding")
+        out.append(f"  serving    {sv.target} at context {sv.context} x batch {sv.batch} {state}")
+    for v in plan.sensitivity:
+        out.append(f"  law view   {v.law:<16} N* {v.N:.3g}, {v.tokens_per_param:.0f} tokens/param; "
+                   f"this plan's (N, D) costs {v.penalty:+.2%} loss")
+    return out

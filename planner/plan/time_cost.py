@@ -15,8 +15,10 @@ from planner.plan.sections import TimeCost, TrainingRecipe
 
 
 def time_and_cost(request: PlanRequest, training: TrainingRecipe, budget: Budget, gpu: GPU, n_gpus: int,
-                  layout_mfu: float | None) -> TimeCost:
-    mfu = request.mfu if request.mfu is not None else budget.mfu if budget.mfu is not None else layout_mfu
+                  layout_mfu: float | None, mfu: float | None = None) -> TimeCost:
+    """The run's time and price at ``mfu`` if given, else the request's, the budget's or the layout's."""
+    if mfu is None:
+        mfu = request.mfu if request.mfu is not None else budget.mfu if budget.mfu is not None else layout_mfu
     price = request.price_per_gpu_hour
     estimate = estimate_time(training.model_flops, gpu, n_gpus, mfu,
                              price_per_gpu_hour=price if price is not None else DEFAULT_PRICE_PER_GPU_HOUR)

@@ -19,6 +19,7 @@ Choices, in order of precedence:
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from dataclasses import dataclass
 
 from planner.errors import UserError
@@ -51,6 +52,29 @@ def deepseek_optimum(shape: ModelShape, tokens: float) -> DeepSeekOptimum:
 
     r = DEEPSEEK2024.for_model(shape.n_layers, shape.d_model, shape.seq_len, tokens)
     return DeepSeekOptimum(batch_tokens=r["batch_tokens"], lr=r["lr"])
+
+
+def gated_hparams(request: PlanRequest):
+    """(the hparams the plan applies, warnings). An hparams.yaml (a path: a sweep's output) must pass
+    the quality gate (planner/hparams_gate.py: enough trials, optima inside the search ranges, a
+    transfer check over >= 3 widths); below it the plan falls back to the published LR/batch laws,
+    unless ``force_hparams``. HParams given as an object or a mapping are the caller's assertion."""
+    from planner.hparams import load_hparams
+    from planner.hparams_gate import hparams_quality
+
+    hp = load_hparams(request.hparams)
+    if hp is None or not isinstance(request.hparams, (str, Path)):
+        return hp, []
+    report = hparams_quality(hp)
+    if report.passes:
+        return hp, []
+    reasons = "; ".join(report.reasons())
+    if request.force_hparams:
+        return hp, [f"hparams {request.hparams} FAIL the transfer quality gate ({reasons}) and are applied because "
+                    "--force-hparams was given: treat the LR and inits as untested"]
+    return None, [f"hparams {request.hparams} fail the transfer quality gate ({reasons}); the plan uses the "
+                  "published LR/batch laws instead (tune longer and run `scaleplan transfer-check`, or pass "
+                  "--force-hparams)"]
 
 
 def applies_mup(request: PlanRequest, width) -> bool:

@@ -38,7 +38,7 @@ def law_warnings(law, allocation) -> list[str]:
         if ratio > EXTRAPOLATION_WARN_FACTOR:
             out.append(f"{label}* = {float(val):.3g} is {ratio:.3g}x the largest {label} the law was fitted on "
                        f"({float(rng[1]):.3g}): a {math.log10(ratio):.1f}-decade extrapolation; check the fit's held-out "
-                       "error, or plan with a published law (--law hoffmann2022)")
+                       "error, or plan with a published law (--law besiroglu2024)")
     line = backtest_warning(meta.get("backtest"), allocation)
     return out + ([line] if line else [])
 
@@ -96,8 +96,10 @@ def hparams_warnings(width, *, preset: str | None, lr_given: bool, deepseek_lr: 
 def memory_warning(memory, gpu) -> list[str]:
     if memory.fits:
         return []
-    return [f"memory {memory.breakdown.total_gib:.1f} GiB per GPU exceeds the {gpu.name}'s {gpu.memory_gib:.1f} GiB; "
-            "use more GPUs, higher TP/PP, full recompute or a smaller micro-batch"]
+    limit = gpu.memory_gib * (1 - memory.margin)
+    return [f"memory {memory.breakdown.total_gib:.1f} GiB per GPU exceeds {limit:.1f} GiB ({1 - memory.margin:.0%} of "
+            f"the {gpu.name}'s {gpu.memory_gib:.1f} GiB, keeping a {memory.margin:.0%} margin); use more GPUs, "
+            "higher TP/PP, full recompute or a smaller micro-batch"]
 
 
 def price_warning(time_cost) -> list[str]:

@@ -56,7 +56,7 @@ def register(sub) -> None:
                        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--tokens", type=param_count, required=True, help="training tokens: 2e12, 2T, 20B")
     p.add_argument("--params", type=param_count, help="the model as a parameter count (instead of a shape)")
-    p.add_argument("--law", default="hoffmann2022", help="law preset or fit.json (default hoffmann2022)")
+    p.add_argument("--law", default="besiroglu2024", help="law preset or fit.json (default besiroglu2024)")
     add_shape_arguments(p)
     p.add_argument("--json", action="store_true", help="print the prediction as JSON")
     p.set_defaults(func=cmd_loss)

@@ -23,8 +23,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                "  scaleplan optimal --flops 1e23 --inference-tokens 2e12 --unique-tokens 3e11\n"
                "  scaleplan optimal --list-laws",
         formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--law", default="hoffmann2022",
-                   help="preset name or a fit.json from `scaleplan fit` (default: hoffmann2022)")
+    p.add_argument("--law", default="besiroglu2024",
+                   help="preset name or a fit.json from `scaleplan fit` (default: besiroglu2024, see --list-laws)")
     goal = p.add_mutually_exclusive_group()
     goal.add_argument("--flops", type=positive_float, metavar="C", help="training compute budget in FLOPs")
     goal.add_argument("--target-loss", type=positive_float, metavar="L", help="target loss in nats")

@@ -24,8 +24,15 @@ def register(sub) -> None:
     p.add_argument("--tokens", type=positive_float, help="training tokens (with --preset; default: published)")
     p.add_argument("--gpu", default="h100", help="GPU type (default h100 = H100 SXM)")
     p.add_argument("--gpus", type=positive_int, help="number of GPUs (default: preset's, or ~30 days)")
-    p.add_argument("--law", default="hoffmann2022", help="scaling law preset or fit.json (default hoffmann2022)")
+    p.add_argument("--law", default="besiroglu2024", help="scaling law preset or fit.json (default besiroglu2024)")
+    p.add_argument("--loss-tolerance", type=nonneg_float, default=0.0025,
+                   help="near-optimal band: sizes within this relative loss of L* are weighed against the hardware "
+                        "(default 0.0025 = 0.25%%; 0: the shape nearest N*)")
+    p.add_argument("--serve-on", metavar="GPU[,DTYPE][,kv=DTYPE]",
+                   help="cap N so weights + KV cache (context = --seq-len, batch 1) fit this GPU, e.g. a100-80gb,bf16")
     p.add_argument("--hparams", help="hparams.yaml from `scaleplan sweep export` (μP transfer)")
+    p.add_argument("--force-hparams", action="store_true",
+                   help="apply --hparams even when they fail the quality gate (trials, search edges, transfer check)")
     p.add_argument("--inference-tokens", type=nonneg_float, default=0.0, help="tokens to serve (Sardana et al.)")
     p.add_argument("--unique-tokens", type=positive_float, help="unique data available (Muennighoff et al.)")
     p.add_argument("--seq-len", type=positive_int, help="sequence length (default 4096 or the preset's)")
@@ -36,8 +43,15 @@ def register(sub) -> None:
     p.add_argument("--global-batch", type=positive_int, help="global batch in sequences (default: DeepSeek B_opt)")
     p.add_argument("--sharding", choices=["dist-opt", "ddp", "fsdp", "fsdp-hybrid"], help="optimizer-state sharding")
     p.add_argument("--recompute", choices=["none", "selective", "full"], help="activation recompute")
+    p.add_argument("--memory-margin", type=nonneg_float,
+                   help="fraction of GPU memory kept free for fragmentation, NCCL and spikes (default 0.10)")
     p.add_argument("--mfu", type=positive_float, help="model FLOPs utilisation (default: the GPU's prior)")
     p.add_argument("--price", type=nonneg_float, help="US$ per GPU-hour (default: a placeholder)")
+    r = p.add_argument_group("checkpoints and failures (defaults and sources: planner/resilience.py)")
+    r.add_argument("--fs-bandwidth", type=positive_float, metavar="GB/s", help="checkpoint write bandwidth, GB/s")
+    r.add_argument("--node-mtbf-hours", type=positive_float, help="mean hours between failures of one node")
+    r.add_argument("--keep-checkpoints", type=positive_int, help="checkpoints kept on disk")
+    r.add_argument("--disk", type=positive_float, metavar="TB", help="checkpoint disk in TB; warned when too small")
     p.add_argument("--schedule", choices=["cosine", "wsd"], help="LR schedule (default cosine)")
     p.add_argument("--lr", type=positive_float, help="override the peak LR")
     p.add_argument("--data-path", help="Megatron data prefix written into exports")
@@ -72,7 +86,10 @@ def _plan(args: argparse.Namespace) -> int:
         unique_tokens=args.unique_tokens, seq_len=args.seq_len, vocab=args.vocab, hparams=args.hparams,
         global_batch=args.global_batch, schedule=args.schedule, lr=args.lr, gpu=args.gpu, n_gpus=args.gpus,
         tp=args.tp, pp=args.pp, micro_batch=args.micro_batch, recompute=args.recompute, sharding=args.sharding,
-        mfu=args.mfu, price_per_gpu_hour=args.price, data=data, command=command_line()))
+        mfu=args.mfu, price_per_gpu_hour=args.price, data=data, command=command_line(),
+        force_hparams=args.force_hparams, loss_tolerance=args.loss_tolerance, memory_margin=args.memory_margin, serve_on=args.serve_on,
+        fs_bandwidth=args.fs_bandwidth * 1e9 if args.fs_bandwidth else None, node_mtbf_hours=args.node_mtbf_hours,
+        keep_checkpoints=args.keep_checkpoints, disk_bytes=args.disk * 1e12 if args.disk else None))
     if args.out:
         plan.write(args.out)
     human = plan.summary() + (f"\n  written to {args.out}" if args.out else "")
