@@ -4,7 +4,19 @@ Conventions (docs/CONTRACTS.md "hparams.yaml"): ``base_width`` is the d_model of
 values were tuned at; ``lr`` is the base AdamW peak LR (the embedding/readout/norm LR under μP),
 ``init_std`` the base init standard deviation. ``HParams.at_width(d_model)`` gives the per-group
 values at a target width as a :class:`planner.width_hparams.WidthHParams`; the μP transfer rules
-(Yang et al. 2022, "Tensor Programs V", Table 8) live in planner/width_hparams.py.
+(Yang et al. 2022, "Tensor Programs V", Table 8) and the weight-decay rule ``wd_rule`` (what
+"weight decay" means per group and width, with its sources) live in planner/width_hparams.py.
+
+Two optional mappings record the evidence that the values deserve transfer; planner/hparams_gate.py
+reads them, and a file without them fails that gate's checks, saying so:
+
+* ``sweep``: the study that chose the values: ``sampler`` (tpe, gp, ...), ``n_finished`` (trials
+  that ran: complete + pruned), ``n_complete``, ``widths`` (proxy widths searched) and ``space``
+  (``{name: {low, high, log}}``, the search range of each sampled hyperparameter, named as here).
+* ``transfer``: a μTransfer check of the parameterization (``scaleplan transfer-check``,
+  proxy_train/transfer.py's transfer.json for one parameterization): ``param``, ``widths``,
+  ``drift_octaves`` (max - min of the per-width optimal log2 LR), ``any_edge`` (an optimum at a
+  grid edge), and optionally ``corpus_sha256``, ``steps`` and ``hp`` (the values it held fixed).
 """
 from __future__ import annotations
 
@@ -26,6 +38,33 @@ HPARAMS_FIX = "fix the hparams file (or regenerate it with `scaleplan sweep expo
 MAX_VOCAB = 2**32
 #: Ranges not already checked by ``HParams.__post_init__`` (which also serves direct construction).
 _RULES: dict[str, Any] = {"base_depth": "positive", "base_head_dim": "positive", "vocab_size": "positive"}
+
+
+@dataclass
+class SweepRecord:
+    """The ``sweep`` mapping of hparams.yaml (module docstring); only its checks use the type."""
+
+    sampler: str | None = None
+    n_finished: int | None = None
+    n_complete: int | None = None
+    widths: list[int] = field(default_factory=list)
+    space: dict[str, dict[str, float | bool]] = field(default_factory=dict)  # name -> {low, high, log}
+
+
+@dataclass
+class TransferRecord:
+    """The ``transfer`` mapping of hparams.yaml (module docstring); only its checks use the type."""
+
+    param: str | None = None
+    widths: list[int] = field(default_factory=list)
+    drift_octaves: float | None = None
+    any_edge: bool | None = None
+    corpus_sha256: str | None = None
+    steps: int | None = None
+    hp: dict[str, float] = field(default_factory=dict)
+
+
+_RECORD_RULES = {"n_finished": "nonneg", "n_complete": "nonneg", "drift_octaves": "nonneg", "steps": "positive"}
 
 
 @dataclass
@@ -51,6 +90,8 @@ class HParams:
     vocab_size: int | None = None  # the padded vocab of the proxy data (the trainer checks it)
     source: dict[str, Any] = field(default_factory=dict)  # study, trial, val_loss, tokens, corpus hash
     meta: dict[str, Any] = field(default_factory=dict)  # scaleplan version and the command
+    sweep: dict[str, object] = field(default_factory=dict)  # a SweepRecord (module docstring)
+    transfer: dict[str, object] = field(default_factory=dict)  # a TransferRecord (module docstring)
 
     def __post_init__(self) -> None:
         if self.parameterization not in PARAMETERIZATIONS:
@@ -75,13 +116,18 @@ class HParams:
         if len(betas) != 2 or not all(isinstance(b, (int, float)) and 0 <= b < 1 for b in betas):
             raise UserError(f"betas must be two numbers in [0, 1), got {self.betas!r}")
         self.betas = (float(betas[0]), float(betas[1]))
+        for name, record in (("sweep", SweepRecord), ("transfer", TransferRecord)):
+            value = getattr(self, name)
+            if value:  # typed like its record: an int is an int, widths a list of ints, ...
+                check_record(record, value, f"hparams.{name}", fix=HPARAMS_FIX, rules=_RECORD_RULES)
 
     # ------------------------------------------------------------------ file format
     def to_dict(self) -> dict[str, Any]:
-        """hparams.yaml's mapping; ``eps`` at AdamW's 1e-8, an unknown vocab and empty meta are left out."""
+        """hparams.yaml's mapping; ``eps`` at AdamW's 1e-8, an unknown vocab and empty meta, sweep and
+        transfer records are left out (files written before those existed read back unchanged)."""
         d = dataclasses.asdict(self)
         d["betas"] = list(self.betas)
-        for key, default in (("eps", 1e-8), ("vocab_size", None), ("meta", {})):
+        for key, default in (("eps", 1e-8), ("vocab_size", None), ("meta", {}), ("sweep", {}), ("transfer", {})):
             if d[key] == default:
                 del d[key]
         return d

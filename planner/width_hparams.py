@@ -20,8 +20,21 @@ Conventions:
   ========== ================= ====================== ============================ =================
 
   Attention logits are ``attn_mult * q.k / d_head`` (μP) instead of ``q.k / sqrt(d_head)`` (SP).
-  ``wd_rule: mup`` is MuAdamW's rule (weight decay times m_d on hidden matrices so that the
-  per-step decay lr*wd of torch's AdamW is width-invariant); ``unscaled`` keeps wd as is.
+* Weight decay means the per-step decay ``lr * wd`` (:attr:`GroupHParams.decay_per_step`): the
+  proxy's torch AdamW shrinks each decayed weight by ``lr(t) * wd`` per step, and so does
+  Megatron's Adam in AdamW mode. The proxy (proxy_train/optim.py) decays embedding, hidden and
+  readout matrices, never norm gains, and ``wd_rule`` decides the hidden matrices:
+
+  - ``mup`` (the default): PyPI ``mup`` 1.0.0's MuAdamW divides their LR by m_d and multiplies
+    their wd by m_d (``mup/optim.py``, ``MuAdam``), so every decayed group loses the same fraction
+    ``lr * wd`` per step at every width: width-independent decay. This is the μP column of Dey et
+    al. 2025 ("CompleteP", arXiv:2505.01618, Table 1: hidden AdamW WD ``lambda_base * m_N``), what
+    keeping AdamW's EMA timescale ``1/(lr * wd)`` fixed gives under μP's LR rule (Wang &
+    Aitchison 2024, arXiv:2405.13698), and the "independent weight decay" variant Kosson et al.
+    2025 (arXiv:2510.19093) find μP needs for LR transfer. It is independent of width only:
+    Wortsman et al. 2024 (arXiv:2309.14322, §3.2.2 "Independent weight decay") also decouple the
+    decay from the peak LR, which the proxy does not (its decay still scales with the base LR).
+  - ``unscaled`` (nanoGPT-mup): wd unchanged, so the hidden decay per step is ``lr * wd / m_d``.
 * SP hyperparameters have no transfer rule: the values are the same at every width, with a warning
   (SP's optimal LR drifts roughly like 1/width; TP V Fig. 1).
 * LRs are AdamW peak learning rates; init stds are standard deviations of a normal init.
@@ -46,6 +59,11 @@ class GroupHParams:
     init_std: float
     weight_decay: float
     multiplier: float
+
+    @property
+    def decay_per_step(self) -> float:
+        """AdamW's relative shrink per step at the peak LR: lr x weight_decay (module docstring)."""
+        return self.lr * self.weight_decay
 
     def to_dict(self) -> dict[str, Any]:
         return {"lr": self.lr, "init_std": self.init_std, "weight_decay": self.weight_decay,
@@ -87,6 +105,21 @@ class WidthHParams:
     @property
     def groups(self) -> dict[str, GroupHParams]:
         return {name: getattr(self, name) for name in GROUPS}
+
+    @property
+    def decay_rule(self) -> str:
+        """The weight-decay rule the per-group values follow (module docstring), read off the values:
+        ``none`` (no decay), ``uniform`` (the same ``lr * wd`` in every decayed group: ``wd_rule:
+        mup``, and SP; at m_d = 1 both rules give it), ``unscaled`` (hidden ``lr * wd`` = the
+        embedding's / m_d) or ``custom`` (values edited by hand)."""
+        emb, hidden = self.embedding.decay_per_step, self.hidden.decay_per_step
+        if emb == hidden == self.readout.decay_per_step == 0:
+            return "none"
+        if math.isclose(hidden, emb, rel_tol=1e-9) and math.isclose(self.readout.decay_per_step, emb, rel_tol=1e-9):
+            return "uniform"
+        if math.isclose(hidden * self.m_d, emb, rel_tol=1e-9):
+            return "unscaled"
+        return "custom"
 
     def to_dict(self) -> dict[str, Any]:
         return {"parameterization": self.parameterization, "m_d": self.m_d, "d_model": self.d_model,

@@ -1,6 +1,7 @@
 """Megatron-LM export: LLM-jp reference equality, flag validation, μP mapping, phases, shell quoting."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -9,14 +10,21 @@ import pytest
 
 from planner.errors import UserError
 from planner.export.megatron import build_args, export_megatron, render_megatron, validate_args
+from planner.export.megatron_flags import launch_env, parse_argv, predicted_loss
+from planner.export.megatron_validate import megatron_arg_problems, split_weights
 from planner.hparams import HParams
+from planner.laws import load_law
 from planner.plan import Plan, make_plan
+from planner.plan.operations import eval_cadence
 
 # Flags the reference file itself documents as fork-only or inert on upstream Megatron-LM
 # (llmjp_v3_1p8b_megatron.json "about"; notes §2): not planning decisions, not compared.
 FORK_ONLY = {"--use-mpi", "--use-z-loss"}
 INERT = {"--use-mcore-models", "--use-flash-attn", "--sequence-parallel"}  # SP is forced off at TP 1
 PATH_PLACEHOLDERS = {"--tokenizer-model", "--load", "--save", "--data-path", "--data-cache-path"}
+# The published run never validated (--eval-iters 0, --split 1,0,0); the launch validates on the
+# plan's cadence with 0.1% held out, so the plan's loss can be checked mid-run (megatron_flags docstring).
+VALIDATES = {"--eval-interval", "--eval-iters", "--split"}
 
 
 @pytest.fixture(scope="module")
@@ -45,10 +53,15 @@ def test_llmjp_export_equals_the_published_arguments(shared_data, flags_json, fl
     plan = make_plan(preset="llm-jp-3-1.8b")
     export_megatron(plan, tmp_path, flags_json_path=flags_json)
     got = json.loads((tmp_path / "megatron_args.json").read_text())["args"]
-    compared = [f for f in ref if f not in FORK_ONLY | INERT | PATH_PLACEHOLDERS]
+    compared = [f for f in ref if f not in FORK_ONLY | INERT | PATH_PLACEHOLDERS | VALIDATES]
     assert len(compared) >= 40
     diffs = {f: (ref[f], got.get(f)) for f in compared if f not in got or not _same(f, ref[f], got[f], flag_types)}
     assert diffs == {}
+    assert (ref["--eval-iters"], ref["--split"]) == ("0", "1,0,0")
+    assert (got["--eval-iters"], got["--eval-interval"]) == (str(plan.operations.eval_iters),
+                                                             str(plan.operations.eval_interval))
+    assert int(got["--eval-iters"]) > 0 and got["--split"] == "999,1,0"
+    assert got["--log-interval"] == ref["--log-interval"] == "1"  # the published logging cadence is kept
     # the inert SP switch is correctly absent at TP 1; the paths are placeholders
     assert "--sequence-parallel" not in got
     assert set(PATH_PLACEHOLDERS) <= set(got)
@@ -127,6 +140,9 @@ def test_three_phase_linear_schedule_with_rewarmup(flags_json, tmp_path):
         assert int(a["--train-iters"]) == int(a["--lr-decay-iters"]) == p["train_iters"]
         assert float(a["--lr"]) == p["lr"] and float(a["--min-lr"]) == p["min_lr"]
         assert a["--save"] == a["--load"] == f"/ckpt/phase{i}"
+        assert a["--tensorboard-dir"] == f"/ckpt/tensorboard/phase{i}"  # each phase its own curves
+        assert 0 < int(a["--eval-interval"]) <= p["train_iters"] and int(a["--save-interval"]) <= p["train_iters"]
+        assert megatron_arg_problems(a, plan.placement.n_gpus, env=launch_env(plan)) == []
         # phases after the first start from the previous phase's weights with a fresh step counter
         assert a.get("--pretrained-checkpoint") == (f"/ckpt/phase{i - 1}" if i > 1 else None)
     for i in (1, 2, 3):
@@ -153,11 +169,18 @@ def test_mup_export_modes(flags_json, tmp_path):
     assert "APPROXIMATE" in text and "attention softmax scale" in text and "readout" in text
     native = dict(build_args(plan))  # native is the default
     assert native["--use-mup"] is True and native["--mup-base-hidden-size"] == 256
-    # Megatron keeps a --mup-output-mult other than 1.0 as is (TransformerConfig.__post_init__), so the
-    # flag is alpha_out/m itself; softmax_scale = sqrt(base_head_dim)/kv_channels gives attn_mult/d_head
-    assert float(native["--lr"]) == pytest.approx(6e-3) and float(native["--mup-output-mult"]) == pytest.approx(2 / m)
+    # Megatron keeps a --mup-output-mult other than 1.0 as is (TransformerConfig.__post_init__);
+    # softmax_scale = sqrt(base_head_dim)/kv_channels gives attn_mult/d_head. With weight decay under
+    # the μP rule, embedding and output layer train at the hidden LR 6e-3/m (--decoupled-lr) so that one
+    # --weight-decay decays them per step as the proxy did, and their multipliers carry the rest of the
+    # μP update: output alpha_out/m x m = alpha_out, embedding alpha_in x m (megatron_mup.native_mup_flags)
+    assert float(native["--lr"]) == pytest.approx(6e-3) and float(native["--decoupled-lr"]) == pytest.approx(6e-3 / m)
+    assert float(native["--mup-output-mult"]) == pytest.approx(2.0) and float(native["--mup-embedding-mult"]) == \
+        pytest.approx(m)
     assert float(native["--mup-base-head-dim"]) == 1.0 and float(native["--mup-attn-scale-power"]) == 1.0
-    assert "--decoupled-lr" not in native
+    no_wd = dict(build_args(make_plan(1e21, hparams=HParams(base_width=256, lr=6e-3, init_std=0.08, alpha_out=2.0),
+                                      n_gpus=8)))
+    assert "--decoupled-lr" not in no_wd and float(no_wd["--mup-output-mult"]) == pytest.approx(2 / m)
     assert validate_args(build_args(plan), flags_json) == []
 
 
@@ -216,3 +239,155 @@ def test_render_is_what_export_writes(tmp_path):
     for name, text in files.items():
         assert (tmp_path / name).read_text() == text
         assert bool(os.stat(tmp_path / name).st_mode & 0o100) == name.endswith(".sh")
+
+
+# ---------------------------------------------------------------------------------- launch = plan
+#: Plans across budgets, GPU counts, pinned layouts, the virtual pipeline, sharding, schedules and μP.
+PLANS = {
+    "1e20": dict(budget=1e20),
+    "1e21-8gpu": dict(budget=1e21, n_gpus=8),
+    "1e22-64gpu": dict(budget=1e22, n_gpus=64),
+    "1e23-256gpu": dict(budget=1e23, n_gpus=256),
+    "1e18-1gpu": dict(budget=1e18, n_gpus=1),
+    "pinned-tp2-pp2": dict(budget=1e22, n_gpus=64, tp=2, pp=2, micro_batch=1),
+    "vpp": dict(preset="llama-2-70b", n_gpus=512, tp=8, pp=8),  # the layout search interleaves
+    "fsdp-tp2": dict(budget=3e23, n_gpus=1024, sharding="fsdp"),
+    "fsdp-hybrid": dict(preset="llama-2-7b", global_batch=256, micro_batch=2, tp=1, pp=1, n_gpus=64,
+                        sharding="fsdp-hybrid"),
+    "ddp": dict(budget=1e21, n_gpus=8, sharding="ddp"),
+    "wsd": dict(budget=1e21, schedule="wsd", n_gpus=8),
+    "llm-jp": dict(preset="llm-jp-3-1.8b"),
+    "llama-65b": dict(preset="llama-65b", n_gpus=512, tp=8, pp=4, micro_batch=1, global_batch=2048),
+    "mup": dict(budget=1e21, n_gpus=8, hparams=HParams(base_width=256, lr=6e-3, init_std=0.08, alpha_out=2.0)),
+}
+_MADE: dict[str, Plan] = {}
+
+
+def _plan(name: str) -> Plan:
+    if name not in _MADE:
+        _MADE[name] = make_plan(**PLANS[name])
+    return _MADE[name]
+
+
+def test_the_plan_range_covers_the_layouts():
+    lays = {name: _plan(name).layout for name in PLANS}
+    assert lays["vpp"].vpp > 1 and lays["vpp"].pp > 1
+    assert lays["1e23-256gpu"].sequence_parallel and lays["1e23-256gpu"].tp > 1
+    assert lays["fsdp-tp2"].fsdp and lays["fsdp-hybrid"].shard_group and lays["ddp"].zero_stage == 0
+    assert lays["1e18-1gpu"].dp == 1 and _plan("mup").is_mup
+
+
+def _check_plan_values(plan: Plan, a: dict) -> None:
+    """Every run-changing plan field in the Megatron arguments ``a`` (values as strings or True)."""
+    lay, ops, t = plan.layout, plan.operations, plan.training
+    extra = t.megatron_extra or {}
+    assert [int(a[f]) for f in ("--tensor-model-parallel-size", "--pipeline-model-parallel-size",
+                                "--context-parallel-size")] == [lay.tp, lay.pp, lay.cp]
+    assert int(a.get("--num-virtual-stages-per-pipeline-rank", 1)) == lay.vpp
+    assert (a.get("--sequence-parallel") is True) == (lay.sequence_parallel and lay.tp > 1)
+    reduced = lay.dp * lay.cp > 1  # gradients cross ranks: the time model assumes that is overlapped
+    assert (a.get("--use-torch-fsdp2") is True) == lay.fsdp
+    assert (a.get("--use-distributed-optimizer") is True) == lay.distributed_optimizer
+    assert (a.get("--overlap-grad-reduce") is True) == (reduced and not lay.fsdp)
+    assert (a.get("--overlap-param-gather") is True) == (reduced and lay.distributed_optimizer)
+    assert (int(a["--micro-batch-size"]), int(a["--global-batch-size"]), int(a["--train-iters"])) == (
+        lay.micro_batch, t.global_batch, t.train_iters)
+    assert int(a["--eval-interval"]) == ops.eval_interval and int(a["--eval-iters"]) == ops.eval_iters > 0
+    assert int(a["--save-interval"]) == extra.get("save_interval", ops.save_interval)
+    assert int(a["--log-interval"]) == int(a["--tensorboard-log-interval"]) == extra.get("log_interval",
+                                                                                          ops.log_interval)
+    assert split_weights(a["--split"])[1] > 0  # a validation set exists
+    assert a["--check-for-spiky-loss"] is True and a["--rerun-mode"] == "validate_results"
+    assert "--no-check-for-nan-in-loss-and-grad" not in a  # Megatron's NaN/Inf check stays on
+    assert a["--log-validation-ppl-to-tensorboard"] is True and a["--log-timers-to-tensorboard"] is True
+
+
+@pytest.mark.parametrize("name", PLANS)
+def test_exported_arguments_pass_megatrons_validation(name, flags_json):
+    plan = _plan(name)
+    files = render_megatron(plan)  # runs the checker itself: raises when Megatron would reject
+    got = json.loads(files["megatron_args.json"])["args"]
+    assert megatron_arg_problems(got, plan.placement.n_gpus, env=launch_env(plan)) == []
+    assert validate_args(got, flags_json) == []
+    _check_plan_values(plan, got)
+
+
+def _launched(plan: Plan, tmp_path) -> tuple[dict, str, str]:
+    """(the argv pretrain_gpt.py gets, parsed; CUDA_DEVICE_MAX_CONNECTIONS as launched; launch.sh's text)."""
+    export_megatron(plan, tmp_path / "out")
+    shim = tmp_path / "torchrun.sh"
+    shim.write_text('printf "%s\\n" "CDMC=${CUDA_DEVICE_MAX_CONNECTIONS-unset}" "$@"\n')
+    env = {k: v for k, v in os.environ.items() if k != "CUDA_DEVICE_MAX_CONNECTIONS"}
+    env.update(TORCHRUN=f"bash {shim}", MEGATRON_DIR="/mlm")
+    out = subprocess.run(["bash", str(tmp_path / "out" / "launch.sh")], env=env, capture_output=True, text=True,
+                         timeout=60, check=True).stdout.splitlines()
+    argv = out[out.index("/mlm/pretrain_gpt.py") + 1:]
+    return parse_argv(argv), out[0].split("=", 1)[1], (tmp_path / "out" / "launch.sh").read_text()
+
+
+@pytest.mark.parametrize("name", ["vpp", "fsdp-tp2", "1e23-256gpu", "llm-jp", "1e18-1gpu"])
+def test_launch_script_runs_the_plan(name, tmp_path):
+    plan = _plan(name)
+    a, connections, text = _launched(plan, tmp_path)
+    _check_plan_values(plan, a)
+    assert a["--tensorboard-dir"] == "/path/to/checkpoints/tensorboard"
+    assert connections == ("unset" if plan.layout.fsdp else "1")  # torch FSDP2 refuses 1; TP/CP need it
+    env = {"CUDA_DEVICE_MAX_CONNECTIONS": None if connections == "unset" else connections}
+    assert megatron_arg_problems(a, plan.placement.n_gpus, env=env) == []
+    ops = plan.operations
+    assert f"validation loss every {ops.eval_interval} steps over {ops.eval_iters} batches" in text
+    loss, _ = predicted_loss(plan)
+    assert (f"predicted final loss {loss:.4f} nats/token" if loss is not None else "no scaling law") in text
+
+
+def test_predicted_loss_is_the_laws_at_the_planned_shape():
+    plan = _plan("1e21-8gpu")
+    loss, what = predicted_loss(plan)
+    law = load_law(plan.allocation.law)
+    assert loss == pytest.approx(float(law.predict(plan.shape.total_params, plan.tokens)), rel=1e-12)
+    assert "planned shape" in what
+    # a plan without that number falls back to the law's loss at N*, D*, and says so
+    bare = dataclasses.replace(plan, operations=dataclasses.replace(plan.operations, predicted_loss=None))
+    loss, what = predicted_loss(bare)
+    assert loss == plan.allocation.loss and "N*" in what and "no loss for its chosen shape" in what
+    meta = json.loads(render_megatron(plan)["megatron_args.json"])["meta"]["run_checks"]
+    assert meta["predicted_final_loss"] == pytest.approx(predicted_loss(plan)[0])
+    assert (meta["eval_interval"], meta["eval_iters"]) == (plan.operations.eval_interval, plan.operations.eval_iters)
+
+
+def test_plan_without_operations_uses_the_old_intervals_but_still_validates():
+    plan = dataclasses.replace(_plan("1e21-8gpu"), operations=None)
+    t = plan.training
+    a = dict(build_args(plan))
+    assert (a["--log-interval"], a["--save-interval"]) == (10, min(1000, t.train_iters))
+    assert (a["--eval-interval"], a["--eval-iters"]) == eval_cadence(t.global_batch, t.seq_len, t.train_iters)
+    assert a["--eval-iters"] > 0
+    assert "no operations section" in render_megatron(plan)["launch.sh"]
+
+
+def test_megatron_would_reject_so_the_export_refuses(tmp_path):
+    # warmup as long as the phase: Megatron's scheduler asserts warmup < decay steps
+    phases = [dict(train_iters=1000, lr=3e-4, min_lr=3e-5, warmup_iters=1000)]
+    plan = make_plan(preset="llm-jp-3-1.8b", phases=phases)
+    with pytest.raises(UserError, match=r"lr-schedule: --lr-warmup-iters 1000 must be below --lr-decay-iters 1000"):
+        export_megatron(plan, tmp_path / "x")
+    assert not (tmp_path / "x").exists()
+    t = _plan("1e21-8gpu").training
+    silent = dataclasses.replace(_plan("1e21-8gpu"), training=dataclasses.replace(t, megatron_extra={"log_interval": 0}))
+    with pytest.raises(UserError, match=r"logging: --log-interval must be positive, got 0; .*training_log L3539"):
+        render_megatron(silent)
+
+
+def test_parse_argv_reads_switches_values_and_lists():
+    assert parse_argv(["--bf16", "--lr", "3e-4", "--data-path", "1", "a", "2", "b", "--no-x"]) == {
+        "--bf16": True, "--lr": "3e-4", "--data-path": ["1", "a", "2", "b"], "--no-x": True}
+    with pytest.raises(UserError, match="before any flag"):
+        parse_argv(["stray", "--bf16"])
+
+
+def test_a_malformed_published_setting_is_a_user_error():
+    t = _plan("llm-jp").training
+    bad = dataclasses.replace(_plan("llm-jp"), training=dataclasses.replace(
+        t, megatron_extra={**t.megatron_extra, "log_interval": "often"}))
+    with pytest.raises(UserError, match="megatron_extra.log_interval must be an integer"):
+        render_megatron(bad)

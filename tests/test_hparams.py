@@ -136,3 +136,58 @@ def test_width_values_are_typed_and_round_trip():
     assert isinstance(v, WidthHParams) and v.is_mup and v.hidden.lr == pytest.approx(4e-3 / 32)
     assert list(v.to_dict()["groups"]) == ["embedding", "hidden", "readout", "norms"]
     assert WidthHParams.from_dict(v.to_dict()) == v
+
+
+# ------------------------------------------------------------------ weight decay (issue 14 item 3)
+
+@pytest.mark.parametrize("base", [64, 256])
+@pytest.mark.parametrize("wd", [0.0, 0.1])
+def test_per_step_decay_under_each_rule(base, wd):
+    """lr*wd per group, derived by hand: MuAdamW keeps it at lr*wd in every matrix group; unscaled
+    leaves the hidden one at lr*wd/m_d; norms never decay."""
+    lr = 4e-3
+    for width in (base, 4 * base, 56 * base):
+        m = width / base
+        mup = HParams(base_width=base, lr=lr, weight_decay=wd, wd_rule="mup").at_width(width)
+        unscaled = HParams(base_width=base, lr=lr, weight_decay=wd, wd_rule="unscaled").at_width(width)
+        for group in ("embedding", "hidden", "readout"):
+            assert mup.groups[group].decay_per_step == pytest.approx(lr * wd, rel=1e-12)
+        assert unscaled.hidden.decay_per_step == pytest.approx(lr * wd / m, rel=1e-12)
+        assert unscaled.embedding.decay_per_step == unscaled.readout.decay_per_step == pytest.approx(lr * wd)
+        assert mup.norms.decay_per_step == unscaled.norms.decay_per_step == 0.0
+        expected = "none" if wd == 0 else "uniform"
+        assert mup.decay_rule == expected
+        assert unscaled.decay_rule == (expected if m == 1 or wd == 0 else "unscaled")
+    sp = HParams(parameterization="sp", base_width=base, lr=lr, weight_decay=wd).at_width(8 * base)
+    assert sp.decay_rule == ("none" if wd == 0 else "uniform")
+
+
+@pytest.mark.parametrize("base, rule", [(64, "mup"), (256, "mup"), (64, "unscaled")])
+def test_proxy_optimizer_decays_as_width_hparams_say(base, rule):
+    """The proxy's own optimizer (proxy_train/optim.py) on a real μP model: every parameter's
+    lr*wd equals its WidthHParams group's decay_per_step."""
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("mup")
+    from proxy_train.config import TrainConfig
+    from proxy_train.model import build_model, model_config
+    from proxy_train.optim import make_optimizer
+
+    torch.set_num_threads(1)
+    width, lr, wd = 512, 6e-3, 0.1
+    model = build_model(model_config(64, width, 2, head_dim=32, parameterization="mup", max_seq_len=16),
+                        base_width=base)
+    opt = make_optimizer(model, TrainConfig(data="x", d_model=width, base_width=base, head_dim=32, lr=lr,
+                                            weight_decay=wd, wd_rule=rule))
+    expected = HParams(base_width=base, lr=lr, weight_decay=wd, wd_rule=rule).at_width(width).groups
+    names = {id(p): n for n, p in model.named_parameters()}
+    seen = set()
+    for g in opt.param_groups:
+        for p in g["params"]:
+            name, kind = names[id(p)], model.param_kind(names[id(p)])
+            group = {"norm": "norms"}.get(kind, kind)
+            seen.add(group)
+            # down_proj's fan-in is d_ffn, whose multiplier differs from m_d by the rounding of d_ffn
+            tol = 0.05 if rule == "unscaled" and "down_proj" in name else 1e-9
+            decay = g["lr"] * g["weight_decay"]
+            assert decay == pytest.approx(expected[group].decay_per_step, rel=tol, abs=1e-15), name
+    assert seen == {"embedding", "hidden", "readout", "norms"}

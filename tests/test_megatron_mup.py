@@ -15,7 +15,7 @@ import pytest
 from conftest import ROOT, run_cli
 from planner.errors import UserError
 from planner.export.megatron import build_args, render_megatron
-from planner.export.megatron_mup import compare, megatron_effective
+from planner.export.megatron_mup import compare, megatron_effective, native_mup_flags
 from planner.hparams import HParams
 from planner.plan import Plan, make_plan
 from planner.shape import ModelShape
@@ -37,6 +37,11 @@ CASES = {
                             tied=True)),
     "alpha-out-equals-m": (dict(base_width=64, lr=3e-3, init_std=0.02, alpha_out=16.0),
                            dict(n_layers=12, d_model=1024, d_ffn=2816, n_heads=8, head_dim=128)),
+    "demo-like-wd": (dict(base_width=64, lr=2.47e-3, init_std=0.0175, alpha_in=1.235, alpha_out=3.678,
+                          weight_decay=0.1),
+                     dict(n_layers=40, d_model=3584, d_ffn=9216, n_heads=28, head_dim=128)),
+    "base256-alpha1-wd-tied": (dict(base_width=256, lr=6e-3, init_std=0.08, weight_decay=0.1, readout_zero_init=False),
+                               dict(n_layers=24, d_model=2048, d_ffn=5632, n_heads=16, head_dim=128, tied=True)),
 }
 
 
@@ -61,9 +66,15 @@ def test_native_mode_reproduces_mup_for_every_group(name):
     assert plan.is_mup and width.m_d == m
     for args in (build_args(plan, mup_mode="native"), _json_args(plan, "native")):
         check = compare(megatron_effective(args), width)
+        # with weight decay under wd_rule mup the export runs embedding and readout at the hidden LR and
+        # folds the rest of their μP update into the multiplier (native_mup_flags): updates and the
+        # multiplier-folded inits stay exact, the multiplier itself carries the fold
+        folded = bool(hp.weight_decay) and hp.wd_rule == "mup"
         for group, r in check.groups.items():
             assert r.update == pytest.approx(1, rel=1e-6), group
-            assert r.multiplier == pytest.approx(1, rel=1e-6), group
+            if not folded or group not in ("embedding", "readout"):
+                assert r.multiplier == pytest.approx(1, rel=1e-6), group
+            assert r.decay == pytest.approx(1, rel=1e-9), group
         assert check.attention == pytest.approx(1, rel=1e-6)
         assert check.off_by_more_than(1 + 1e-6) == []
         init = {g: r.init for g, r in check.groups.items()}
@@ -74,11 +85,10 @@ def test_native_mode_reproduces_mup_for_every_group(name):
         # get_mup_config_overrides divides the hidden Adam eps by width_mult; the proxy does not
         eps = {g: r.eps for g, r in check.groups.items()}
         assert [eps[g] for g in ("hidden", "hidden_out")] == pytest.approx([1 / m] * 2, rel=1e-9)
-        assert [eps[g] for g in ("embedding", "readout", "norms")] == pytest.approx([1] * 3, rel=1e-9)
-        # one --weight-decay (the hidden value, wd*m under wd_rule mup) for every matrix
-        decay_off = m if hp.weight_decay and hp.wd_rule == "mup" else 1.0
-        assert check.groups["hidden"].decay == pytest.approx(1, rel=1e-9)
-        assert [check.groups[g].decay for g in ("embedding", "readout")] == pytest.approx([decay_off] * 2, rel=1e-9)
+        # at the hidden LR, Megatron's eps for embedding and readout is eps/m_d as for hidden matrices
+        fold_eps = 1 / m if folded else 1
+        assert [eps[g] for g in ("embedding", "readout")] == pytest.approx([fold_eps] * 2, rel=1e-9)
+        assert eps["norms"] == pytest.approx(1, rel=1e-9)
 
 
 def test_native_values_from_first_principles():
@@ -193,3 +203,110 @@ def test_committed_demo_export_is_exact_mup():
                for r in check.groups.values())
     assert check.attention == pytest.approx(1, rel=1e-6)
     assert stored["meta"]["mup_check"] == json.loads(json.dumps(check.to_dict()))
+
+
+# ------------------------------------------------------------------ weight decay (issue 14 item 3)
+
+def _proxy_decay(hp, group, m):
+    """The proxy's per-step decay lr*wd at width multiplier m, by hand (proxy_train/optim.py:
+    MuAdamW under wd_rule mup gives hidden lr/m and wd*m; unscaled keeps wd; norms never decay)."""
+    if group == "norms":
+        return 0.0
+    if group in ("hidden", "hidden_out") and hp.wd_rule == "unscaled":
+        return hp.lr * hp.weight_decay / m
+    return hp.lr * hp.weight_decay
+
+
+def _native_flag_args(plan, *, as_text=False):
+    """build_args(native) with native_mup_flags' values in place (as repr strings when as_text)."""
+    s, t = plan.shape, plan.training
+    flags = native_mup_flags(plan.hparams, s.head_dim, min_lr_ratio=t.min_lr / t.lr)
+    fmt = (lambda v: v if v is True else repr(v)) if as_text else (lambda v: v)
+    return {**dict(build_args(plan, mup_mode="native")), **{f: fmt(v) for f, v in flags}}
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_native_flags_give_every_group_the_proxys_decay(name):
+    """wd 0 and > 0, both rules, base widths 64 and 256, tied and untied: with native_mup_flags every
+    group's Megatron decay per step is the proxy rule's, and updates, multiplier-folded inits and the
+    softmax scale stay exact."""
+    hp, plan = _plan(name)
+    s = plan.shape
+    m = s.d_model / hp.base_width
+    width = hp.at_width(s.d_model, s.n_layers, s.head_dim)
+    for args in (_native_flag_args(plan), _native_flag_args(plan, as_text=True)):
+        eff = megatron_effective(args)
+        check = compare(eff, width)
+        for group, v in eff.groups.items():
+            assert v.decay_per_step == pytest.approx(_proxy_decay(hp, group, m), rel=1e-9, abs=1e-30), group
+            assert check.groups[group].decay == pytest.approx(1, rel=1e-9), group
+            assert check.groups[group].update == pytest.approx(1, rel=1e-9), group
+        assert check.decay_off_by_more_than(1 + 1e-9) == [] and check.off_by_more_than(1 + 1e-9) == []
+        assert check.attention == pytest.approx(1, rel=1e-9)
+        inits = {g: r.init for g, r in check.groups.items()}
+        assert [inits["embedding"], inits["hidden"]] == pytest.approx([1, 1], rel=1e-9)
+        assert inits["readout"] == (math.inf if hp.readout_zero_init else pytest.approx(1, rel=1e-9))
+    folded = hp.weight_decay > 0 and hp.wd_rule == "mup"
+    assert ("--decoupled-lr" in _native_flag_args(plan)) == folded  # only where one --weight-decay needs it
+
+
+def test_native_flags_by_hand_for_the_demo_with_decay():
+    """demo-like-wd (m_d = 56, wd 0.1, wd_rule mup): embedding and output layer at the hidden LR, the
+    factor 56 moved into their multipliers and out of the embedding std."""
+    hp, plan = _plan("demo-like-wd")
+    flags = dict(native_mup_flags(plan.hparams, 128, min_lr_ratio=0.1))
+    assert flags["--lr"] == pytest.approx(2.47e-3) and flags["--weight-decay"] == pytest.approx(0.1 * 56)
+    assert flags["--decoupled-lr"] == pytest.approx(2.47e-3 / 56) and flags["--decoupled-min-lr"] == pytest.approx(
+        2.47e-4 / 56)
+    assert flags["--mup-embedding-mult"] == pytest.approx(1.235 * 56)
+    assert flags["--mup-output-mult"] == pytest.approx(3.678)  # alpha_out/m x 56
+    assert flags["--embedding-init-method-std"] == pytest.approx(0.0175 / 56)
+    assert flags["--init-method-std"] == pytest.approx(0.0175)
+    # decay per step: hidden (2.47e-3/56) * 5.6 = embedding (2.47e-3/56) * 5.6 = 2.47e-4 = lr * wd
+    eff = megatron_effective(_native_flag_args(plan))
+    assert [eff.groups[g].decay_per_step for g in ("embedding", "hidden", "readout")] == pytest.approx([2.47e-4] * 3)
+    # alpha_out = 1 would become exactly 1.0 after folding: Megatron would replace it by 1/width_mult
+    tied = dict(native_mup_flags(_plan("base256-alpha1-wd-tied")[1].hparams, 128))
+    assert tied["--mup-output-mult"] != 1.0 and tied["--mup-output-mult"] == pytest.approx(1, rel=1e-15)
+    with pytest.raises(UserError, match="SP"):
+        native_mup_flags(HParams(parameterization="sp", base_width=64).at_width(1024), 128)
+
+
+@pytest.mark.parametrize("name", list(CASES))
+@pytest.mark.parametrize("mode", ["native", "translate"])
+def test_exported_decay_matches_or_is_stated_in_the_header(name, mode):
+    """What `scaleplan export --trainer megatron` writes: each group's decay is the proxy rule's, or
+    launch.sh's header states the rule and that group's ratio (the ratios also go to the meta)."""
+    hp, plan = _plan(name)
+    files = render_megatron(plan, mup_mode=mode, allow_approximate_mup=True)
+    head = files["launch.sh"].split("ARGS=(")[0]
+    meta = json.loads(files["megatron_args.json"])["meta"]["mup_check"]
+    check = compare(megatron_effective(_json_args(plan, mode)), plan.hparams)
+    for group, r in check.groups.items():
+        assert meta["groups"][group]["decay"] == pytest.approx(r.decay)
+        if not r.decay == pytest.approx(1, rel=1e-9):
+            assert f"{group} x{r.decay:.4g}" in head and "proxy rule: " in head, (group, r.decay)
+    if hp.weight_decay == 0:
+        assert "weight decay per step" not in head and "decay_rule" not in meta
+    else:
+        assert meta["decay_rule"] == ("uniform" if hp.wd_rule == "mup" else "unscaled")
+        rule = "the same lr*wd in every matrix group" if hp.wd_rule == "mup" else "hidden lr*wd = the embedding's / m_d"
+        assert f"proxy rule: {rule}" in head
+    for off in check.decay_off_by_more_than(2.0):
+        assert off in head
+
+
+def test_decay_mismatches_are_named():
+    hp, plan = _plan("demo-like-wd")
+    args = dict(build_args(plan, mup_mode="native"))
+    check = compare(megatron_effective({**args, "--weight-decay": "0"}), plan.hparams)
+    assert check.decay_off_by_more_than(2.0) == ["embedding decay x0", "hidden decay x0", "hidden_out decay x0",
+                                                 "readout decay x0"]
+    # a decaying trainer against a proxy without decay: "x inf"
+    _, plain = _plan("demo-like")
+    check = compare(megatron_effective(dict(build_args(plain, mup_mode="native")) | {"--weight-decay": "0.1"}),
+                    plain.hparams)
+    assert "hidden decay xinf" in check.decay_off_by_more_than(2.0)
+    assert any("weight decay per step" in line for line in check.lines())  # stated though the proxy has none
+    with pytest.raises(UserError, match="constant --weight-decay"):
+        megatron_effective({**args, "--weight-decay-incr-style": "linear"})

@@ -25,12 +25,17 @@ Semantics respected (shared/notes/megatron-and-planning.md):
   state and scheduler not loaded; ``checkpointing.py::load_checkpoint``), so the phase's own warmup
   and linear decay run from its step 0; once phase k has saved, a relaunch resumes it normally.
 
-Every flag can be checked against a dump of Megatron's own parser (shared/data/megatron/
-pretrain_gpt_flags.json) by :func:`planner.export.megatron_flags.validate_args`.
+Launch = plan: every plan field that changes the run reaches the flags (VPP, SP, sharding and the
+overlap the time model assumes: ``megatron_flags.parallel_args``; the validation split and eval
+cadence, checkpoint and log intervals, TensorBoard and loss checks from ``plan.operations``:
+``megatron_flags.run_ops``), and launch.sh's header states the predicted final loss and the eval
+cadence. Every argument list is run through :func:`planner.export.megatron_validate.
+megatron_arg_problems` (Megatron-LM's own validation rules, cited there) for the planned world size
+and refused when Megatron would reject it; it can also be checked against a dump of Megatron's
+parser (shared/data/megatron/pretrain_gpt_flags.json) by ``megatron_flags.validate_args``.
 """
 from __future__ import annotations
 
-import math
 import shlex
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,8 +44,10 @@ from typing import Any
 from planner.errors import UserError
 from planner.export.common import (PLACEHOLDERS, data_value, edited_note, fmt, header_lines, json_text, one_line, q,
                                    write_export)
-from planner.export.megatron_flags import Shell, validate_args
-from planner.export.megatron_mup import MupCheck, compare, megatron_effective
+from planner.export.megatron_flags import (Shell, args_to_json, launch_env, operations_args, parallel_args,
+                                           run_check_lines, run_checks_meta, run_ops, validate_args)
+from planner.export.megatron_mup import MupCheck, compare, megatron_effective, native_mup_flags
+from planner.export.megatron_validate import MEGATRON_COMMIT, megatron_arg_problems
 from planner.plan import Plan
 
 #: Shell expressions (not quoted) used for placeholder-valued flags.
@@ -87,36 +94,15 @@ def build_args(plan: Plan, *, mup_mode: str = "native", phase: PhaseRun | None =
     if mup_mode not in MUP_MODES:
         raise UserError(f"unknown μP mode {mup_mode!r}; use translate or native")
     train_iters = phase.train_iters if phase else plan.training.train_iters
-    return (_parallel_args(plan) + _model_args(plan) + _data_args(plan, phase, train_iters)
-            + _optimizer_args(plan, mup_mode, phase)
-            + [("--log-interval", _extra(plan).get("log_interval", 10)), ("--eval-interval", train_iters),
-               ("--eval-iters", _extra(plan).get("eval_iters", 0)), ("--bf16", True)]
-            + _architecture_args(plan) + _native_mup_args(plan, mup_mode))
+    tensorboard = Shell('"${CHECKPOINT_DIR}/tensorboard' + (f'/{phase.name}"' if phase else '"'))
+    return (parallel_args(plan) + _model_args(plan) + _data_args(plan, phase, train_iters)
+            + _optimizer_args(plan, mup_mode, phase) + operations_args(run_ops(plan, train_iters), tensorboard)
+            + [("--bf16", True)] + _architecture_args(plan) + _native_mup_args(plan, mup_mode))
 
 
 def _extra(plan: Plan) -> dict[str, Any]:
     """A published run's Megatron settings that are not planning decisions (empty for our plans)."""
     return plan.training.megatron_extra or {}
-
-
-def _parallel_args(plan: Plan) -> list[tuple[str, Any]]:
-    lay = plan.layout
-    a: list[tuple[str, Any]] = [("--tensor-model-parallel-size", lay.tp), ("--pipeline-model-parallel-size", lay.pp),
-                                ("--context-parallel-size", lay.cp)]
-    if lay.tp > 1:
-        a.append(("--sequence-parallel", True))
-    if lay.fsdp:
-        # torch FSDP2 in Megatron: no PP, no distributed optimizer, no grad-accumulation fusion,
-        # untied embeddings, torch_dist checkpoints (notes §1c rule 17). It shards over all of DP:
-        # FSDP hybrid shard (shard in a node, replicate across) has no Megatron flag; see the script.
-        if lay.pp > 1:
-            raise UserError("Megatron's torch FSDP2 (--use-torch-fsdp2) rules out PP > 1; re-plan with "
-                            "--sharding dist-opt or --pp 1")
-        a += [("--use-torch-fsdp2", True), ("--no-gradient-accumulation-fusion", True),
-              ("--ckpt-format", "torch_dist")]
-    elif lay.distributed_optimizer:
-        a.append(("--use-distributed-optimizer", True))
-    return a
 
 
 def _model_args(plan: Plan) -> list[tuple[str, Any]]:
@@ -132,13 +118,12 @@ def _model_args(plan: Plan) -> list[tuple[str, Any]]:
 
 
 def _data_args(plan: Plan, phase: PhaseRun | None, train_iters: int) -> list[tuple[str, Any]]:
-    """Steps, tokenizer, checkpoints and data (``None`` = a placeholder filled from the script's variables)."""
+    """Steps, tokenizer, checkpoint folder and data (``None`` = a placeholder filled from the script's variables)."""
     extra = _extra(plan)
     ckpt = Shell(f'"${{CHECKPOINT_DIR}}/{phase.name}"') if phase else None
     return [("--train-iters", train_iters),
             ("--tokenizer-type", extra.get("tokenizer_type", "HuggingFaceTokenizer")), ("--tokenizer-model", None),
-            ("--load", ckpt), ("--save", ckpt), ("--save-interval", extra.get("save_interval", 1000)),
-            ("--data-path", None), ("--split", extra.get("split", "99,1,0")), ("--data-cache-path", None),
+            ("--load", ckpt), ("--save", ckpt), ("--data-path", None), ("--data-cache-path", None),
             ("--distributed-backend", "nccl")]
 
 
@@ -158,7 +143,10 @@ def _optimizer_args(plan: Plan, mup_mode: str, phase: PhaseRun | None) -> list[t
         a.append(("--lr-decay-style", style))
     a.append(("--lr-decay-iters", phase.lr_decay_iters if phase else t.lr_decay_iters))
     a += decoupled
-    a += [("--weight-decay", _exact(t.weight_decay) if mup else t.weight_decay), ("--clip-grad", t.clip_grad),
+    wd = t.weight_decay
+    if mup and mup_mode == "native":
+        wd = dict(native_mup_flags(plan.hparams, plan.shape.head_dim))["--weight-decay"]
+    a += [("--weight-decay", _exact(wd) if mup else wd), ("--clip-grad", t.clip_grad),
           ("--lr-warmup-iters", phase.warmup_iters if phase else t.warmup_iters),
           ("--optimizer", "adam"), ("--adam-beta1", t.betas[0]), ("--adam-beta2", t.betas[1]),
           ("--adam-eps", _exact(t.eps) if mup else t.eps)]
@@ -183,11 +171,10 @@ def _mup_lr_init(plan: Plan, mup_mode: str, lr: float, min_lr: float) -> tuple[l
     """
     hp, t = plan.hparams, plan.training
     scale = lr / t.lr  # a phase's LR relative to the plan's (1 outside phases)
-    if mup_mode == "native":
-        base = hp.embedding.lr * scale
-        return [("--init-method-std", _exact(hp.hidden.init_std * hp.m_d ** 0.5)),
-                ("--embedding-init-method-std", _exact(hp.embedding.init_std)),
-                ("--lr", _exact(base)), ("--min-lr", _exact(base * min_lr / lr))], []
+    if mup_mode == "native":  # every value from megatron_mup.native_mup_flags (weight decay included)
+        flags = dict(native_mup_flags(hp, plan.shape.head_dim, lr_scale=scale, min_lr_ratio=min_lr / lr))
+        head = [(k, _exact(flags[k])) for k in ("--init-method-std", "--embedding-init-method-std", "--lr", "--min-lr")]
+        return head, [(k, _exact(flags[k])) for k in ("--decoupled-lr", "--decoupled-min-lr") if k in flags]
     emb, out = hp.embedding, hp.readout
     decoupled = (emb.lr * emb.multiplier * out.lr * out.multiplier) ** 0.5 * scale
     min_ratio = t.decoupled_min_lr / t.decoupled_lr if t.decoupled_lr else min_lr / lr
@@ -232,18 +219,10 @@ def _native_mup_args(plan: Plan, mup_mode: str) -> list[tuple[str, Any]]:
     """
     if not (plan.is_mup and mup_mode == "native"):
         return []
-    hp = plan.hparams
-    out_mult = hp.readout.multiplier
-    if out_mult == 1.0 and hp.m_d != 1.0:
-        out_mult = math.nextafter(1.0, 2.0)
-    return [("--use-mup", True), ("--mup-base-hidden-size", hp.base_width),
-            ("--mup-embedding-mult", _exact(hp.embedding.multiplier)), ("--mup-output-mult", _exact(out_mult)),
-            ("--mup-base-head-dim", _exact(_attn_mult(plan) ** 2)), ("--mup-attn-scale-power", 1.0)]
-
-
-def _attn_mult(plan: Plan) -> float:
-    """The proxy's attention multiplier, recovered from the plan's scale attn_mult/d_head."""
-    return plan.hparams.attention.scale * plan.shape.head_dim
+    flags = dict(native_mup_flags(plan.hparams, plan.shape.head_dim))
+    return [("--use-mup", True), ("--mup-base-hidden-size", flags["--mup-base-hidden-size"])] + [
+        (k, _exact(flags[k])) for k in ("--mup-embedding-mult", "--mup-output-mult", "--mup-base-head-dim")] + [
+        ("--mup-attn-scale-power", 1.0)]
 
 
 def mup_check(plan: Plan, args: list[tuple[str, Any]]) -> MupCheck | None:
@@ -251,24 +230,6 @@ def mup_check(plan: Plan, args: list[tuple[str, Any]]) -> MupCheck | None:
     if not plan.is_mup:
         return None
     return compare(megatron_effective(args), plan.hparams)
-
-
-def args_to_json(args: list[tuple[str, Any]], plan: Plan) -> dict[str, Any]:
-    """flag -> value (strings as Megatron parses them; True for switches; lists for nargs)."""
-    out: dict[str, Any] = {}
-    for flag, value in args:
-        if value is True:
-            out[flag] = True
-        elif isinstance(value, Shell):
-            out[flag] = value.replace('"', "").replace("${CHECKPOINT_DIR}", fmt(data_value(plan, "checkpoint_dir")))
-        elif value is None:
-            key = {"--data-path": "data_path", "--tokenizer-model": "tokenizer_model", "--save": "checkpoint_dir",
-                   "--load": "checkpoint_dir", "--data-cache-path": "cache_dir"}[flag]
-            v = data_value(plan, key)
-            out[flag] = [fmt(x) for x in v] if isinstance(v, list) else ([v] if flag == "--data-path" else v)
-        else:
-            out[flag] = fmt(value)
-    return out
 
 
 # ---------------------------------------------------------------------------------- scripts
@@ -326,13 +287,14 @@ def launch_script(plan: Plan, args: list[tuple[str, Any]], *, command: str | Non
         "NODE_RANK=\"${NODE_RANK:-${SLURM_NODEID:-0}}\"",
         "MASTER_ADDR=\"${MASTER_ADDR:-localhost}\"",
         "MASTER_PORT=\"${MASTER_PORT:-29500}\"",
-        "export CUDA_DEVICE_MAX_CONNECTIONS=1  # required by Megatron for TP/CP overlap on Hopper",
+        _max_connections_line(plan),
         "",
     ]
     if lay.fsdp and lay.shard_group and lay.shard_group < lay.dp:
         L += [f"# Sharding: the plan uses FSDP hybrid shard (shard over {lay.shard_group} GPUs, replicate across",
               f"# {lay.dp // lay.shard_group} groups). Megatron's --use-torch-fsdp2 shards over all {lay.dp} DP ranks",
               "# instead (less memory, more inter-node traffic); the torchtitan export expresses hybrid sharding."]
+    L += run_check_lines(plan, run_ops(plan, int(dict(args)["--train-iters"])))
     L += _mup_comment(plan, mup_mode, mup_check(plan, args))
     L += ["", "ARGS=("]
     for flag, value in args:
@@ -351,6 +313,12 @@ def launch_script(plan: Plan, args: list[tuple[str, Any]], *, command: str | Non
           "--node_rank \"$NODE_RANK\" --master_addr \"$MASTER_ADDR\" --master_port \"$MASTER_PORT\" "
           "\"$MEGATRON_DIR/pretrain_gpt.py\" \"${ARGS[@]}\"", ""]
     return "\n".join(L)
+
+
+def _max_connections_line(plan: Plan) -> str:
+    if launch_env(plan)["CUDA_DEVICE_MAX_CONNECTIONS"] is None:
+        return "unset CUDA_DEVICE_MAX_CONNECTIONS  # Megatron's torch FSDP2 refuses the value 1 (validate_args)"
+    return "export CUDA_DEVICE_MAX_CONNECTIONS=1  # required by Megatron for TP/CP before Blackwell (validate_args)"
 
 
 def sbatch_script(plan: Plan, launch_name: str = "launch.sh", *, command: str | None = None) -> str:
@@ -380,6 +348,16 @@ def sbatch_script(plan: Plan, launch_name: str = "launch.sh", *, command: str | 
 APPROXIMATE_LIMIT = 2.0
 
 
+def _refuse_decay_mismatch(check: MupCheck | None) -> None:
+    """Either mode: a group whose per-step weight decay is off the proxy's rule by more than the limit."""
+    off = check.decay_off_by_more_than(APPROXIMATE_LIMIT) if check else []
+    if off:
+        raise UserError(
+            f"Megatron cannot apply this plan's μP weight decay within {APPROXIMATE_LIMIT:g}x per step (trainer / "
+            "proxy rule: " + ", ".join(off) + "); one --weight-decay reaches every matrix at its own LR. Export "
+            "with --megatron-mup native, or pass --allow-approximate-mup to write these ratios into launch.sh")
+
+
 def _refuse_approximate(check: MupCheck | None) -> None:
     off = check.off_by_more_than(APPROXIMATE_LIMIT) if check else []
     if off:
@@ -388,6 +366,14 @@ def _refuse_approximate(check: MupCheck | None) -> None:
             + ", ".join(off) + "): without --use-mup one --decoupled-lr serves embedding and output layer, norms "
             "get the hidden --lr and attention is 1/sqrt(d_head); export with --megatron-mup native (Megatron-LM "
             "core_v0.17.0 or later: exact), or pass --allow-approximate-mup to write these ratios into launch.sh")
+
+
+def _refuse_invalid(plan: Plan, args: list[tuple[str, Any]]) -> None:
+    """UserError naming every Megatron-LM validation rule ``args`` break on the plan's GPU count."""
+    probs = megatron_arg_problems(args, plan.placement.n_gpus, env=launch_env(plan))
+    if probs:
+        raise UserError(f"Megatron-LM would reject these arguments on {plan.placement.n_gpus} GPUs: "
+                        + "; ".join(probs) + "; re-plan with values that satisfy these rules")
 
 
 def render_megatron(plan: Plan, *, command: str | None = None, mup_mode: str = "native",
@@ -410,16 +396,21 @@ def render_megatron(plan: Plan, *, command: str | None = None, mup_mode: str = "
             probs = validate_args(args, flags_json_path)
             if probs:
                 raise UserError("exported Megatron arguments are invalid: " + "; ".join(probs))
+        _refuse_invalid(plan, args)
         check = mup_check(plan, args)
-        if mup_mode == "translate" and not allow_approximate_mup:
-            _refuse_approximate(check)
+        if not allow_approximate_mup:
+            _refuse_decay_mismatch(check)
+            if mup_mode == "translate":
+                _refuse_approximate(check)
         suffix = f"_{phase.name}" if phase else ""
         files[f"launch{suffix}.sh"] = launch_script(plan, args, command=command, mup_mode=mup_mode,
                                                    title=f"Megatron-LM launch{(' ' + phase.name) if phase else ''}")
         files[f"sbatch{suffix}.sh"] = sbatch_script(plan, f"launch{suffix}.sh", command=command)
         all_args[phase.name if phase else "main"] = args_to_json(args, plan)
     meta = {"scaleplan_plan_hash": plan.plan_hash, "command": one_line(command or plan.meta.get("command", "")),
-            "mup_mode": mup_mode if plan.is_mup else None}  # None: an SP plan has no μP to express
+            "mup_mode": mup_mode if plan.is_mup else None,  # None: an SP plan has no μP to express
+            "run_checks": run_checks_meta(plan),
+            "validated_against": f"NVIDIA/Megatron-LM {MEGATRON_COMMIT} (planner/export/megatron_validate.py)"}
     if check is not None:
         meta["mup_check"] = check.to_dict()
     if edited_note(plan):

@@ -35,6 +35,19 @@ native μP flags arrived in core_v0.17.0, commit 310082a6d2 "μP: Maximal Update
   >= 2) ``lr / width_mult``, ``min_lr / width_mult`` and ``eps / width_mult``; vector-like params
   (norms, embedding, output layer) keep the base lr and eps; with ``--decoupled-lr`` the embedding
   and output layer keep the decoupled value. ``--optimizer adam`` is AdamW (decoupled decay).
+* Weight decay, same commit: ``--optimizer adam`` builds TE/Apex ``FusedAdam`` with
+  ``adam_w_mode = decoupled_weight_decay`` (default True; torch ``AdamW`` without TE/Apex) in
+  ``megatron/core/optimizer/__init__.py``, ``_get_megatron_optimizer_based_on_param_groups``: each
+  step shrinks a weight by ``lr * wd``, as the proxy's torch AdamW does. ``OptimizerParamScheduler.step``
+  (``megatron/core/optimizer_param_scheduler.py``) sets each group's wd to ``--weight-decay x
+  wd_mult``; the only ``wd_mult`` overrides reachable from the command line are
+  ``get_standard_config_overrides``'s 0 for 1-D params and biases (and ``--apply-wd-to-qk-layernorm``
+  for QK-norm gains, which these models lack); ``get_mup_config_overrides`` changes LR and eps,
+  never wd. So one ``--weight-decay`` reaches embedding, hidden and output matrices alike, and
+  each group's decay per step is its LR times it. The proxy's rule (planner/width_hparams.py:
+  ``wd_rule: mup`` gives every matrix the same ``lr * wd``) then needs the embedding and output
+  layer at the hidden LR with the difference folded into their multipliers (Adam allows it, see
+  Conventions): :func:`native_mup_flags` computes those flags.
 * Flag defaults from Megatron's parser (shared/data/megatron/pretrain_gpt_flags.json):
   ``--init-method-std 0.02``, ``--weight-decay 0.01``, ``--adam-eps 1e-8``.
 
@@ -152,6 +165,9 @@ def megatron_effective(args: dict[str, Any] | list[tuple[str, Any]]) -> TrainerV
         m, emb_mult, out_mult, scale = _native_config(a, h, kv)
     else:
         m, emb_mult, out_mult, scale = 1.0, 1.0, 1.0, 1.0 / math.sqrt(kv)
+    if str(a.d.get("--weight-decay-incr-style", "constant")) != "constant":
+        raise UserError("only a constant --weight-decay is modelled, got --weight-decay-incr-style "
+                        f"{a.d['--weight-decay-incr-style']}")
     lr, std = a.num("--lr"), a.num("--init-method-std", "parser")
     emb_std = a.num("--embedding-init-method-std", std)
     wd, eps = a.num("--weight-decay", "parser"), a.num("--adam-eps", "parser")
@@ -206,6 +222,7 @@ class MupCheck:
     groups: dict[str, GroupRatios]
     attention: float
     notes: list[str] = field(default_factory=list)
+    decay_rule: str = "none"  # WidthHParams.decay_rule of the target: none | uniform | unscaled | custom
 
     def off_by_more_than(self, factor: float) -> list[str]:
         """Update sizes and the attention scale outside [1/factor, factor] ("readout update x4.33").
@@ -218,6 +235,25 @@ class MupCheck:
                if not 1 / factor <= r.update <= factor]
         if not 1 / factor <= self.attention <= factor:
             out.append(f"attention softmax scale x{self.attention:.3g}")
+        return out
+
+    def decay_off_by_more_than(self, factor: float) -> list[str]:
+        """Groups whose weight decay per step is outside [1/factor, factor] of the proxy rule's
+        ("embedding decay x56"); a decay where the proxy has none is "x inf"."""
+        return [f"{name} decay x{r.decay:.3g}" for name, r in self.groups.items()
+                if not 1 / factor <= r.decay <= factor]
+
+    def decay_lines(self, limit: float = 2.0) -> list[str]:
+        """The weight-decay statement of the header: the proxy's rule and each group's ratio."""
+        if self.decay_rule == "none" and all(v.decay_per_step == 0 for v in self.trainer.groups.values()):
+            return []
+        out = [f"weight decay per step (lr*wd; AdamW in the proxy and in Megatron), proxy rule: "
+               f"{_DECAY_RULES.get(self.decay_rule, self.decay_rule)};",
+               "  trainer / proxy: " + ", ".join(f"{n} x{r.decay:.4g}" for n, r in self.groups.items())]
+        off = self.decay_off_by_more_than(limit)
+        if off:
+            out.append(f"  beyond {limit:g}x: {', '.join(off)} (one --weight-decay reaches every matrix at its "
+                       "own LR; planner.export.megatron_mup.native_mup_flags matches every group)")
         return out
 
     def lines(self) -> list[str]:
@@ -235,16 +271,19 @@ class MupCheck:
                        + "".join(f"{x:>9.4g}" for x in (r.update, r.init, r.multiplier, r.decay, r.eps)))
         out.append(f"  attention softmax scale {t.softmax_scale:.6g} vs μP {self.target.softmax_scale:.6g}"
                    f" (ratio {self.attention:.4g})")
-        return out + [f"  note: {n}" for n in self.notes]
+        return out + self.decay_lines() + [f"  note: {n}" for n in self.notes]
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready (a ratio of a non-zero over a zero is the string "inf")."""
         def num(x: float) -> float | str:
             return "inf" if math.isinf(x) else x
 
-        return {"mode": self.trainer.mode, "attention_ratio": num(self.attention),
-                "groups": {k: {f: num(x) for f, x in vars(r).items()} for k, r in self.groups.items()},
-                "notes": list(self.notes)}
+        out = {"mode": self.trainer.mode, "attention_ratio": num(self.attention),
+               "groups": {k: {f: num(x) for f, x in vars(r).items()} for k, r in self.groups.items()},
+               "notes": list(self.notes)}
+        if self.decay_rule != "none":  # absent without decay, as in exports made before it existed
+            out["decay_rule"] = self.decay_rule
+        return out
 
 
 def compare(trainer: TrainerValues, width: WidthHParams) -> MupCheck:
@@ -263,8 +302,57 @@ def compare(trainer: TrainerValues, width: WidthHParams) -> MupCheck:
     if width.query_zero_init:
         notes.append("μP zero-initialises the query projection; Megatron's fused linear_qkv draws it "
                      "with the hidden std")
-    return MupCheck(trainer, target, groups, _ratio(trainer.softmax_scale, target.softmax_scale), notes)
+    return MupCheck(trainer, target, groups, _ratio(trainer.softmax_scale, target.softmax_scale), notes,
+                    width.decay_rule)
+
+
+#: How the header names each WidthHParams.decay_rule (planner/width_hparams.py has the sources).
+_DECAY_RULES = {
+    "none": "none (wd 0)",
+    "uniform": "the same lr*wd in every matrix group at every width (wd_rule mup: MuAdamW's hidden wd x m_d; "
+               "Dey et al. 2025 Table 1)",
+    "unscaled": "hidden lr*wd = the embedding's / m_d (wd_rule unscaled: wd not scaled)",
+    "custom": "the plan's per-group values (edited)",
+}
+
+
+def native_mup_flags(width: WidthHParams, head_dim: int, *, lr_scale: float = 1.0,
+                     min_lr_ratio: float = 0.1) -> list[tuple[str, Any]]:
+    """``--use-mup`` flags under which Megatron applies every group's μP update, init, multiplier and
+    per-step weight decay (module docstring), for a run at ``lr_scale`` x the plan's peak LR.
+
+    Hidden: ``--lr`` = hidden LR x m_d and ``--weight-decay`` = the hidden wd, so the hidden decay is
+    the proxy's. Embedding and output layer share one LR (``--decoupled-lr``) whose decay, that LR x
+    ``--weight-decay``, must equal their μP decay: LR = their decay / hidden wd (= the hidden LR under
+    ``wd_rule: mup``; the base LR under ``unscaled`` or without decay, when no ``--decoupled-lr`` is
+    needed). Their multipliers then carry the rest of the μP update (``mult = μP lr x mult / LR``) and
+    the embedding std the rest of the init (``std x mult`` kept). Megatron replaces an output
+    multiplier of exactly 1.0 by 1/width_mult, so 1.0 is passed one ulp above. Values are floats.
+    With the folded multipliers the embedding and output layer's effective Adam eps is eps / m_d,
+    as Megatron already makes it for hidden matrices (:func:`compare` reports it).
+    """
+    if not width.is_mup:
+        raise UserError("native μP flags need μP hparams; this plan's hparams are SP")
+    emb, hidden, out, m = width.embedding, width.hidden, width.readout, width.m_d
+    base_lr, wd = hidden.lr * m * lr_scale, hidden.weight_decay
+    shared_lr = emb.lr * lr_scale
+    if wd > 0 and emb.decay_per_step > 0:
+        shared_lr = emb.decay_per_step * lr_scale / wd
+    emb_mult = emb.lr * emb.multiplier * lr_scale / shared_lr
+    out_mult = out.lr * out.multiplier * lr_scale / shared_lr
+    if out_mult == 1.0 and m != 1.0:
+        out_mult = math.nextafter(1.0, 2.0)
+    attn_mult = width.attention.scale * head_dim
+    flags: list[tuple[str, Any]] = [
+        ("--use-mup", True), ("--mup-base-hidden-size", width.base_width), ("--mup-embedding-mult", emb_mult),
+        ("--mup-output-mult", out_mult), ("--mup-base-head-dim", attn_mult ** 2), ("--mup-attn-scale-power", 1.0),
+        ("--init-method-std", hidden.init_std * math.sqrt(m)),
+        ("--embedding-init-method-std", emb.init_std * emb.multiplier / emb_mult),
+        ("--lr", base_lr), ("--min-lr", base_lr * min_lr_ratio), ("--weight-decay", wd)]
+    if not math.isclose(shared_lr, base_lr, rel_tol=1e-12):
+        flags += [("--decoupled-lr", shared_lr), ("--decoupled-min-lr", shared_lr * min_lr_ratio)]
+    return flags
 
 
 __all__ = ["GroupValues", "TrainerValues", "GroupRatios", "MupCheck", "megatron_effective", "mup_target",
-           "compare", "GROUPS", "MEGATRON_COMMIT"]
+           "compare", "native_mup_flags", "GROUPS", "MEGATRON_COMMIT"]
