@@ -9,7 +9,18 @@ PIP_C := $(if $(CONSTRAINTS),-c $(CONSTRAINTS),)
 PORT ?= 8501
 PYTEST_ARGS ?=
 
-.PHONY: install app test demo bench clean
+.PHONY: install app test demo bench clean torchtitan
+
+# The real torchtitan 0.3.0 for its export test, in a folder of its own (its pins would downgrade
+# the venv's huggingface_hub); tests/test_export_torchtitan_real.py reads SCALEPLAN_TORCHTITAN_PATH.
+TORCHTITAN_DIR ?= $(HOME)/.cache/scaleplan/torchtitan-0.3.0
+TORCHTITAN_PKGS := torchtitan==0.3.0 triton==3.9.0 tyro==1.0.17 typeguard==4.6.1 docstring_parser==0.18.0 \
+	torchdata==0.11.0 torch_checkpointing==0.1.1 spmd_types==0.2.3 einops==0.8.2 datasets==4.7.0 dill==0.4.0 \
+	multiprocess==0.70.18 xxhash==4.1.0 httpx==0.28.1 httpcore==1.0.9 h11==0.16.0 sniffio==1.3.1 \
+	tensorboard==2.21.0 tensorboard_data_server==0.7.2 absl_py==2.5.1 markdown==3.11.3 werkzeug==3.1.9
+torchtitan: $(STAMP)
+	@test -d $(TORCHTITAN_DIR)/torchtitan || $(BIN)/python -m pip install -q --no-deps --target $(TORCHTITAN_DIR) $(TORCHTITAN_PKGS)
+	@echo "export SCALEPLAN_TORCHTITAN_PATH=$(TORCHTITAN_DIR)"
 
 install: $(STAMP)
 

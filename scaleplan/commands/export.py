@@ -36,8 +36,13 @@ def _export(args: argparse.Namespace) -> int:
     if args.trainer == "megatron":
         kw = {"mup_mode": args.megatron_mup or "native", "flags_json_path": args.flags,
               "allow_approximate_mup": args.allow_approximate_mup}
-    elif args.megatron_mup is not None or args.flags or args.allow_approximate_mup:
-        raise UserError("--megatron-mup, --allow-approximate-mup and --flags apply to --trainer megatron only")
+    elif args.trainer == "torchtitan":
+        kw = {"allow_approximate_mup": args.allow_approximate_mup}
+    if args.trainer != "megatron" and (args.megatron_mup is not None or args.flags):
+        raise UserError("--megatron-mup and --flags apply to --trainer megatron only")
+    if args.trainer == "hf" and args.allow_approximate_mup:
+        raise UserError("--allow-approximate-mup applies to --trainer megatron only or torchtitan (the HF config "
+                        "records μP's multipliers exactly)")
     res = export(plan, args.trainer, args.out, command=command_line(), allow_edited_plan=args.allow_edited_plan, **kw)
     human = f"{args.trainer} export of plan {plan.plan_hash[:12]}:\n" + "\n".join(f"  {f}" for f in res["files"])
     emit(args, res, human)
