@@ -105,6 +105,7 @@ def test_budget_changes_plan_and_matches_chinchilla(no_studies):
     at = _app().run()
     _ok(at, "plan")
     assert not at.error, [e.value for e in at.error]
+    at.selectbox(key="law").set_value("hoffmann2022 (published)").run()  # the default is besiroglu2024
     at.number_input(key="flops").set_value(2.46e22).run()
     _ok(at, "plan at 2.46e22")
     n_small = parse_human(_metric(at, "N* (params)"))
@@ -143,7 +144,12 @@ def test_plan_uses_study_fit(studies):
     assert any("law demo" in h.value for h in at.subheader), [h.value for h in at.subheader]
     # the fit's bootstrap samples give the allocation an uncertainty band
     assert any(c.value.startswith("95% bootstrap intervals") for c in at.caption), [c.value for c in at.caption]
-    assert any("μP hyperparameters transferred" in c.value for c in at.caption)
+    # the fixture's hparams.yaml records no sweep or transfer check: the quality gate keeps them out of
+    # the plan (planner/hparams_gate.py), and the page says why instead of transferring them
+    assert not any("μP hyperparameters transferred" in c.value for c in at.caption)
+    assert any("quality gate" in w.value for w in at.warning), [w.value for w in at.warning]
+    # the band figure draws the study's own law (a ScalingLaw the page passes, not a name to load)
+    assert _chart(at, "band_chart")["data"][0]["name"].startswith("demo fit: loss at C")
 
 
 def test_plan_options_reach_the_planner(no_studies):
@@ -290,5 +296,114 @@ def test_study_fit_is_the_default_law_only_without_warnings(studies):
     (study / "fit.json").write_text(json.dumps(fit))
     at = _app().run()
     _ok(at, "plan, study fit with a warning")
-    assert at.selectbox(key="law").value == "hoffmann2022 (published)"
+    from planner.laws import DEFAULT_LAW
+
+    assert at.selectbox(key="law").value == f"{DEFAULT_LAW} (published)"
     assert any("loss floor" in c.value for c in at.caption)
+
+
+# ------------------------------------------------------------------------ plan page: the plan's choices
+def _chart(at: AppTest, key: str) -> dict | None:
+    """The plotly figure (plotly JSON) of the page's chart with this key, or None."""
+    import json
+
+    for c in at.get("plotly_chart"):
+        if c.proto.id.endswith(f"-{key}"):
+            return json.loads(c.proto.spec)
+    return None
+
+
+def _trace(fig: dict, name: str) -> dict:
+    found = [t for t in fig["data"] if t.get("name") == name]
+    assert len(found) == 1, (name, [t.get("name") for t in fig["data"]])
+    return found[0]
+
+
+def _page_default_plan():
+    """The plan the Plan page makes with its default inputs and no study (the same PlanRequest)."""
+    from planner.plan import Budget, PlanRequest, make_plan
+    from planner.resilience import DEFAULT_NODE_MTBF_HOURS
+
+    return make_plan(PlanRequest(
+        budget=Budget.from_options(flops=1e22, gpu="H100-SXM"), law="besiroglu2024", gpu="H100-SXM",
+        inference_tokens=0.0, seq_len=4096, vocab=32000, schedule="cosine", loss_tolerance=0.25 / 100.0,
+        fs_bandwidth=1e9, node_mtbf_hours=DEFAULT_NODE_MTBF_HOURS, keep_checkpoints=10))
+
+
+def test_plan_page_shows_the_plans_choices(no_studies):
+    from app import fmt
+    from planner.laws import PRESETS
+
+    at = _app().run()
+    _ok(at, "plan")
+    assert not at.error, [e.value for e in at.error]
+    heads = [h.value for h in at.subheader]
+    for section in ("Near-optimal band: why this shape", "Law sensitivity", "Evaluation and checkpoints"):
+        assert section in heads, heads
+    assert any(m.value.startswith("**Layout alternatives**") for m in at.markdown)
+
+    plan = _page_default_plan()
+    ch = plan.choice
+    assert ch is not None and ch.objective == "fastest"
+    # the band: the chosen marker is the plan's model, the baseline the compute-optimal shape
+    band = _chart(at, "band_chart")
+    assert _trace(band, "chosen")["x"] == [plan.shape.total_params]
+    assert _trace(band, "baseline")["x"] == [o.total_params for o in ch.options if o.baseline]
+    assert _metric(at, "Band (params)") == f"{fmt.human(ch.band[0])}–{fmt.human(ch.band[1])}"
+    assert _metric(at, "Options weighed") == str(len(ch.options))
+    assert any(ch.why in i.value for i in at.info), [i.value for i in at.info]
+    # law sensitivity: one bar per published law, in the plan's order
+    sens = _chart(at, "sensitivity_chart")
+    assert _trace(sens, "N*")["y"] == [v.law for v in plan.sensitivity]
+    assert sorted(_trace(sens, "N*")["y"]) == sorted(PRESETS)
+    # layout alternatives, eval cadence, checkpoints
+    assert len(_trace(_chart(at, "layout_chart"), "days")["y"]) == len(plan.layout_options) >= 2
+    assert _metric(at, "Predicted final loss (nats)") == f"{plan.operations.predicted_loss:.4f}"
+    assert _metric(at, "Eval every (steps)") == f"{plan.operations.eval_interval:,}"
+    assert _metric(at, "Goodput") == f"{plan.checkpoints.goodput:.1%}"
+    assert _chart(at, "memory_chart") is not None
+    tables = [d.value for d in at.dataframe]
+    assert any(list(t.columns[:2]) == ["law", "N*"] and len(t) == len(PRESETS) for t in tables)
+
+
+def test_plan_page_band_serving_and_checkpoint_inputs(no_studies):
+    at = _app().run()
+    _ok(at, "plan")
+    # MFU per layout (the default) is what lets the band weigh the hardware; pinned, every option ties
+    mfus = {o[2] for t in _chart(at, "band_chart")["data"] for o in t.get("customdata") or []}
+    assert len(mfus) > 1, mfus
+    at.checkbox(key="mfu_auto").uncheck().run()
+    mfus = {o[2] for t in _chart(at, "band_chart")["data"] for o in t.get("customdata") or []}
+    from planner.hardware import get_gpu
+
+    assert mfus == {f"{get_gpu('H100-SXM').default_mfu:.1%}"}  # the slider's default
+    at.checkbox(key="mfu_auto").check().run()
+    # checkpoints: faster storage -> shorter Young/Daly interval; fewer kept -> less disk; a small disk warns
+    save = int(_metric(at, "Save every (steps)").replace(",", ""))
+    disk = _metric(at, "Disk needed")
+    at.number_input(key="fs_bandwidth").set_value(50.0).run()
+    at.number_input(key="keep_checkpoints").set_value(2).run()
+    _ok(at, "checkpoint options")
+    assert int(_metric(at, "Save every (steps)").replace(",", "")) < save
+    assert float(_metric(at, "Disk needed").split()[0]) < float(disk.split()[0])
+    at.number_input(key="disk_tb").set_value(0.1).run()
+    assert any(w.value.startswith("disk too small") for w in at.warning), [w.value for w in at.warning]
+    # tolerance 0: no band
+    at.number_input(key="loss_tolerance").set_value(0.0).run()
+    _ok(at, "no band")
+    assert _chart(at, "band_chart") is None
+    assert any(c.value.startswith("No band weighed") for c in at.caption)
+    # a GPU-time budget: the band's objective is the lowest loss by the deadline
+    at.number_input(key="loss_tolerance").set_value(0.25).run()
+    at.radio(key="budget_mode").set_value("GPU-hours").run()
+    _ok(at, "gpu-hours band")
+    assert any(m.label == "Loss gained (nats)" for m in at.metric), [m.label for m in at.metric]
+    # serving: a 40 GB GPU caps a 1e24-FLOPs model (N* ~ 90B) and the page says what it costs
+    at.radio(key="budget_mode").set_value("FLOPs").run()
+    at.number_input(key="flops").set_value(1e24).run()
+    n_free = parse_human(_metric(at, "N* (params)"))
+    at.selectbox(key="serve_gpu").set_value("A100-40GB").run()
+    _ok(at, "serve on")
+    assert "Serving on A100-40GB,bf16,kv=bf16" in [h.value for h in at.subheader]
+    assert any(w.value.startswith("Serving caps N at") for w in at.warning), [w.value for w in at.warning]
+    assert parse_human(_metric(at, "N* (params)")) < n_free / 2

@@ -1,9 +1,11 @@
 """Plan page: a compute budget -> a launchable plan, with the evidence behind each number.
 
-Every number comes from :func:`planner.plan.make_plan` (allocation, shape search, μP transfer,
-layout, memory, time, cost, warnings); this page only collects inputs, formats and plots results,
-and offers the exporters' files as downloads. Recomputing a plan takes well under 100 ms, so the
-page recomputes on every change (no submit button).
+Every number comes from :func:`planner.plan.make_plan` (allocation, shape search, the near-optimal
+band and its shape x layout options, law sensitivity, μP transfer, layout alternatives, memory,
+time, cost, eval cadence, checkpoints and goodput, the serving cap, warnings); this page only
+collects inputs, formats and plots results (sections and tables: app/planview.py, figures:
+app/figures.py), and offers the exporters' files as downloads. A plan takes about a second (one
+layout search per shape in the band), so the page recomputes on every change (no submit button).
 """
 from __future__ import annotations
 
@@ -13,10 +15,11 @@ import streamlit as st
 
 from app import exports, fmt, loaders, state
 from app.figures import memory_bar
-from app.planview import candidates_table, hparams_table, memory_components
+from app.planview import (candidates_table, choice_inputs, hparams_table, memory_components, show_band,
+                           show_layouts, show_operations, show_sensitivity, show_serving)
 from planner.errors import UserError
 from planner.hardware import get_gpu, list_gpus
-from planner.laws import PRESETS
+from planner.laws import DEFAULT_LAW, PRESETS
 
 st.title("Plan: from a compute budget to a launchable run")
 root = st.session_state.get("studies_root")
@@ -41,7 +44,7 @@ if study_fit_label:
     except UserError as e:  # a corrupt fit.json: listed, never the default; choosing it shows the error
         study_fit_warnings = [str(e)]
 default_law = law_labels.index(study_fit_label if study_fit_label and not study_fit_warnings
-                               else "hoffmann2022 (published)")
+                               else f"{DEFAULT_LAW} (published)")
 gpu_names = [g.name for g in list_gpus()]
 
 left, right = st.columns([1, 2.2], gap="large")
@@ -50,8 +53,13 @@ with left:
     mode = st.radio("Budget as", ["FLOPs", "GPUs × days", "GPU-hours"], horizontal=True, key="budget_mode")
     gpu_name = st.selectbox("GPU type", gpu_names, index=gpu_names.index("H100-SXM"), key="gpu")
     gpu = get_gpu(gpu_name)
+    mfu_auto = st.checkbox("MFU estimated per layout", value=True, key="mfu_auto",
+                           help="each searched layout's modelled MFU (planner/parallel/throughput.py), as "
+                                "`scaleplan plan` does without --mfu; off: one MFU for every layout")
     mfu = st.slider("MFU (model FLOPs utilisation)", 0.10, 0.70, float(gpu.default_mfu), 0.01, key="mfu",
-                    help="fraction of the GPU's dense BF16 peak the run achieves; defaults: planner/cost.py")
+                    disabled=mfu_auto, help="fraction of the GPU's dense BF16 peak the run achieves; also "
+                    "converts a GPU-time budget to FLOPs; defaults: planner/cost.py")
+    mfu = None if mfu_auto else float(mfu)
     n_gpus = None
     if mode == "FLOPs":
         flops = st.number_input("Compute budget C (FLOPs)", min_value=1e17, max_value=1e28, value=1e22,
@@ -86,6 +94,7 @@ with left:
         schedule = st.selectbox("LR schedule", ["cosine", "wsd"], key="schedule")
         price = st.number_input("Price per GPU-hour ($, 0 = placeholder)", min_value=0.0, value=0.0, step=0.1,
                                 key="price")
+    choice_options = choice_inputs(gpu_names)
 
 # ------------------------------------------------------------------ the plan
 plan, error = None, None
@@ -99,8 +108,9 @@ try:
         budget=Budget.from_options(**budget_options, gpu=gpu.name, mfu=mfu), law=law,
         hparams=str(hp_path) if use_hp else None, gpu=gpu.name, n_gpus=int(n_gpus) if n_gpus else None,
         inference_tokens=float(inference), unique_tokens=float(unique) or None, seq_len=int(seq_len),
-        vocab=int(vocab), tp=None if tp_choice == "auto" else int(tp_choice), mfu=float(mfu),
-        price_per_gpu_hour=float(price) or None, schedule=schedule, command="scaleplan app (Plan page)"))
+        vocab=int(vocab), tp=None if tp_choice == "auto" else int(tp_choice), mfu=mfu,
+        price_per_gpu_hour=float(price) or None, schedule=schedule, **choice_options,
+        command="scaleplan app (Plan page)"))
 except UserError as e:
     error = str(e)
 
@@ -131,6 +141,9 @@ with right:
         if plan.candidates:
             st.caption("Chosen shape (first row) and runner-ups; ✓ = divisibility rule met")
             st.dataframe(candidates_table(plan.candidates), hide_index=True)
+        show_band(plan, law)
+        show_sensitivity(plan)
+        show_serving(plan)
 
         st.subheader("Training recipe")
         st.markdown(
@@ -159,6 +172,8 @@ with right:
                 st.metric("GPU-hours", fmt.human(tc.gpu_hours))
                 st.metric("Cost" + (" (placeholder price)" if plan.time_cost.price_is_placeholder else ""),
                           fmt.money(tc.cost), help=f"${tc.price_per_gpu_hour:.2f} per GPU-hour at MFU {tc.mfu:.0%}")
+        show_layouts(plan)
+        show_operations(plan)
         for w in plan.warnings:
             st.warning(w)
 
