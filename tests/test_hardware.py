@@ -64,3 +64,19 @@ def test_planner_modules_do_not_import_torch():
     code = ("import sys, planner.hardware, planner.parallel.memory, planner.parallel.search, planner.cost; "
             "assert 'torch' not in sys.modules, 'torch imported'")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_interconnect_bandwidths_per_direction_match_the_datasheets():
+    # datasheet NVLink figures are both directions summed: H100/H200 900 GB/s, A100 600 GB/s,
+    # B200/GB200 1.8 TB/s; DGX H100/H200/B200: one 400 Gb/s ConnectX-7 per GPU; DGX A100: 200 Gb/s HDR
+    expected = {"H100-SXM": (900e9, 400), "H200": (900e9, 400), "A100-80GB": (600e9, 200), "A100-40GB": (600e9, 200),
+                "B200": (1.8e12, 400), "GB200": (1.8e12, 400)}
+    for name, (nvlink_both_ways, nic_gbit) in expected.items():
+        g = get_gpu(name)
+        assert g.nvlink_bandwidth == pytest.approx(nvlink_both_ways / 2), name
+        assert g.network_bandwidth == pytest.approx(nic_gbit * 1e9 / 8), name
+    # MI300X: 7 Infinity Fabric links x 128 GB/s (both directions) = 896 GB/s
+    assert get_gpu("mi300x").nvlink_bandwidth == pytest.approx(7 * 128e9 / 2)
+    for g in list_gpus():
+        assert g.nvlink_bandwidth > g.network_bandwidth > 0 and g.interconnect_source, g.name
+        assert "assum" in g.interconnect_source or "DGX" in g.interconnect_source, g.name

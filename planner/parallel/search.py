@@ -1,18 +1,18 @@
 """The layout search: every valid TP/PP/CP/DP/VPP/micro-batch/recompute/sharding split of a GPU count,
-kept when it fits memory, ranked by the throughput model (planner.parallel.throughput).
+kept when it fits memory, ranked by the throughput model (planner.parallel.throughput), the same
+``estimate_layout`` a pinned layout gets.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Iterator
 
-from planner.cost import resolve_mfu
 from planner.errors import UserError
 from planner.hardware import get_gpu
 from planner.parallel.layout import RECOMPUTE_CHOICES, Layout
 from planner.parallel.memory import MemoryBreakdown, memory_per_gpu
-from planner.parallel.throughput import efficiency_factors
+from planner.parallel.throughput import LayoutEstimate, ThroughputContext, estimate_in_context, explain_estimate
 from planner.shape import ModelShape
 
 @dataclass
@@ -24,13 +24,22 @@ class LayoutCandidate:
     mfu: float  # estimated model FLOPs utilisation
     tokens_per_second: float  # whole job
     step_seconds: float  # one optimizer step
-    factors: dict[str, float] = field(default_factory=dict)  # multiplicative efficiency factors
+    factors: dict[str, float] = field(default_factory=dict)  # multiplicative, product = mfu / base MFU
     why: str = ""
+    seconds: dict[str, float] = field(default_factory=dict)  # step time by component (throughput.py)
+    comm_seconds: dict[str, float] = field(default_factory=dict)  # exposed communication by kind
+
+    @classmethod
+    def of(cls, estimate: LayoutEstimate, memory: MemoryBreakdown) -> "LayoutCandidate":
+        e = estimate
+        return cls(e.layout, memory, e.mfu, e.tokens_per_second, e.step_seconds, dict(e.factors), e.why,
+                   dict(e.seconds), dict(e.comm_seconds))
 
     def to_dict(self) -> dict[str, Any]:
         return {"layout": self.layout.to_dict(), "memory": self.memory.to_dict(), "mfu": self.mfu,
                 "tokens_per_second": self.tokens_per_second, "step_seconds": self.step_seconds,
-                "factors": dict(self.factors), "why": self.why}
+                "factors": dict(self.factors), "why": self.why, "seconds": dict(self.seconds),
+                "comm_seconds": dict(self.comm_seconds)}
 
 
 @dataclass(frozen=True)
@@ -61,7 +70,10 @@ def search_layouts(shape: ModelShape, gpu, n_gpus: int, global_batch_seqs: int, 
                    recompute: tuple[str, ...] = RECOMPUTE_CHOICES, zero_stages: tuple[int, ...] = (1,),
                    allow_fsdp: bool = False, max_tp: int | None = None, max_cp: int = 1, max_micro_batch: int = 16,
                    max_vpp: int = 4, mfu: float | None = None, overhead_bytes: float | None = None,
-                   flash_attention: bool = True, memory_margin: float = 0.0, top: int = 10) -> LayoutResults:
+                   flash_attention: bool = True, memory_margin: float = 0.0, top: int = 10,
+                   gpus_per_node: int | None = None, overlap_dp: bool = True, tp_comm_overlap: bool = False,
+                   kernels: str = "fused", tp: int | None = None, pp: int | None = None,
+                   micro_batch: int | None = None) -> LayoutResults:
     """Rank the layouts that fit ``gpu`` memory by estimated throughput, best first.
 
     Enumerates TP (powers of two up to ``max_tp``, default the GPU's NVLink domain), PP (divisors of
@@ -69,57 +81,84 @@ def search_layouts(shape: ModelShape, gpu, n_gpus: int, global_batch_seqs: int, 
     divide the per-rank batch (global = mbs·DP·accum exactly), the recompute modes, and the sharding
     choices (``zero_stages``; FSDP full and hybrid-within-node shard when ``allow_fsdp``). SP is on
     whenever TP > 1 (it saves memory at the same communication volume, Korthikanti et al. 2022).
+    ``tp``, ``pp`` and ``micro_batch``, when given, pin those values (only such layouts are tried).
 
-    Estimated MFU = base MFU (``mfu`` or the GPU's prior) x :func:`efficiency_factors`; throughput =
-    MFU·peak·n_gpus / Megatron FLOPs per token. Ties go to smaller TP, then smaller PP, then less
-    memory. Layouts that break a Megatron rule or do not fit memory are listed in ``.rejected``.
-    Raises UserError when nothing fits, naming the smallest footprint found and what to change.
+    Each valid layout is timed by planner.parallel.throughput (the model ``estimate_layout`` applies to
+    a pinned layout: compute at the base MFU ``mfu``, default the GPU's compute-only prior, plus exposed
+    communication, bubble, recompute and optimizer; ``gpus_per_node``, ``overlap_dp``,
+    ``tp_comm_overlap`` and ``flash_attention`` go to it, ``kernels`` to the memory model). Memory is
+    then checked fastest first until ``top`` layouts fit. Ties go to smaller TP, then smaller PP, then
+    less memory. Layouts that break a Megatron rule, and those checked that do not fit memory, are
+    listed in ``.rejected``. Raises UserError when nothing fits, naming the smallest footprint found
+    and what to change.
     """
     g = get_gpu(gpu)
-    for name, v in (("n_gpus", n_gpus), ("global batch", global_batch_seqs), ("top", top)):
-        if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
-            raise UserError(f"{name} must be a positive integer, got {v!r}")
-    s = shape.seq_len if seq_len is None else int(seq_len)
-    if s <= 0:
-        raise UserError(f"sequence length must be positive, got {seq_len!r}")
+    if isinstance(top, bool) or not isinstance(top, int) or top <= 0:
+        raise UserError(f"top must be a positive integer, got {top!r}")
+    ctx = ThroughputContext.of(shape, g, n_gpus, global_batch_seqs, seq_len, base_mfu=mfu,
+                               gpus_per_node=gpus_per_node, flash_attention=flash_attention,
+                               overlap_dp=overlap_dp, tp_comm_overlap=tp_comm_overlap)
+    shape, s = ctx.shape, ctx.shape.seq_len
     bad_rc = [r for r in recompute if r not in RECOMPUTE_CHOICES]
     if bad_rc or not recompute:
         raise UserError(f"recompute options must be among {RECOMPUTE_CHOICES}, got {recompute!r}")
-    base_mfu = resolve_mfu(g, mfu)
-    shape = shape.replace(seq_len=s)
     if flash_attention and "none" in recompute and "selective" in recompute:
         # with flash attention both keep the same tensors and cost the same: keep Megatron's usual flag
         recompute = tuple(r for r in recompute if r != "none")
     sharding: list[tuple[int, bool, int | None]] = [(z, False, None) for z in zero_stages]
     if allow_fsdp:
-        sharding += [(3, True, None), (3, True, g.nvlink_domain)]
+        sharding += [(3, True, None), (3, True, ctx.node)]
 
-    found: list[LayoutCandidate] = []
     rejected: list[Rejection] = []
-    smallest: tuple[float, Layout] | None = None
-    splits = _grid_splits(shape, n_gpus, g.nvlink_domain if max_tp is None else max_tp, max_cp)
-    for lay in _layouts(shape, splits, global_batch_seqs, max_micro_batch, max_vpp, recompute, sharding, rejected):
+    timed: list[LayoutEstimate] = []
+    tp_limit = max(tp or 1, g.nvlink_domain if max_tp is None else max_tp)
+    splits = [sp for sp in _grid_splits(shape, n_gpus, tp_limit, max_cp)
+              if (tp is None or sp[0] == tp) and (pp is None or sp[1] == pp)]
+    mbs = range(1, max_micro_batch + 1) if micro_batch is None else (micro_batch,)
+    for lay in _layouts(shape, splits, global_batch_seqs, mbs, max_vpp, recompute, sharding, rejected):
         problems = lay.validate(shape, n_gpus, global_batch_seqs, s)
         if problems:
             rejected.append(Rejection(lay, "breaks a Megatron rule: " + problems[0]))
             continue
-        mem = memory_per_gpu(shape, lay, flash_attention=flash_attention, overhead_bytes=overhead_bytes)
-        if smallest is None or mem.total < smallest[0]:
-            smallest = (mem.total, lay)
-        if not mem.fits(g, memory_margin):
-            rejected.append(Rejection(lay, f"does not fit {g.name} memory: needs "
-                                           f"{mem.total_gib:.1f} GiB > {g.memory_gib:.1f} GiB"))
-            continue
-        factors = efficiency_factors(lay, s, g.nvlink_domain, flash_attention, shape)
-        est = base_mfu * math.prod(factors.values())
-        tokens_per_s = est * g.peak_bf16_flops * n_gpus / shape.flops_per_token_megatron
-        found.append(LayoutCandidate(lay, mem, est, tokens_per_s, global_batch_seqs * s / tokens_per_s, factors,
-                                     _why(factors)))
+        timed.append(estimate_in_context(ctx, lay, explain=False))
+    memory = partial(memory_per_gpu, shape, flash_attention=flash_attention, overhead_bytes=overhead_bytes,
+                     kernels=kernels)
+    found, smallest = _fastest_that_fit(timed, memory, g, memory_margin, top, rejected)
     if not found:
         raise _nothing_fits(g, n_gpus, global_batch_seqs, smallest)
-    found.sort(key=lambda c: (-round(c.tokens_per_second, 6), c.layout.tp, c.layout.pp, c.layout.cp,
-                              c.memory.total))
-    return LayoutResults(found[:top], rejected)
+    best = []
+    for est, mem in found:
+        best.append(LayoutCandidate.of(explain_estimate(est, ctx), mem))
+    return LayoutResults(best, rejected)
+
+
+def _rank(est: LayoutEstimate) -> tuple:
+    """Ranking key before memory: faster first, then smaller TP, PP, CP."""
+    return -round(est.tokens_per_second, 6), est.layout.tp, est.layout.pp, est.layout.cp
+
+
+def _fastest_that_fit(timed: list[LayoutEstimate], memory, g, margin: float, top: int, rejected: list[Rejection]
+                      ) -> tuple[list[tuple[LayoutEstimate, MemoryBreakdown]], tuple[float, Layout] | None]:
+    """The ``top`` fastest layouts that fit memory (ties: less memory first) and the smallest footprint seen.
+
+    Memory is worked out fastest first and only until ``top`` layouts fit and the rank key changes,
+    so the result equals ranking every layout; layouts that do not fit go to ``rejected``."""
+    timed = sorted(timed, key=_rank)
+    found: list[tuple[LayoutEstimate, MemoryBreakdown]] = []
+    smallest: tuple[float, Layout] | None = None
+    for i, est in enumerate(timed):
+        if len(found) >= top and _rank(est) != _rank(timed[i - 1]):
+            break
+        mem = memory(est.layout)
+        if smallest is None or mem.total < smallest[0]:
+            smallest = (mem.total, est.layout)
+        if not mem.fits(g, margin):
+            rejected.append(Rejection(est.layout, f"does not fit {g.name} memory: needs "
+                                                  f"{mem.total_gib:.1f} GiB > {g.memory_gib:.1f} GiB"))
+            continue
+        found.append((est, mem))
+    found.sort(key=lambda em: (*_rank(em[0]), em[1].total))
+    return found[:top], smallest
 
 
 def _grid_splits(shape: ModelShape, n_gpus: int, max_tp: int, max_cp: int) -> Iterator[tuple[int, int, int, int]]:
@@ -130,7 +169,7 @@ def _grid_splits(shape: ModelShape, n_gpus: int, max_tp: int, max_cp: int) -> It
                 yield tp, pp, cp, n_gpus // (tp * pp * cp)
 
 
-def _layouts(shape: ModelShape, splits, global_batch_seqs: int, max_micro_batch: int, max_vpp: int,
+def _layouts(shape: ModelShape, splits, global_batch_seqs: int, micro_batches, max_vpp: int,
              recompute: tuple[str, ...], sharding: list[tuple[int, bool, int | None]],
              rejected: list[Rejection]) -> Iterator[Layout]:
     """Every layout of the splits (micro-batch, VPP, recompute, sharding); a split whose DP does not
@@ -142,7 +181,7 @@ def _layouts(shape: ModelShape, splits, global_batch_seqs: int, max_micro_batch:
             continue
         per_rank = global_batch_seqs // dp
         vpps = [1] + ([v for v in range(2, max_vpp + 1) if (shape.n_layers // pp) % v == 0] if pp > 1 else [])
-        for mbs in [d for d in _divisors(per_rank) if d <= max_micro_batch]:
+        for mbs in [d for d in micro_batches if per_rank % d == 0]:
             for vpp in vpps:
                 for rc in recompute:
                     for zero, fsdp, group in sharding:
@@ -166,11 +205,6 @@ def _nothing_fits(g, n_gpus: int, global_batch_seqs: int, smallest: tuple[float,
         f"nothing fits: the smallest footprint is {need / 2**30:.1f} GiB per GPU ({lay.describe()}) but "
         f"{g.name} has {g.memory_gib:.1f} GiB; use more GPUs, a GPU with more memory, a shorter sequence, "
         "full recompute or FSDP (allow_fsdp)")
-
-
-def _why(factors: dict[str, float]) -> str:
-    losses = [f"{k} x{v:.3f}" for k, v in factors.items() if v < 0.9995]
-    return "no modelled losses" if not losses else "losses: " + ", ".join(losses)
 
 
 def _powers_of_two(limit: int) -> list[int]:

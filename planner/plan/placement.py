@@ -20,6 +20,7 @@ from planner.hardware import GPU
 from planner.parallel.layout import Layout
 from planner.parallel.memory import DEFAULT_MEMORY_MARGIN, memory_per_gpu
 from planner.parallel.search import LayoutCandidate, search_layouts
+from planner.parallel.throughput import estimate_layout
 from planner.plan.budget import Budget
 from planner.plan.request import PlanRequest
 from planner.plan.sections import SHARDING_LAYOUT, MemoryFit, Placement
@@ -54,12 +55,14 @@ def place_on_hardware(request: PlanRequest, shape: ModelShape, gpu: GPU, n_gpus:
     if None not in pins:
         lay = pinned_layout(request, s, n_gpus, global_batch, shard_kw)
         mem = memory_per_gpu(s, lay)
+        # the same throughput model as a searched layout: a pinned layout equal to it gets the same time
+        est_mfu = estimate_layout(s, lay, gpu, n_gpus, global_batch, request.seq_len, gpus_per_node=gpn).mfu
     else:
         if request.tp is not None and (s.n_heads % request.tp or s.d_ffn % request.tp):
             raise UserError(f"TP {request.tp} does not divide heads {s.n_heads} / ffn {s.d_ffn}; "
                             "choose a TP that divides both")
         try:
-            alternatives = searched_layouts(request, s, gpu, n_gpus, global_batch, shard_kw)
+            alternatives = searched_layouts(request, s, gpu, n_gpus, global_batch, shard_kw, gpn)
             lay, mem, est_mfu = alternatives[0].layout, alternatives[0].memory, alternatives[0].mfu
         except UserError as e:
             if any(p is not None for p in pins):
@@ -96,14 +99,15 @@ def pinned_layout(request: PlanRequest, shape: ModelShape, n_gpus: int, global_b
 
 
 def searched_layouts(request: PlanRequest, shape: ModelShape, gpu: GPU, n_gpus: int, global_batch: int,
-                     shard_kw: dict) -> list[LayoutCandidate]:
+                     shard_kw: dict, gpus_per_node: int) -> list[LayoutCandidate]:
     """The layouts that fit and match the pins, fastest first; UserError if none."""
     tp, pp, mbs = request.tp, request.pp, request.micro_batch
     fsdp = bool(shard_kw.get("fsdp"))
     res = search_layouts(shape, gpu, n_gpus, global_batch, request.seq_len, max_tp=tp or None,
                          recompute=(request.recompute,) if request.recompute else ("none", "selective", "full"),
-                         zero_stages=(shard_kw["zero_stage"],) if not fsdp else (1,), allow_fsdp=fsdp, top=50,
-                         memory_margin=memory_margin(request))
+                         zero_stages=(shard_kw["zero_stage"],) if not fsdp else (1,), allow_fsdp=fsdp,
+                         top=ALTERNATIVES_KEPT if not fsdp else 50, tp=tp, pp=pp, micro_batch=mbs,
+                         memory_margin=memory_margin(request), gpus_per_node=gpus_per_node)
     items = [c for c in res
              if (tp is None or c.layout.tp == tp) and (pp is None or c.layout.pp == pp)
              and (mbs is None or c.layout.micro_batch == mbs)
