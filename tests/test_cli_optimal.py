@@ -7,16 +7,16 @@ import numpy as np
 import pytest
 
 from planner.io import write_json
-from planner.laws import PRESETS
+from planner.laws import DEFAULT_LAW, PRESETS
 
 
 def test_flops_json(cli):
     r = cli("optimal", "--flops", "1e22", "--json")
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout)
-    ref = PRESETS["hoffmann2022"].optimal(1e22)
+    ref = PRESETS[DEFAULT_LAW].optimal(1e22)
     assert out["N"] == pytest.approx(ref.N) and out["D"] == pytest.approx(ref.D)
-    assert out["units"]["loss"] == "nats" and out["law"] == "hoffmann2022"
+    assert out["units"]["loss"] == "nats" and out["law"] == DEFAULT_LAW == "besiroglu2024"
 
 
 def test_target_loss_with_options_and_plot(cli, tmp_path):

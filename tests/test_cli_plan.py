@@ -69,6 +69,11 @@ def test_sp_hparams_for_a_plan_warn(tmp_path):
     hp.write_text("parameterization: sp\nbase_width: 128\nlr: 0.001\n")
     r = run_cli("plan", "--flops", "1e21", "--gpus", "8", "--hparams", hp, "--json")
     assert r.returncode == 0, r.stderr
+    # a file without sweep evidence fails the quality gate: the plan falls back and says why
+    plan = json.loads(r.stdout)
+    assert plan["hparams"] is None and any("quality gate" in w for w in plan["warnings"])
+    r = run_cli("plan", "--flops", "1e21", "--gpus", "8", "--hparams", hp, "--force-hparams", "--json")
+    assert r.returncode == 0, r.stderr
     assert any("no transfer guarantee" in w for w in json.loads(r.stdout)["warnings"])
     bad = tmp_path / "bad.yaml"
     bad.write_text("parameterization: ntk\nbase_width: 128\n")
