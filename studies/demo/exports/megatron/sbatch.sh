@@ -2,7 +2,7 @@
 # SLURM wrapper for the Megatron-LM launch
 # made by scaleplan 0.1.0 from plan ad76a059f98b321ac12aaaa1669235a7d2befc8d073fe64c853dc92f42a1c766
 # command: scaleplan export studies/demo/plan.yaml --trainer megatron --out studies/demo/exports/megatron
-# plan created: 2026-12-02T10:01:53Z
+# plan created: 2026-12-02T10:04:24Z
 #SBATCH --job-name=scaleplan
 #SBATCH --nodes=8
 #SBATCH --ntasks-per-node=1

@@ -2,7 +2,7 @@
 # torchtitan 0.3.0 launch
 # made by scaleplan 0.1.0 from plan ad76a059f98b321ac12aaaa1669235a7d2befc8d073fe64c853dc92f42a1c766
 # command: scaleplan export studies/demo/plan.yaml --trainer torchtitan --out studies/demo/exports/torchtitan --allow-approximate-mup
-# plan created: 2026-12-02T10:01:53Z
+# plan created: 2026-12-02T10:04:24Z
 # needs: pip install torchtitan==0.3.0 (and its torch); multi node: set NNODES/NODE_RANK/MASTER_ADDR.
 set -euo pipefail
 SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"

@@ -3,7 +3,7 @@
  scaleplan torchtitan export
  made by scaleplan 0.1.0 from plan ad76a059f98b321ac12aaaa1669235a7d2befc8d073fe64c853dc92f42a1c766
  command: scaleplan export studies/demo/plan.yaml --trainer torchtitan --out studies/demo/exports/torchtitan --allow-approximate-mup
- plan created: 2026-12-02T10:01:53Z
+ plan created: 2026-12-02T10:04:24Z
 
 Shape: 40 layers, d_model 5120, ffn 13568, heads 40 (8 kv, head dim 128),
 vocab 32000 padded to 32000, seq 4096; 11,180,856,320 parameters.
