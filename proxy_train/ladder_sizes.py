@@ -52,8 +52,10 @@ def size_for_params(target: float, *, vocab: int, head_dim: int, seq_len: int,
     from planner.shape_search import search_shapes
 
     try:
+        # proxies of 1e3..1e6 parameters sit far below every published family: no family rules
         cands = search_shapes(target, non_embedding=True, vocab_size=vocab, pad_vocab_to=None, head_dim=head_dim,
-                              seq_len=seq_len, ffn_rule="swiglu8/3", aspect=aspect, top=25, max_rel_error=1.0)
+                              seq_len=seq_len, ffn_rule="swiglu8/3", aspect=aspect, top=25, max_rel_error=1.0,
+                              family=False, gqa_ratio=1)
     except UserError as e:
         raise UserError(f"no proxy shape with head size {head_dim} near {target:.3g} non-embedding params ({e}); "
                         "choose another size or give d_model:n_layers pairs") from None

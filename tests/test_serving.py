@@ -156,11 +156,15 @@ def test_shape_matters_gqa_serves_a_larger_model_at_long_context():
     def gqa(n):
         return search_shapes(n, vocab_size=32000, gqa_ratio=8, seq_len=32768, top=1)[0].shape
 
-    mha = max_serving_params("H100", context=32768, batch=8)
+    def full_mha(n):
+        return search_shapes(n, vocab_size=32000, gqa_ratio=1, seq_len=32768, top=1)[0].shape
+
+    mha = max_serving_params("H100", context=32768, batch=8, shape_for=full_mha)
     grouped = max_serving_params("H100", context=32768, batch=8, shape_for=gqa)
+    assert mha.shape.n_kv_heads == mha.shape.n_heads
     assert grouped.shape.n_kv_heads * 8 == grouped.shape.n_heads
     assert grouped.n_max > 2 * mha.n_max
-    assert max_serving_params("H100,kv=fp8", context=32768, batch=8).n_max > mha.n_max
+    assert max_serving_params("H100,kv=fp8", context=32768, batch=8, shape_for=full_mha).n_max > mha.n_max
 
 
 def test_nothing_fits_says_what_to_do():
