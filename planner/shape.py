@@ -3,7 +3,14 @@
 Conventions (stated once, used everywhere):
 
 * ``total_params`` counts every weight: input embedding, L blocks (attention, MLP, two norms),
-  the final norm and, when untied, the output projection. Biases are never present (Llama).
+  the final norm and, when untied, the output projection. Biases are absent unless the shape
+  asks for them (Llama has none): ``attn_bias`` adds one to the Q, K, V and attention-output
+  projections (q_dim + 2 kv_dim + d per layer), ``ffn_bias`` one to every MLP matrix (2 or 1
+  times d_ffn, plus d, per layer), as GPT-2 and LLM360 Crystal do. GPT-2 small checks this:
+  its 124,439,808 parameters (HF ``gpt2``) = this count (12 x 768, ffn 3072, vocab 50257, tied,
+  LayerNorm, GELU, both biases) + its learned position table 1024 x 768, which RoPE does not have.
+* ``rotary_fraction`` (the share of each head's dimensions that RoPE rotates, Megatron's
+  ``--rotary-percent``) and the z-loss (a training setting, ``Recipe.z_loss``) change no count.
 * ``embedding_params`` = input embedding + output projection (the latter only when untied), both
   at the *padded* vocabulary, as model cards such as llm-jp-3 report them.
 * ``non_embedding_params`` = ``total_params - embedding_params`` (Kaplan et al. 2020's N).
@@ -29,6 +36,7 @@ from typing import Any
 from planner.errors import UserError
 from planner.io import read_json
 from planner.schema import check_record
+from planner.shape_presets import PRESETS
 
 
 SWIGLU_FFN_RULE = "d_ffn = 8 * round(8/3 * d_model / 8)"
@@ -57,12 +65,21 @@ def pad_vocab(vocab: int, multiple: int | None, tp: int = 1) -> int:
 _SHAPE_RULES: dict[str, Any] = {
     **dict.fromkeys(("n_layers", "d_model", "d_ffn", "n_heads", "vocab_size", "n_kv_heads", "head_dim", "seq_len",
                      "pad_vocab_to", "tp", "rope_theta", "norm_eps"), "positive"),
-    "norm": ("rmsnorm", "layernorm"), "activation": ("swiglu", "gelu")}
+    "norm": ("rmsnorm", "layernorm"), "activation": ("swiglu", "gelu"), "rotary_fraction": "fraction"}
+
+
+#: Architecture options added after plan files existed, at the values every earlier shape had.
+_LLAMA_DEFAULTS: dict[str, Any] = {"attn_bias": False, "ffn_bias": False, "rotary_fraction": 1.0}
 
 
 @dataclass(frozen=True)
 class ModelShape:
-    """A Llama-style decoder: RMSNorm, SwiGLU, RoPE, no biases, optional GQA and tying."""
+    """A Llama-style decoder: RMSNorm, SwiGLU, RoPE, no biases, optional GQA and tying.
+
+    The architecture options cover the published non-Llama runs (GPT-2, LLM360 Crystal):
+    ``norm`` LayerNorm, ``activation`` GELU, ``attn_bias`` / ``ffn_bias`` (module docstring) and
+    ``rotary_fraction`` < 1 (RoPE on the first fraction x head_dim dimensions of each head).
+    """
 
     n_layers: int
     d_model: int
@@ -79,6 +96,9 @@ class ModelShape:
     activation: str = "swiglu"  # swiglu (3 matrices) | gelu (2 matrices)
     rope_theta: float = 10000.0
     norm_eps: float = 1e-5
+    attn_bias: bool = False  # biases on the Q, K, V and attention-output projections
+    ffn_bias: bool = False  # biases on every MLP matrix
+    rotary_fraction: float = 1.0  # fraction of head_dim that RoPE rotates (Megatron --rotary-percent)
     name: str | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
@@ -108,6 +128,16 @@ class ModelShape:
             raise UserError(f"norm must be rmsnorm or layernorm, got {self.norm!r}")
         if self.activation not in ("swiglu", "gelu"):
             raise UserError(f"activation must be swiglu or gelu, got {self.activation!r}")
+        for attr in ("attn_bias", "ffn_bias"):
+            if not isinstance(getattr(self, attr), bool):
+                raise UserError(f"{attr} must be true or false, got {getattr(self, attr)!r}")
+        rf = self.rotary_fraction
+        if isinstance(rf, bool) or not isinstance(rf, (int, float)) or not 0 < rf <= 1:
+            raise UserError(f"rotary_fraction must be in (0, 1] (the share of head_dim RoPE rotates), got {rf!r}")
+        dims = rf * self.head_dim
+        if abs(dims - round(dims)) > 1e-9 or round(dims) % 2:
+            raise UserError(f"rotary_fraction {rf} x head_dim {self.head_dim} is not an even whole number of "
+                            "dimensions; RoPE rotates dimension pairs, so choose a fraction giving an even count")
 
     # ------------------------------------------------------------------ derived sizes
     @property
@@ -128,14 +158,36 @@ class ModelShape:
 
     # ------------------------------------------------------------------ parameter counts
     @property
+    def rotary_dims(self) -> int:
+        """Dimensions of each head that RoPE rotates (the rest pass through unchanged)."""
+        return int(round(self.rotary_fraction * self.head_dim))
+
+    @property
+    def attention_bias_params_per_layer(self) -> int:
+        """Q, K, V biases (column-parallel under TP) + the output-projection bias (replicated)."""
+        return self.q_dim + 2 * self.kv_dim + self.d_model if self.attn_bias else 0
+
+    @property
+    def mlp_bias_params_per_layer(self) -> int:
+        """Up (and gate) biases (column-parallel) + the down-projection bias (replicated)."""
+        if not self.ffn_bias:
+            return 0
+        return (2 if self.activation == "swiglu" else 1) * self.d_ffn + self.d_model
+
+    @property
+    def replicated_bias_params_per_layer(self) -> int:
+        """Biases of the row-parallel outputs (attention output, MLP down): every TP rank holds them."""
+        return self.d_model * (int(self.attn_bias) + int(self.ffn_bias))
+
+    @property
     def attention_params_per_layer(self) -> int:
         d = self.d_model
-        return d * self.q_dim + 2 * d * self.kv_dim + self.q_dim * d
+        return d * self.q_dim + 2 * d * self.kv_dim + self.q_dim * d + self.attention_bias_params_per_layer
 
     @property
     def mlp_params_per_layer(self) -> int:
         mats = 3 if self.activation == "swiglu" else 2
-        return mats * self.d_model * self.d_ffn
+        return mats * self.d_model * self.d_ffn + self.mlp_bias_params_per_layer
 
     @property
     def norm_params(self) -> int:
@@ -229,7 +281,10 @@ class ModelShape:
         }
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        """Every field, except architecture options at their Llama defaults (:data:`_LLAMA_DEFAULTS`):
+        a Llama shape's dict, and so the plan_hash of every plan made before they existed, is unchanged."""
+        d = dataclasses.asdict(self)
+        return {k: v for k, v in d.items() if not (k in _LLAMA_DEFAULTS and v == _LLAMA_DEFAULTS[k])}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any], where: str = "model-shape", fix: str = "fix the value") -> "ModelShape":
@@ -240,8 +295,34 @@ class ModelShape:
         return dataclasses.replace(self, **changes)
 
     # ------------------------------------------------------------------ Hugging Face config.json
+    def hf_unsupported(self) -> list[str]:
+        """Why transformers' Llama cannot build this shape (empty when it can).
+
+        transformers ``models/llama/modeling_llama.py`` (5.x): ``LlamaRMSNorm`` is the only norm,
+        ``LlamaMLP`` is always gated (gate/up/down), ``apply_rotary_pos_emb`` rotates the whole
+        head (a ``partial_rotary_factor`` shortens cos/sin, which then no longer broadcast).
+        ``attention_bias`` puts a bias on q/k/v/o_proj and ``mlp_bias`` on gate/up/down_proj,
+        exactly ``attn_bias`` and ``ffn_bias``.
+        """
+        why = []
+        if self.norm != "rmsnorm":
+            why.append("LlamaConfig has no LayerNorm (LlamaRMSNorm only)")
+        if self.activation != "swiglu":
+            why.append("LlamaMLP is always gated; a plain GELU MLP has no Llama form")
+        if self.rotary_fraction != 1.0:
+            why.append(f"Llama rotates the whole head; rotary_fraction {self.rotary_fraction} "
+                       "(partial rotary) has no Llama form")
+        return why
+
     def to_hf_config(self) -> dict[str, Any]:
-        """A LlamaConfig dict; vocab_size is the padded vocab (the embedding's real row count)."""
+        """A LlamaConfig dict; vocab_size is the padded vocab (the embedding's real row count).
+
+        UserError (with :meth:`hf_unsupported`'s reasons) when Llama cannot express the shape.
+        """
+        why = self.hf_unsupported()
+        if why:
+            raise UserError(f"cannot write a Hugging Face LlamaConfig for this shape: {'; '.join(why)}; "
+                            "use the Megatron export, or a model class of its own (trust_remote_code)")
         return {
             "architectures": ["LlamaForCausalLM"],
             "model_type": "llama",
@@ -257,8 +338,8 @@ class ModelShape:
             "rope_theta": self.rope_theta,
             "rms_norm_eps": self.norm_eps,
             "hidden_act": "silu",
-            "attention_bias": False,
-            "mlp_bias": False,
+            "attention_bias": self.attn_bias,
+            "mlp_bias": self.ffn_bias,
             "torch_dtype": "bfloat16",
         }
 
@@ -277,8 +358,12 @@ class ModelShape:
         act = cfg.get("hidden_act", "silu")
         if act not in ("silu", "swish"):
             raise UserError(f"hidden_act {act!r} is not SwiGLU (silu); only Llama-family configs are supported")
-        if cfg.get("attention_bias") or cfg.get("mlp_bias"):
-            raise UserError("config has attention_bias/mlp_bias set; only bias-free Llama-family models are supported")
+        biases = {}
+        for k in ("attention_bias", "mlp_bias"):
+            v = cfg.get(k, False)
+            if not isinstance(v, bool):
+                raise UserError(f"HF config field {k} must be true or false, got {v!r}")
+            biases[k] = v
         ints = {}
         for k in required + ["num_key_value_heads", "head_dim", "max_position_embeddings"]:
             v = cfg.get(k)
@@ -299,44 +384,12 @@ class ModelShape:
             tied=bool(cfg.get("tie_word_embeddings", False)),
             rope_theta=float(cfg.get("rope_theta", 10000.0)),
             norm_eps=float(cfg.get("rms_norm_eps", 1e-5)),
+            attn_bias=biases["attention_bias"], ffn_bias=biases["mlp_bias"],
             name=name or cfg.get("_name_or_path") or (None if mt == "llama" else mt),
         )
 
 
-# Published shapes, each with its source; counts are asserted in tests/test_shape.py.
-PRESETS: dict[str, dict[str, Any]] = {
-    # Touvron et al. 2023 (Llama 2), HF meta-llama/Llama-2-7b-hf config.json
-    "llama-2-7b": dict(n_layers=32, d_model=4096, d_ffn=11008, n_heads=32, vocab_size=32000, seq_len=4096),
-    "llama-2-13b": dict(n_layers=40, d_model=5120, d_ffn=13824, n_heads=40, vocab_size=32000, seq_len=4096),
-    "llama-2-70b": dict(n_layers=80, d_model=8192, d_ffn=28672, n_heads=64, n_kv_heads=8, vocab_size=32000,
-                        seq_len=4096),
-    # Llama 3 (2024), HF meta-llama/Meta-Llama-3-8B config.json
-    "llama-3-8b": dict(n_layers=32, d_model=4096, d_ffn=14336, n_heads=32, n_kv_heads=8, vocab_size=128256,
-                       seq_len=8192, rope_theta=500000.0),
-    # Llama 1 (Touvron et al. 2023a), 65B: 80 layers, 8192, 64 heads, ffn 22016
-    "llama-65b": dict(n_layers=80, d_model=8192, d_ffn=22016, n_heads=64, vocab_size=32000, seq_len=2048),
-    # LLM-jp-3 1.8B model card (llm-jp/llm-jp-3-1.8b): vocab 99,487 padded to 99,584 (multiple of 128)
-    "llm-jp-3-1.8b": dict(n_layers=24, d_model=2048, d_ffn=7168, n_heads=16, vocab_size=99487, pad_vocab_to=128,
-                          seq_len=4096),
-    # LLM-jp-3 model cards (llm-jp/llm-jp-3-3.7b, -13b): same tokenizer and padding as 1.8b
-    "llm-jp-3-3.7b": dict(n_layers=28, d_model=3072, d_ffn=8192, n_heads=24, vocab_size=99487, pad_vocab_to=128,
-                          seq_len=4096),
-    "llm-jp-3-13b": dict(n_layers=40, d_model=5120, d_ffn=13824, n_heads=40, vocab_size=99487, pad_vocab_to=128,
-                         seq_len=4096),
-    # TinyLlama/TinyLlama-1.1B (Zhang et al. 2024), HF config.json
-    "tinyllama-1.1b": dict(n_layers=22, d_model=2048, d_ffn=5632, n_heads=32, n_kv_heads=4, vocab_size=32000,
-                           seq_len=2048),
-    # mistralai/Mistral-7B-v0.1 config.json (Jiang et al. 2023); sliding window does not change counts
-    "mistral-7b": dict(n_layers=32, d_model=4096, d_ffn=14336, n_heads=32, n_kv_heads=8, vocab_size=32000,
-                       seq_len=8192),
-    # meta-llama/Llama-3.2-1B and -3B config.json: tied embeddings, head_dim 64 and 128
-    "llama-3.2-1b": dict(n_layers=16, d_model=2048, d_ffn=8192, n_heads=32, n_kv_heads=8, vocab_size=128256,
-                         tied=True, seq_len=8192, rope_theta=500000.0),
-    "llama-3.2-3b": dict(n_layers=28, d_model=3072, d_ffn=8192, n_heads=24, n_kv_heads=8, vocab_size=128256,
-                         tied=True, seq_len=8192, rope_theta=500000.0),
-}
-
-
+# PRESETS (published shapes with their sources) live in planner/shape_presets.py (module size limit).
 def preset_shape(name: str, **overrides: Any) -> ModelShape:
     key = name.lower()
     if key not in PRESETS:

@@ -123,3 +123,21 @@ def test_granite_runs_the_mup_forward_that_torchtitan_folds(tmp_path):
     out = json.loads(r.stdout.strip().splitlines()[-1])
     assert out["cls"] == "GraniteForCausalLM" and out["params"] == plan.shape.total_params
     assert out["diff"] <= 1e-5 * out["size"]
+
+
+def test_biases_are_written_and_what_llama_cannot_build_is_refused(tmp_path):
+    """LlamaConfig expresses attention_bias/mlp_bias (q, k, v, o and gate, up, down); LayerNorm and partial
+    rotary have no Llama form (transformers models/llama/modeling_llama.py): refused, nothing written."""
+    from planner.errors import UserError
+
+    small = dict(n_layers=2, d_model=256, d_ffn=512, n_heads=4, head_dim=64, vocab_size=512, seq_len=256)
+    plan = make_plan(1e17, shape=ModelShape(**small, attn_bias=True, ffn_bias=True), n_gpus=1, seq_len=256)
+    export_hf(plan, tmp_path / "ok")
+    cfg = json.loads((tmp_path / "ok" / "config.json").read_text())
+    assert (cfg["attention_bias"], cfg["mlp_bias"]) == (True, True)
+    assert ModelShape.from_hf_config(cfg).total_params == cfg["scaleplan"]["total_params"] == plan.shape.total_params
+    crystal_like = ModelShape(**small, norm="layernorm", attn_bias=True, ffn_bias=True, rotary_fraction=0.25)
+    plan = make_plan(1e17, shape=crystal_like, n_gpus=1, seq_len=256)
+    with pytest.raises(UserError, match="LayerNorm.*partial rotary"):
+        export_hf(plan, tmp_path / "refused")
+    assert not (tmp_path / "refused" / "config.json").exists()

@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 
+import numpy as np
 import pytest
 
 from planner.errors import UserError
@@ -123,30 +124,65 @@ def test_wsd_flags(flags_json):
     assert validate_args(build_args(plan), flags_json) == []
 
 
-def test_three_phase_linear_schedule_with_rewarmup(flags_json, tmp_path):
+def test_three_phases_continue_the_way_each_says(flags_json, tmp_path):
+    """Each phase --loads the previous one with Adam state, iteration and consumed samples kept (rewarm:
+    --override-opt_param-scheduler on Megatron's global counter) unless it asks for a reset; never a silent
+    finetune (the old export's --pretrained-checkpoint reset every phase: tests/test_phases.py)."""
     phases = [dict(train_iters=10_000, lr=3e-4, min_lr=3e-5, warmup_iters=2000, decay_style="linear"),
               dict(train_iters=5_000, lr=2e-4, min_lr=2e-5, warmup_iters=500, decay_style="linear"),
-              dict(train_iters=2_000, lr=1e-4, min_lr=0.0, warmup_iters=200, decay_style="linear")]
+              dict(lr=1e-4, min_lr=0.0, warmup_iters=200, decay_style="linear", mode="reset")]
     plan = make_plan(preset="llm-jp-3-1.8b", phases=phases, data={"checkpoint_dir": "/ckpt"})
     res = export_megatron(plan, tmp_path, flags_json_path=flags_json)
     names = sorted(os.path.basename(f) for f in res["files"])
     assert names == ["launch_phase1.sh", "launch_phase2.sh", "launch_phase3.sh", "megatron_args.json",
                      "sbatch_phase1.sh", "sbatch_phase2.sh", "sbatch_phase3.sh"]
     by_phase = json.loads((tmp_path / "megatron_args.json").read_text())["phases"]
-    for i, p in enumerate(phases, 1):
-        a = by_phase[f"phase{i}"]
+    a1, a2, a3 = (by_phase[f"phase{i}"] for i in (1, 2, 3))
+    for i, a in enumerate((a1, a2, a3), 1):
         assert validate_args(a, flags_json) == []
-        assert a["--lr-decay-style"] == "linear" and int(a["--lr-warmup-iters"]) == p["warmup_iters"]
-        assert int(a["--train-iters"]) == int(a["--lr-decay-iters"]) == p["train_iters"]
-        assert float(a["--lr"]) == p["lr"] and float(a["--min-lr"]) == p["min_lr"]
-        assert a["--save"] == a["--load"] == f"/ckpt/phase{i}"
-        assert a["--tensorboard-dir"] == f"/ckpt/tensorboard/phase{i}"  # each phase its own curves
-        assert 0 < int(a["--eval-interval"]) <= p["train_iters"] and int(a["--save-interval"]) <= p["train_iters"]
         assert megatron_arg_problems(a, plan.placement.n_gpus, env=launch_env(plan)) == []
-        # phases after the first start from the previous phase's weights with a fresh step counter
-        assert a.get("--pretrained-checkpoint") == (f"/ckpt/phase{i - 1}" if i > 1 else None)
-    for i in (1, 2, 3):
+        assert a["--tensorboard-dir"] == f"/ckpt/tensorboard/phase{i}"  # each phase its own curves
+        assert not {"--finetune", "--no-load-optim", "--no-load-rng"} & set(a)
         subprocess.run(["bash", "-n", str(tmp_path / f"launch_phase{i}.sh")], check=True)
+    assert (a1["--train-iters"], a1["--lr-warmup-iters"], a1["--lr-decay-iters"]) == ("10000", "2000", "10000")
+    # phase 2: same folder, the counter goes on to 15,000; its warmup spans samples 10,000-10,500 x GBS
+    assert a2["--load"] == a2["--save"] == a1["--load"] == "/ckpt/phase1" and "--pretrained-checkpoint" not in a2
+    assert a2["--override-opt_param-scheduler"] is True and a2["--train-iters"] == "15000"
+    assert (a2["--lr-warmup-iters"], a2["--lr-decay-iters"], float(a2["--lr-warmup-init"])) == (
+        "10500", "15000", -2e-4 * 10_000 / 500)
+    # phase 3 asked for a reset: its own folder, finetune from the previous one, its own counter
+    assert a3["--pretrained-checkpoint"] == "/ckpt/phase1" and a3["--load"] == "/ckpt/phase3"
+    assert (a3["--train-iters"], a3["--lr-warmup-iters"]) == (str(988_240 - 15_000), "200")
+
+
+# llm-jp/scripts branch v3-1.7b-2nd-epoch (PR #36, a3bae267) pretrain/scripts/v3-1.7b-exp2-cpt-2epoch-sakura/
+# train.sh: the second epoch's flags that differ from exp2's (the rest is byte-identical, notes §2).
+LLMJP_CPT_2EPOCH = {"--train-iters": "1980480", "--lr-decay-iters": "988240", "--override-opt_param-scheduler": True,
+                    "--lr-warmup-iters": "2000", "--lr": "3e-4", "--min-lr": "3e-5", "--lr-decay-style": "cosine",
+                    "--global-batch-size": "512", "--micro-batch-size": "4"}
+
+
+def test_llmjp_exp2_phases_equal_the_published_launches(shared_data, flags_json, flag_types, tmp_path):
+    ref = json.loads((shared_data / "references" / "llmjp_v3_1p8b_megatron.json").read_text())["args"]
+    plan = make_plan(preset="llm-jp-3-1.8b-exp2", data={"checkpoint_dir": "/ckpt"})
+    assert plan.placement.n_gpus == 32  # the PR #36 sbatch: 4 nodes x 8
+    export_megatron(plan, tmp_path, flags_json_path=flags_json)
+    out = json.loads((tmp_path / "megatron_args.json").read_text())
+    exp2, cpt = out["phases"]["exp2"], out["phases"]["exp2-cpt-2epoch"]
+    compared = [f for f in ref if f not in FORK_ONLY | INERT | PATH_PLACEHOLDERS | VALIDATES]
+    assert {f: (ref[f], exp2.get(f)) for f in compared if not _same(f, ref[f], exp2.get(f), flag_types)} == {}
+    published_cpt = {**{f: ref[f] for f in compared}, **LLMJP_CPT_2EPOCH}
+    assert {f: (v, cpt.get(f)) for f, v in published_cpt.items() if not _same(f, v, cpt.get(f), flag_types)} == {}
+    # the second epoch --loads exp2's last checkpoint with its optimizer state: no finetune, no fresh optimizer
+    assert cpt["--load"] == exp2["--save"] and not {"--finetune", "--pretrained-checkpoint", "--no-load-optim"} & set(cpt)
+    # the decay ended at 986,240 < 988,240: the whole second epoch runs at min-lr (Megatron get_lr past decay)
+    from planner.plan.phases import lr_at_tokens, resolve_plan_phases
+    phases = resolve_plan_phases(plan)
+    t = np.linspace(phases[1].start_token, phases[1].end_token - 512 * 4096, 1001)
+    assert np.all(lr_at_tokens(phases, t) == 3e-5)
+    # the published --use-z-loss (1e-4) has no stock Megatron flag: flagged, not dropped silently
+    assert out["meta"]["z_loss"]["coefficient"] == 1e-4 and out["meta"]["z_loss"]["applied"] is False
+    assert "z-loss 0.0001" in (tmp_path / "launch_exp2-cpt-2epoch.sh").read_text()
 
 
 def test_mup_export_modes(flags_json, tmp_path):
@@ -220,19 +256,20 @@ def test_hostile_paths_are_data_not_code(tmp_path):
     subprocess.run(["bash", "-n", str(tmp_path / "out" / "sbatch.sh")], check=True)
 
 
-def test_fsdp_hybrid_plan_exports_torch_fsdp2(flags_json, tmp_path):
+def test_fsdp_hybrid_plan_is_refused_with_the_nearest_layouts(tmp_path):
+    """Megatron's torch-FSDP2 path shards over every DP rank; a hybrid (shard in node, replicate
+    across nodes) plan exported as full sharding would be a silent approximation: refused, and the
+    message names the layouts Megatron can run."""
     plan = make_plan(preset="llama-2-7b", global_batch=256, micro_batch=2, tp=1, pp=1, n_gpus=64,
                      sharding="fsdp-hybrid")
-    args = dict(build_args(plan))
-    assert args["--use-torch-fsdp2"] is True and "--use-distributed-optimizer" not in args
-    assert args["--untie-embeddings-and-output-weights"] is True and args["--ckpt-format"] == "torch_dist"
-    assert validate_args(build_args(plan), flags_json) == []
-    export_megatron(plan, tmp_path)
-    assert "hybrid shard" in (tmp_path / "launch.sh").read_text()
+    with pytest.raises(UserError, match="cannot express FSDP hybrid sharding") as err:
+        export_megatron(plan, tmp_path)
+    assert "GiB" in str(err.value) and not (tmp_path / "launch.sh").exists()
 
 
 def test_render_is_what_export_writes(tmp_path):
-    plan = make_plan(preset="llm-jp-3-1.8b", phases=[dict(train_iters=1000, lr=3e-4, min_lr=3e-5)])
+    plan = make_plan(preset="llm-jp-3-1.8b", phases=[dict(train_iters=1000, lr=3e-4, min_lr=3e-5, warmup_iters=100),
+                                                     dict()])
     files = render_megatron(plan, command="c")
     res = export_megatron(plan, tmp_path, command="c")
     assert sorted(files) == sorted(os.path.basename(f) for f in res["files"])
@@ -252,8 +289,6 @@ PLANS = {
     "pinned-tp2-pp2": dict(budget=1e22, n_gpus=64, tp=2, pp=2, micro_batch=1),
     "vpp": dict(preset="llama-2-70b", n_gpus=512, tp=8, pp=8),  # the layout search interleaves
     "fsdp-tp2": dict(budget=3e23, n_gpus=1024, sharding="fsdp"),
-    "fsdp-hybrid": dict(preset="llama-2-7b", global_batch=256, micro_batch=2, tp=1, pp=1, n_gpus=64,
-                        sharding="fsdp-hybrid"),
     "ddp": dict(budget=1e21, n_gpus=8, sharding="ddp"),
     "wsd": dict(budget=1e21, schedule="wsd", n_gpus=8),
     "llm-jp": dict(preset="llm-jp-3-1.8b"),
@@ -273,7 +308,7 @@ def test_the_plan_range_covers_the_layouts():
     lays = {name: _plan(name).layout for name in PLANS}
     assert lays["vpp"].vpp > 1 and lays["vpp"].pp > 1
     assert lays["1e23-256gpu"].sequence_parallel and lays["1e23-256gpu"].tp > 1
-    assert lays["fsdp-tp2"].fsdp and lays["fsdp-hybrid"].shard_group and lays["ddp"].zero_stage == 0
+    assert lays["fsdp-tp2"].fsdp and lays["ddp"].zero_stage == 0
     assert lays["1e18-1gpu"].dp == 1 and _plan("mup").is_mup
 
 
@@ -366,11 +401,17 @@ def test_plan_without_operations_uses_the_old_intervals_but_still_validates():
 
 
 def test_megatron_would_reject_so_the_export_refuses(tmp_path):
-    # warmup as long as the phase: Megatron's scheduler asserts warmup < decay steps
-    phases = [dict(train_iters=1000, lr=3e-4, min_lr=3e-5, warmup_iters=1000)]
-    plan = make_plan(preset="llm-jp-3-1.8b", phases=phases)
-    with pytest.raises(UserError, match=r"lr-schedule: --lr-warmup-iters 1000 must be below --lr-decay-iters 1000"):
-        export_megatron(plan, tmp_path / "x")
+    # warmup as long as the decay: Megatron's scheduler asserts warmup < decay steps
+    plan = make_plan(preset="llm-jp-3-1.8b")
+    t = plan.training
+    bad = dataclasses.replace(plan, training=dataclasses.replace(t, warmup_iters=t.lr_decay_iters))
+    with pytest.raises(UserError, match=r"lr-schedule: --lr-warmup-iters 986240 must be below --lr-decay-iters 986240"):
+        export_megatron(bad, tmp_path / "x")
+    assert not (tmp_path / "x").exists()
+    # a phase whose warmup fills its segment is refused before any flag is written (planner/plan/phases.py)
+    phases = [dict(train_iters=1000, lr=3e-4, min_lr=3e-5, warmup_iters=1000), dict(mode="rewarm")]
+    with pytest.raises(UserError, match=r"phase 1's warmup \(1000 steps\) leaves no decay"):
+        export_megatron(make_plan(preset="llm-jp-3-1.8b", phases=phases), tmp_path / "x")
     assert not (tmp_path / "x").exists()
     t = _plan("1e21-8gpu").training
     silent = dataclasses.replace(_plan("1e21-8gpu"), training=dataclasses.replace(t, megatron_extra={"log_interval": 0}))

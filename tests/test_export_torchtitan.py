@@ -37,7 +37,7 @@ VERIFIED_NAMES = {
     "torchtitan.distributed.activation_checkpoint": {"FullAC", "SelectiveAC"},
     "torchtitan.distributed.pipeline_parallel": {"pipeline_llm"},
     "torchtitan.hf_datasets.text_datasets": {"HuggingFaceTextDataLoader", "ChatDataLoader"},
-    "torchtitan.models.common": {"ComplexRoPE", "Embedding", "Linear", "RMSNorm", "RoPE", "TransformerBlock"},
+    "torchtitan.models.common": {"ComplexRoPE", "Embedding", "LayerNorm", "Linear", "RMSNorm", "RoPE", "TransformerBlock"},
     "torchtitan.models.common.config_utils": {"get_attention_config", "make_ffn_config", "make_gqa_config",
                                               "decoder_vocab_size"},
     "torchtitan.models.common.param_init": {"skip_param_init", "depth_scaled_std"},

@@ -175,3 +175,65 @@ def test_tied_plan_builds_a_tied_model(titan, tmp_path, monkeypatch):
     assert model.tok_embeddings.weight is model.lm_head.weight  # Decoder.__init__ with enable_weight_tying
     assert sum(p.numel() for p in model.parameters()) == plan.shape.total_params
     assert model.lm_head.weight.std().item() == pytest.approx(plan.training.init_std, rel=0.05)
+
+
+def test_layernorm_and_biases_build_in_torchtitan(titan, tmp_path, monkeypatch):
+    """LayerNorm + attention/FFN biases (GPT-2 / Crystal style): torchtitan's model holds exactly the
+    planned parameter count (ModelShape counts, which GPT-2's published count checks in test_shape.py),
+    every bias and LayerNorm vector lands in the no-weight-decay group, and biases start at zero."""
+    import torch
+    from test_export_torchtitan import TINY
+    from torchtitan.components.optimizer import OptimizersContainer
+
+    from planner.shape import ModelShape
+
+    shape = ModelShape(**TINY, seq_len=256, norm="layernorm", attn_bias=True, ffn_bias=True)
+    plan = make_plan(1e17, shape=shape, n_gpus=1, seq_len=256)
+    export_torchtitan(plan, tmp_path)
+    cfg = _parse(titan, tmp_path, monkeypatch)
+    torch.manual_seed(0)
+    model = cfg.model_spec.model.build()
+    model.init_states()
+    params = dict(model.named_parameters())
+    assert sum(p.numel() for p in params.values()) == shape.total_params
+    assert sum(p.numel() for n, p in params.items() if n.endswith(".bias")) == (
+        shape.n_layers * (shape.attention_bias_params_per_layer + shape.mlp_bias_params_per_layer
+                          + 2 * shape.d_model) + shape.d_model)  # + LayerNorm biases (2 per layer, final)
+    assert isinstance(model.layers["0"].attention_norm, torch.nn.LayerNorm)
+    assert not params["layers.0.attention.wo.bias"].any() and not params["layers.1.feed_forward.w2.bias"].any()
+    groups, patterns = OptimizersContainer._build_param_groups(model, cfg.optimizer.param_groups, {})
+    no_wd = {n for g in groups["AdamW"] if g["weight_decay"] == 0.0 for n in g["param_names"]}
+    assert no_wd == {n for n, p in params.items() if p.ndim == 1}
+
+
+def test_torchtitan_refuses_what_it_cannot_build(tmp_path):
+    """Partial rotary and a plain GELU MLP have no torchtitan 0.3.0 form: refused with the reason."""
+    from test_export_torchtitan import TINY
+
+    from planner.errors import UserError
+    from planner.shape import ModelShape
+
+    for kw, why in ((dict(rotary_fraction=0.25), "rotary_fraction 0.25"), (dict(activation="gelu"), "GELU")):
+        plan = make_plan(1e17, shape=ModelShape(**TINY, seq_len=256, **kw), n_gpus=1, seq_len=256)
+        with pytest.raises(UserError, match=why):
+            export_torchtitan(plan, tmp_path)
+
+
+def test_ibm_hsdp_preset_as_torchtitan_reads_it(titan, tmp_path, monkeypatch):
+    """fms-fsdp's run (docs/train_details.md: hybrid shard within a node of 8, replicated across 16
+    nodes, no activation recomputation, 2 x 4096 per GPU, 3e-4 -> 3e-5 cosine, AdamW 0.9/0.95, wd 0.1)
+    through torchtitan's own ConfigManager. torchtitan's mesh is ordered pp, dp_replicate, dp_shard, cp, tp
+    (distributed/parallel_dims.py), so with TP = CP = 1 the 8 shard ranks are consecutive: one node."""
+    from planner.plan.presets import preset_request
+
+    plan = make_plan(preset_request("ibm-7b-fsdp"))
+    export_torchtitan(plan, tmp_path)
+    cfg = _parse(titan, tmp_path, monkeypatch)
+    par, tr, sch = cfg.parallelism, cfg.training, cfg.lr_scheduler
+    assert (par.data_parallel_shard_degree, par.data_parallel_replicate_degree, par.tensor_parallel_degree,
+            par.pipeline_parallel_degree, par.context_parallel_degree) == (8, 16, 1, 1, 1)
+    assert cfg.activation_checkpoint is None
+    assert (tr.local_batch_size, tr.global_batch_size, tr.seq_len, tr.max_norm) == (2, 256, 4096, 1.0)
+    assert (sch.warmup_steps, sch.decay_type) == (2000, "cosine") and sch.min_lr_factor == pytest.approx(0.1)
+    hidden = cfg.optimizer.param_groups[-1].optimizer_kwargs
+    assert (hidden["lr"], hidden["betas"], hidden["weight_decay"]) == (3e-4, (0.9, 0.95), 0.1)

@@ -38,7 +38,8 @@ TRAINERS = ("megatron", "torchtitan", "hf")
 def base_plan() -> dict:
     """A μP plan (every section present: hparams, candidates, memory, time/cost) as plan.yaml's mapping."""
     plan = make_plan(1e21, hparams=HParams(base_width=256, lr=6e-3), n_gpus=8, schedule="wsd",
-                     phases=[dict(train_iters=1000, lr=3e-4, min_lr=3e-5)], data={"dataset": "c4"})
+                     phases=[dict(train_iters=1000, lr=3e-4, min_lr=3e-5), dict(name="rest")],
+                     data={"dataset": "c4"})
     return plan.to_dict()
 
 

@@ -326,3 +326,20 @@ def test_eager_kernels_raise_a_whole_fsdp_plan():
     assert eager.activations - fused.activations == pytest.approx(L * per_layer + 4 * s * b * h + 4 * s * b * V)
     assert (eager.weights, eager.gradients, eager.optimizer) == (fused.weights, fused.gradients, fused.optimizer)
     assert eager.total > fused.total
+
+
+def test_biases_split_like_their_linears_under_tp():
+    """Megatron's column-parallel QKV and fc1 shard their biases over TP; the row-parallel attention-output
+    and fc2 biases are whole on every rank (megatron/core/tensor_parallel/layers.py RowParallelLinear adds
+    the full bias after the reduction). LayerNorm adds a bias vector per norm, never split."""
+    base = ModelShape(n_layers=4, d_model=1024, d_ffn=2816, n_heads=8, vocab_size=32000)
+    biased = base.replace(attn_bias=True, ffn_bias=True, norm="layernorm")
+    lay = Layout(tp=2, pp=1, dp=1, micro_batch=1, grad_accum=1, recompute="none", zero_stage=0)
+    extra = memory_per_gpu(biased, lay).params_per_gpu - memory_per_gpu(base, lay).params_per_gpu
+    column = 3 * 1024 + 2 * 2816  # q, k, v + gate, up
+    row = 2 * 1024  # attention output + down
+    norm_bias = 2 * 1024  # LayerNorm's bias, two norms per layer (plus one on the final norm)
+    assert extra == 4 * (column / 2 + row + norm_bias) + 1024
+    # activations: a bias add saves nothing more (memory.py docstring)
+    assert activation_bytes_per_layer(biased, seq_len=4096, micro_batch=1, tp=2) == activation_bytes_per_layer(
+        base, seq_len=4096, micro_batch=1, tp=2)

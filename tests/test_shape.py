@@ -29,6 +29,10 @@ PUBLISHED = [
     ("mistral-7b", 7_241_732_096, None, None, "GGUF general.parameter_count of Mistral-7B"),
     ("llama-3.2-1b", 1_235_814_400, None, None, "HF meta-llama/Llama-3.2-1B safetensors total (tied)"),
     ("llama-3.2-3b", 3_212_749_824, None, None, "HF meta-llama/Llama-3.2-3B safetensors total (tied)"),
+    # LLaMA-7B's blocks (Amber README: "Total Parameters 6.7B", same shape as Llama-2-7B's published total)
+    ("amber-7b", 6_738_415_616, None, None, "LLM360/amber-train README; = HF Llama-2-7b safetensors total"),
+    # LLaMA-65B's pyllama total 65,285,660,672 plus 32 more vocab rows in embedding and output: 2 x 32 x 8192
+    ("k2-65b", 65_285_660_672 + 2 * 32 * 8192, None, None, "pyllama LLaMA-65B dump + k2-train --vocab-size 32032"),
 ]
 
 
@@ -103,7 +107,11 @@ def test_flops_convention_lookup_and_errors():
         s.flops_per_token("chinchilla")
 
 
-@pytest.mark.parametrize("name", sorted(PRESETS))
+#: Presets a LlamaConfig can hold (LayerNorm, GELU or partial-rotary shapes are refused: test below).
+LLAMA_PRESETS = sorted(n for n in PRESETS if not preset_shape(n).hf_unsupported())
+
+
+@pytest.mark.parametrize("name", LLAMA_PRESETS)
 def test_hf_config_round_trip(name, tmp_path):
     s = preset_shape(name)
     cfg = s.to_hf_config()
@@ -154,14 +162,17 @@ def test_transformers_meta_device_counts():
 
     Runs in a subprocess so that blocking torchvision there cannot affect other tests.
     """
-    names = ("tinyllama-1.1b", "llama-3.2-1b", "llm-jp-3-1.8b", "llama-2-70b")
-    cfgs = {n: {k: v for k, v in preset_shape(n).to_hf_config().items()
-                if k not in ("architectures", "model_type", "torch_dtype")} for n in names}
+    shapes = {n: preset_shape(n) for n in ("tinyllama-1.1b", "llama-3.2-1b", "llm-jp-3-1.8b", "llama-2-70b")}
+    # LlamaConfig attention_bias (q, k, v, o_proj) and mlp_bias (gate, up, down_proj) = attn_bias, ffn_bias
+    small = dict(n_layers=2, d_model=256, d_ffn=512, n_heads=4, n_kv_heads=2, vocab_size=512)
+    shapes["attn-bias"] = ModelShape(**small, attn_bias=True)
+    shapes["both-biases-tied"] = ModelShape(**small, attn_bias=True, ffn_bias=True, tied=True)
+    cfgs = {n: {k: v for k, v in s.to_hf_config().items() if k not in ("architectures", "model_type", "torch_dtype")}
+            for n, s in shapes.items()}
     counts, why = meta_param_counts(cfgs)
     if counts is None:
         pytest.skip(why)
-    for n in names:
-        assert counts[n] == preset_shape(n).total_params, n
+    assert counts == {n: s.total_params for n, s in shapes.items()}
 
 
 # ------------------------------------------------------------------------------------------ properties
@@ -222,3 +233,62 @@ def test_vocab_padding_properties(v1, v2, m, tp):
         assert p_lo == lo
     s = ModelShape(n_layers=1, d_model=64, d_ffn=64, n_heads=1, vocab_size=lo, pad_vocab_to=m, tp=tp)
     assert s.embedding_params == 2 * 64 * p_lo
+
+
+# ------------------------------------------------------------------------------------------ architecture options
+GPT2_SMALL = dict(n_layers=12, d_model=768, d_ffn=3072, n_heads=12, vocab_size=50257, tied=True, seq_len=1024,
+                  norm="layernorm", activation="gelu", attn_bias=True, ffn_bias=True)
+
+
+def test_gpt2_small_count_with_biases_and_layernorm():
+    """HF ``gpt2``: 124,439,808 parameters (model card / safetensors). GPT-2 has biases on c_attn (QKV),
+    attention c_proj, mlp c_fc and c_proj, LayerNorm (gain + bias), tied wte, and a learned position table
+    wpe of 1024 x 768 that a RoPE shape does not have."""
+    s = ModelShape(**GPT2_SMALL)
+    assert s.total_params + 1024 * 768 == 124_439_808
+    assert s.attention_bias_params_per_layer == 3 * 768 + 768 and s.mlp_bias_params_per_layer == 3072 + 768
+    assert s.replicated_bias_params_per_layer == 2 * 768
+    bare = s.replace(attn_bias=False, ffn_bias=False)
+    assert s.total_params - bare.total_params == 12 * (4 * 768 + 3072 + 768)
+
+
+def test_swiglu_ffn_bias_counts_gate_and_up():
+    s = preset_shape("llama-2-7b").replace(ffn_bias=True)
+    assert s.mlp_bias_params_per_layer == 2 * 11008 + 4096  # gate + up (column) and down (row)
+    # biases are additions, not multiply-adds: Megatron's FLOPs count them nowhere
+    assert s.flops_per_token_megatron == preset_shape("llama-2-7b").flops_per_token_megatron
+
+
+@pytest.mark.parametrize("kw,match", [
+    (dict(rotary_fraction=0.0), "rotary_fraction"), (dict(rotary_fraction=1.5), "rotary_fraction"),
+    (dict(rotary_fraction=0.3), "even whole number"), (dict(attn_bias="yes"), "attn_bias"),
+])
+def test_bad_architecture_options_raise_user_error(kw, match):
+    with pytest.raises(UserError, match=match):
+        ModelShape(n_layers=2, d_model=512, d_ffn=1024, n_heads=4, vocab_size=100, **kw)
+
+
+def test_partial_rotary_counts_dims_and_changes_no_count():
+    s = ModelShape(n_layers=2, d_model=512, d_ffn=1024, n_heads=4, vocab_size=100, rotary_fraction=0.25)
+    assert s.rotary_dims == 32 and s.total_params == s.replace(rotary_fraction=1.0).total_params
+
+
+def test_to_dict_keeps_llama_shapes_and_their_plan_hashes_unchanged():
+    """The options are written only when set, so every earlier plan file hashes as before."""
+    plain = preset_shape("llama-2-7b")
+    assert not {"attn_bias", "ffn_bias", "rotary_fraction"} & set(plain.to_dict())
+    crystal_like = plain.replace(norm="layernorm", attn_bias=True, ffn_bias=True, rotary_fraction=0.25)
+    d = crystal_like.to_dict()
+    assert (d["attn_bias"], d["ffn_bias"], d["rotary_fraction"]) == (True, True, 0.25)
+    assert ModelShape.from_dict(d) == crystal_like and ModelShape.from_dict(plain.to_dict()) == plain
+
+
+def test_hf_config_carries_biases_and_refuses_what_llama_cannot_build():
+    s = preset_shape("llama-2-7b").replace(attn_bias=True, ffn_bias=True)
+    cfg = s.to_hf_config()
+    assert (cfg["attention_bias"], cfg["mlp_bias"]) == (True, True)
+    assert ModelShape.from_hf_config(cfg) == s
+    for kw, why in ((dict(norm="layernorm"), "LayerNorm"), (dict(activation="gelu"), "gated"),
+                    (dict(rotary_fraction=0.25), "partial rotary")):
+        with pytest.raises(UserError, match=why):
+            s.replace(**kw).to_hf_config()

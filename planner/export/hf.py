@@ -3,7 +3,10 @@
 The config comes from ``ModelShape.to_hf_config`` (vocab_size = the padded vocabulary, the real
 row count of the embedding), so the model it builds has exactly ``shape.total_params``
 parameters. A ``scaleplan`` block records provenance (transformers keeps unknown keys as
-attributes and ignores them otherwise).
+attributes and ignores them otherwise). Architecture options: ``attention_bias`` (q, k, v, o_proj)
+and ``mlp_bias`` (gate, up, down_proj) are the shape's ``attn_bias`` and ``ffn_bias``; LayerNorm, a
+plain GELU MLP and partial rotary have no Llama (or Granite) form, so such a shape is refused with
+the reason (``ModelShape.hf_unsupported``) before anything is written.
 
 μP: a Llama config has no μP field: ``LlamaAttention`` scales attention by ``head_dim ** -0.5``
 and ``LlamaForCausalLM`` applies no embedding or logit multiplier, so a μP checkpoint loaded

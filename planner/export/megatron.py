@@ -16,14 +16,11 @@ Semantics respected (shared/notes/megatron-and-planning.md):
   and attention stays 1/sqrt(d_head), so it is refused when an update size or the attention
   scale is off by more than 2x unless allowed; the per-group ratios go into launch.sh's header
   and ``megatron_args.json``'s meta either way.
-* Multi-phase schedules: Megatron's scheduler counts steps from 0 of the whole run, even with
-  ``--override-opt_param-scheduler`` (it only swaps hyperparameters; ``load_state_dict`` then
-  steps to the saved ``num_steps``), so a re-warmup needs a fresh step counter. Phase k saves to
-  and resumes from ``$CHECKPOINT_DIR/phase<k>``; phases after the first add
-  ``--pretrained-checkpoint $CHECKPOINT_DIR/phase<k-1>``: while phase k has no checkpoint yet,
-  Megatron loads the previous phase's weights with ``finetune`` semantics (iteration 0, optimizer
-  state and scheduler not loaded; ``checkpointing.py::load_checkpoint``), so the phase's own warmup
-  and linear decay run from its step 0; once phase k has saved, a relaunch resumes it normally.
+* Multi-phase plans (planner/plan/phases.py): one launch per phase, each continuing the way its
+  mode says (continue / rewarm: ``--load`` the same folder with the optimizer state, step counter
+  and consumed samples kept, the segment on Megatron's global counter; reset: an explicit finetune
+  from the previous folder), with launch.sh guarding the order; the flags, their Megatron-LM
+  sources and what is refused are in planner/export/megatron_phases.py.
 
 Launch = plan: every plan field that changes the run reaches the flags (VPP, SP, sharding and the
 overlap the time model assumes: ``megatron_flags.parallel_args``; the validation split and eval
@@ -37,16 +34,18 @@ parser (shared/data/megatron/pretrain_gpt_flags.json) by ``megatron_flags.valida
 from __future__ import annotations
 
 import shlex
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from planner.errors import UserError
+from planner.export.architecture import (MEGATRON_Z_LOSS_NOTE, caveat_lines, megatron_architecture_args, z_loss,
+                                        z_loss_warning)
 from planner.export.common import (PLACEHOLDERS, data_value, edited_note, fmt, header_lines, json_text, one_line, q,
                                    write_export)
 from planner.export.megatron_flags import (Shell, args_to_json, launch_env, operations_args, parallel_args,
                                            run_check_lines, run_checks_meta, run_ops, validate_args)
 from planner.export.megatron_mup import MupCheck, compare, megatron_effective, native_mup_flags
+from planner.export.megatron_phases import PhaseRun, data_path_values, guard_lines, phase_runs, phase_scheduler_args
 from planner.export.megatron_validate import MEGATRON_COMMIT, megatron_arg_problems
 from planner.plan import Plan
 
@@ -69,20 +68,6 @@ RECOMPUTE_ARGS: dict[str, list[tuple[str, Any]]] = {
 }
 
 
-@dataclass(frozen=True)
-class PhaseRun:
-    """One Megatron run of a multi-phase schedule (its own step counter; module docstring)."""
-
-    name: str  # phase<k>: its checkpoint folder under $CHECKPOINT_DIR
-    train_iters: int
-    lr: float
-    min_lr: float
-    warmup_iters: int
-    lr_decay_iters: int
-    decay_style: str
-    previous: str | None  # the phase whose weights this one starts from
-
-
 def build_args(plan: Plan, *, mup_mode: str = "native", phase: PhaseRun | None = None) -> list[tuple[str, Any]]:
     """Ordered (flag, value) pairs for pretrain_gpt.py. ``True`` = a bare switch.
 
@@ -95,7 +80,8 @@ def build_args(plan: Plan, *, mup_mode: str = "native", phase: PhaseRun | None =
         raise UserError(f"unknown μP mode {mup_mode!r}; use translate or native")
     train_iters = phase.train_iters if phase else plan.training.train_iters
     tensorboard = Shell('"${CHECKPOINT_DIR}/tensorboard' + (f'/{phase.name}"' if phase else '"'))
-    return (parallel_args(plan) + _model_args(plan) + _data_args(plan, phase, train_iters)
+    model = [(k, phase.global_batch if phase and k == "--global-batch-size" else v) for k, v in _model_args(plan)]
+    return (parallel_args(plan) + model + _data_args(plan, phase, train_iters)
             + _optimizer_args(plan, mup_mode, phase) + operations_args(run_ops(plan, train_iters), tensorboard)
             + [("--bf16", True)] + _architecture_args(plan) + _native_mup_args(plan, mup_mode))
 
@@ -120,10 +106,11 @@ def _model_args(plan: Plan) -> list[tuple[str, Any]]:
 def _data_args(plan: Plan, phase: PhaseRun | None, train_iters: int) -> list[tuple[str, Any]]:
     """Steps, tokenizer, checkpoint folder and data (``None`` = a placeholder filled from the script's variables)."""
     extra = _extra(plan)
-    ckpt = Shell(f'"${{CHECKPOINT_DIR}}/{phase.name}"') if phase else None
+    ckpt = Shell(f'"${{CHECKPOINT_DIR}}/{phase.folder}"') if phase else None
+    mixture = data_path_values(phase) if phase else None  # a phase's own mixture, else the placeholder
     return [("--train-iters", train_iters),
             ("--tokenizer-type", extra.get("tokenizer_type", "HuggingFaceTokenizer")), ("--tokenizer-model", None),
-            ("--load", ckpt), ("--save", ckpt), ("--data-path", None), ("--data-cache-path", None),
+            ("--load", ckpt), ("--save", ckpt), ("--data-path", mixture), ("--data-cache-path", None),
             ("--distributed-backend", "nccl")]
 
 
@@ -150,9 +137,7 @@ def _optimizer_args(plan: Plan, mup_mode: str, phase: PhaseRun | None) -> list[t
           ("--lr-warmup-iters", phase.warmup_iters if phase else t.warmup_iters),
           ("--optimizer", "adam"), ("--adam-beta1", t.betas[0]), ("--adam-beta2", t.betas[1]),
           ("--adam-eps", _exact(t.eps) if mup else t.eps)]
-    if phase and phase.previous:
-        a.append(("--pretrained-checkpoint", Shell('"${CHECKPOINT_DIR}/' + phase.previous + '"')))
-    return a
+    return a + (phase_scheduler_args(phase) if phase else [])
 
 
 def _exact(value: float) -> str:
@@ -185,16 +170,9 @@ def _mup_lr_init(plan: Plan, mup_mode: str, lr: float, min_lr: float) -> tuple[l
 
 
 def _architecture_args(plan: Plan) -> list[tuple[str, Any]]:
-    """Llama architecture switches, fusions and activation recompute."""
+    """Architecture switches (LayerNorm, biases, partial rotary: architecture.py), fusions, recompute."""
     s, extra = plan.shape, _extra(plan)
-    a: list[tuple[str, Any]] = []
-    if not s.tied:
-        a.append(("--untie-embeddings-and-output-weights", True))
-    a += [("--position-embedding-type", "rope")]
-    if s.rope_theta != 10000.0:
-        a.append(("--rotary-base", int(s.rope_theta) if s.rope_theta == int(s.rope_theta) else s.rope_theta))
-    a += [("--disable-bias-linear", True), ("--normalization", "RMSNorm" if s.norm == "rmsnorm" else "LayerNorm"),
-          ("--norm-epsilon", s.norm_eps), ("--make-vocab-size-divisible-by", s.pad_vocab_to or 128)]
+    a = megatron_architecture_args(s, plan.layout.tp)  # tying, RoPE, biases, norm (planner/export/architecture.py)
     if extra.get("masked_softmax_fusion") is False:
         a.append(("--no-masked-softmax-fusion", True))
     a += [("--attention-dropout", 0.0), ("--hidden-dropout", 0.0)]
@@ -259,8 +237,8 @@ def _mup_comment(plan: Plan, mup_mode: str, check: MupCheck | None) -> list[str]
 
 
 def launch_script(plan: Plan, args: list[tuple[str, Any]], *, command: str | None = None,
-                  mup_mode: str = "native", title: str = "Megatron-LM launch") -> str:
-    place, lay = plan.placement, plan.layout
+                  mup_mode: str = "native", title: str = "Megatron-LM launch", phase: PhaseRun | None = None) -> str:
+    place = plan.placement
     gpn, nnodes = place.gpus_per_node, place.n_nodes
     L = ["#!/usr/bin/env bash"] + header_lines(plan, title, command) + [
         f"# Plan: {place.n_gpus} GPUs = {nnodes} node(s) x {gpn}. On one node: bash launch.sh. On several: run it on",
@@ -290,12 +268,12 @@ def launch_script(plan: Plan, args: list[tuple[str, Any]], *, command: str | Non
         _max_connections_line(plan),
         "",
     ]
-    if lay.fsdp and lay.shard_group and lay.shard_group < lay.dp:
-        L += [f"# Sharding: the plan uses FSDP hybrid shard (shard over {lay.shard_group} GPUs, replicate across",
-              f"# {lay.dp // lay.shard_group} groups). Megatron's --use-torch-fsdp2 shards over all {lay.dp} DP ranks",
-              "# instead (less memory, more inter-node traffic); the torchtitan export expresses hybrid sharding."]
     L += run_check_lines(plan, run_ops(plan, int(dict(args)["--train-iters"])))
+    z_warn = z_loss_warning(plan, "Megatron-LM", MEGATRON_Z_LOSS_NOTE)
+    L += [f"# {z_warn}"] if z_warn else []
+    L += caveat_lines(plan, "# ")
     L += _mup_comment(plan, mup_mode, mup_check(plan, args))
+    L += ([""] + guard_lines(phase)) if phase else []
     L += ["", "ARGS=("]
     for flag, value in args:
         if value is True:
@@ -377,11 +355,13 @@ def _refuse_invalid(plan: Plan, args: list[tuple[str, Any]]) -> None:
 
 
 def render_megatron(plan: Plan, *, command: str | None = None, mup_mode: str = "native",
-                    flags_json_path: str | Path | None = None, allow_approximate_mup: bool = False) -> dict[str, str]:
+                    flags_json_path: str | Path | None = None, allow_approximate_mup: bool = False,
+                    allow_approximate_schedule: bool = False) -> dict[str, str]:
     """launch.sh, sbatch.sh and megatron_args.json (one launch/sbatch pair per phase when the plan has phases).
 
     A μP plan in ``translate`` mode is refused when :meth:`MupCheck.off_by_more_than` finds a group
-    off by more than ``APPROXIMATE_LIMIT``, unless ``allow_approximate_mup``.
+    off by more than ``APPROXIMATE_LIMIT``, unless ``allow_approximate_mup``; a phase whose schedule
+    Megatron cannot express exactly (megatron_phases.py) unless ``allow_approximate_schedule``.
     """
     errs = plan.validate_layout()
     if errs:
@@ -390,7 +370,8 @@ def render_megatron(plan: Plan, *, command: str | None = None, mup_mode: str = "
     files: dict[str, str] = {}
     all_args = {}
     check = None
-    for phase in phase_runs(plan) or [None]:
+    runs = phase_runs(plan, mup_mode=mup_mode, allow_approximate_schedule=allow_approximate_schedule)
+    for phase in runs or [None]:
         args = build_args(plan, mup_mode=mup_mode, phase=phase)
         if flags_json_path is not None:
             probs = validate_args(args, flags_json_path)
@@ -403,16 +384,22 @@ def render_megatron(plan: Plan, *, command: str | None = None, mup_mode: str = "
             if mup_mode == "translate":
                 _refuse_approximate(check)
         suffix = f"_{phase.name}" if phase else ""
-        files[f"launch{suffix}.sh"] = launch_script(plan, args, command=command, mup_mode=mup_mode,
+        files[f"launch{suffix}.sh"] = launch_script(plan, args, command=command, mup_mode=mup_mode, phase=phase,
                                                    title=f"Megatron-LM launch{(' ' + phase.name) if phase else ''}")
         files[f"sbatch{suffix}.sh"] = sbatch_script(plan, f"launch{suffix}.sh", command=command)
         all_args[phase.name if phase else "main"] = args_to_json(args, plan)
+        if phase and phase.data:  # a phase's own mixture: the weight/prefix list as given
+            all_args[phase.name]["--data-path"] = data_path_values(phase)
     meta = {"scaleplan_plan_hash": plan.plan_hash, "command": one_line(command or plan.meta.get("command", "")),
             "mup_mode": mup_mode if plan.is_mup else None,  # None: an SP plan has no μP to express
             "run_checks": run_checks_meta(plan),
             "validated_against": f"NVIDIA/Megatron-LM {MEGATRON_COMMIT} (planner/export/megatron_validate.py)"}
     if check is not None:
         meta["mup_check"] = check.to_dict()
+    if runs:  # how each phase continues, and any approximation allow_approximate_schedule let through
+        meta["phase_notes"] = {r.name: r.note for r in runs}
+    if z_loss(plan):
+        meta["z_loss"] = {"coefficient": z_loss(plan), "applied": False, "why": MEGATRON_Z_LOSS_NOTE}
     if edited_note(plan):
         meta["warning"] = edited_note(plan)
     body = {"args": all_args["main"]} if "main" in all_args else {"phases": all_args}
@@ -421,17 +408,10 @@ def render_megatron(plan: Plan, *, command: str | None = None, mup_mode: str = "
 
 
 def export_megatron(plan: Plan, out_dir: str | Path, *, command: str | None = None, mup_mode: str = "native",
-                    flags_json_path: str | Path | None = None, allow_approximate_mup: bool = False) -> dict[str, Any]:
+                    flags_json_path: str | Path | None = None, allow_approximate_mup: bool = False,
+                    allow_approximate_schedule: bool = False) -> dict[str, Any]:
     """Write :func:`render_megatron`'s files into ``out_dir``."""
     files = render_megatron(plan, command=command, mup_mode=mup_mode, flags_json_path=flags_json_path,
-                            allow_approximate_mup=allow_approximate_mup)
+                            allow_approximate_mup=allow_approximate_mup,
+                            allow_approximate_schedule=allow_approximate_schedule)
     return write_export("megatron", plan, out_dir, files)
-
-
-def phase_runs(plan: Plan) -> list[PhaseRun]:
-    """One Megatron run per schedule phase; phases after the first restart the step counter."""
-    return [PhaseRun(name=f"phase{i + 1}", train_iters=int(p["train_iters"]), lr=float(p["lr"]),
-                     min_lr=float(p["min_lr"]), warmup_iters=int(p.get("warmup_iters", 0)),
-                     lr_decay_iters=int(p["train_iters"]), decay_style=p.get("decay_style", "linear"),
-                     previous=f"phase{i}" if i > 0 else None)
-            for i, p in enumerate(plan.phases)]

@@ -192,9 +192,12 @@ def parallel_args(plan: Plan) -> list[tuple[str, Any]]:
       requires the distributed optimizer and the grad overlap for it). Torch FSDP2 (no PP, no
       distributed optimizer, untied embeddings, torch_dist checkpoints: notes §1c rule 17)
       overlaps its gathers itself (Megatron sets FSDP2's backward prefetch) and has no such flag;
-      it shards over all of DP: FSDP hybrid shard has no Megatron flag (the script says so).
+      it shards over all of DP. FSDP hybrid shard has no Megatron flag: refused
+      (:func:`hybrid_shard_refusal` gives the nearest layouts with their memory and traffic).
     """
     lay = plan.layout
+    if lay.fsdp and lay.shard_size < lay.dp:
+        raise UserError(hybrid_shard_refusal(plan))
     a: list[tuple[str, Any]] = [("--tensor-model-parallel-size", lay.tp), ("--pipeline-model-parallel-size", lay.pp),
                                 ("--context-parallel-size", lay.cp)]
     if lay.vpp > 1:
@@ -214,6 +217,46 @@ def parallel_args(plan: Plan) -> list[tuple[str, Any]]:
         if lay.distributed_optimizer:
             a.append(("--overlap-param-gather", True))
     return a
+
+
+def hybrid_shard_refusal(plan: Plan) -> str:
+    """Why Megatron-LM cannot run the plan's hybrid shard, and the nearest layouts in numbers.
+
+    What this exporter writes (``--use-distributed-optimizer``, ``--use-torch-fsdp2``) shards over
+    the whole data-parallel group. Megatron-LM main (the commit of megatron_validate.py) also has a
+    hybrid mode in Megatron-FSDP: ``--use-megatron-fsdp`` with ``--num-distributed-optimizer-instances``
+    R > 1 shards within DP/R consecutive ranks and replicates across R (``mcore_fsdp_adapter.py``
+    ``_init_dist_index``: ``enable_hsdp``, outer ``--outer-dp-sharding-strategy no_shard``), but
+    megatron_validate.py does not model Megatron-FSDP's rules, so it is named, not written. The
+    message gives memory per GPU (planner/parallel/memory.py) and data-parallel bytes per GPU and
+    step (planner/parallel/dp_traffic.py) of the plan and of the two nearest exportable layouts.
+    """
+    from planner.parallel.dp_traffic import distributed_optimizer_traffic, hsdp_traffic
+    from planner.parallel.memory import memory_per_gpu
+
+    lay, gpn = plan.layout, plan.placement.gpus_per_node
+    shape = plan.shape.replace(seq_len=plan.training.seq_len)
+    params = plan.shape.total_params / (lay.tp * lay.pp)
+    gib = 2.0 ** 30
+    options = {
+        f"the plan (hybrid shard over {lay.shard_size}, {lay.dp // lay.shard_size} replicas)":
+            (lay, hsdp_traffic(params, lay.dp, lay.shard_size, gpn)),
+        f"--use-torch-fsdp2 (full shard over all {lay.dp} DP ranks; `--sharding fsdp`)":
+            (lay.replace(shard_group=None), hsdp_traffic(params, lay.dp, lay.dp, gpn)),
+        f"--use-distributed-optimizer (ZeRO-1 over all {lay.dp} DP ranks; `--sharding dist-opt`)":
+            (lay.replace(fsdp=False, zero_stage=1, shard_group=None), distributed_optimizer_traffic(params, lay.dp, gpn)),
+    }
+    parts = [f"{name}: {memory_per_gpu(shape, layout).total / gib:.1f} GiB per GPU, "
+             f"{traffic.inter_node / 1e9:.1f} GB across nodes + {traffic.intra_node / 1e9:.1f} GB within a node "
+             "per GPU and step" for name, (layout, traffic) in options.items()]
+    replicas = lay.dp // lay.shard_size
+    return ("the Megatron export cannot express FSDP hybrid sharding (shard within a node, replicate across "
+            "nodes): --use-distributed-optimizer and --use-torch-fsdp2 shard over the whole data-parallel group "
+            f"(Megatron-FSDP's hybrid mode, --use-megatron-fsdp --num-distributed-optimizer-instances {replicas}, "
+            "exists in Megatron-LM main but is not modelled or validated here). " + "; ".join(parts)
+            + ". Export to torchtitan (`--trainer torchtitan`: data_parallel_shard_degree x "
+            "data_parallel_replicate_degree), or re-plan with the nearest Megatron layout (--sharding fsdp or "
+            "--sharding dist-opt)")
 
 
 def launch_env(plan: Plan) -> dict[str, str | None]:

@@ -37,7 +37,10 @@ Plan field -> torchtitan (file, class/function of the 0.3.0 wheel):
   (off by default), ``folder``, ``interval`` = the plan's ``operations.save_interval``; logging
   every ``operations.log_interval`` steps (``components/metrics.py`` ``MetricsProcessor.Config``).
 * AdamW groups (``components/optimizer/optimizer.py`` ``ParamGroupConfig``; regex on the FQN, first
-  match wins): norms without weight decay (Megatron's 1-D rule), the rest at the plan's LR.
+  match wins): norms and biases without weight decay (Megatron's 1-D rule), the rest at the plan's LR.
+* Architecture (planner/export/architecture.py): LayerNorm (``LayerNorm.Config``) and biases
+  (``Linear.Config.bias`` on wqkv or wq/wkv, wo, w1, w2, w3) are written; a GELU MLP and partial
+  rotary are refused; a z-loss (``CrossEntropyLoss`` has none) is written as a warning.
 
 μP: torchtitan 0.3.0 has none. ``models/common/decoder.py`` ``Decoder.forward`` applies no
 embedding or logit multiplier and ``models/common/attention.py`` ``GQAttention.__init__`` fixes
@@ -58,7 +61,9 @@ from pathlib import Path
 from typing import Any
 
 from planner.errors import UserError
+from planner.export.architecture import caveat_lines, torchtitan_unsupported, z_loss_warning
 from planner.export.common import doc_line, header_lines, one_line, py_num, q, write_export
+from planner.export.torchtitan_builder import MODEL_BUILDER
 from planner.plan import Plan
 
 TORCHTITAN_VERSION = "0.3.0"
@@ -73,7 +78,7 @@ TORCHTITAN_NAMES: dict[str, list[str]] = {
     "torchtitan.distributed.activation_checkpoint": ["FullAC", "SelectiveAC"],
     "torchtitan.distributed.pipeline_parallel": ["pipeline_llm"],
     "torchtitan.hf_datasets.text_datasets": ["HuggingFaceTextDataLoader"],
-    "torchtitan.models.common": ["ComplexRoPE", "Embedding", "Linear", "RMSNorm"],
+    "torchtitan.models.common": ["ComplexRoPE", "Embedding", "LayerNorm", "Linear", "RMSNorm"],
     "torchtitan.models.common.config_utils": ["get_attention_config", "make_ffn_config", "make_gqa_config",
                                               "decoder_vocab_size"],
     "torchtitan.models.common.param_init": ["skip_param_init"],
@@ -95,7 +100,7 @@ MODULE_NAME = "scaleplan_model"
 CONFIG_NAME = "scaleplan_plan"
 #: AdamW groups by FQN regex, in order (first match wins; the catch-all last).
 PATTERNS = {"embedding": r"(^|\.)tok_embeddings\.weight$", "readout": r"(^|\.)lm_head\.weight$",
-            "query": r"\.wq\.weight$", "norms": r"norm\.weight$", "hidden": r".*"}
+            "query": r"\.wq\.weight$", "norms": r"(norm\.weight|\.bias)$", "hidden": r".*"}
 _WSD_DECAY = {"linear": "linear", "cosine": "cosine", "minus_sqrt": "sqrt"}
 
 
@@ -143,6 +148,7 @@ def _check_layout(plan: Plan) -> None:
         errs.append("torchtitan does not tie embeddings under pipeline parallelism")
     if plan.phases:
         errs.append(f"the plan has {len(plan.phases)} schedule phases; torchtitan runs one schedule per job")
+    errs += torchtitan_unsupported(s)  # GELU MLP, partial rotary (planner/export/architecture.py)
     if errs:
         raise UserError(f"torchtitan {TORCHTITAN_VERSION} cannot run this plan: " + "; ".join(errs)
                         + "; re-plan with other --tp/--pp/--gpus, or export to Megatron")
@@ -265,7 +271,8 @@ def _docstring(plan: Plan, command: str | None) -> list[str]:
           f"Shape: {s.n_layers} layers, d_model {s.d_model}, ffn {s.d_ffn}, heads {s.n_heads} ({s.n_kv_heads} kv, "
           f"head dim {s.head_dim}),",
           f"vocab {s.vocab_size} padded to {s.padded_vocab}{', tied' if s.tied else ''}, seq {t.seq_len}; "
-          f"{s.total_params:,} parameters.",
+          f"{s.total_params:,} parameters; {'LayerNorm' if s.norm == 'layernorm' else 'RMSNorm'}"
+          + (", attention biases" if s.attn_bias else "") + (", FFN biases" if s.ffn_bias else "") + ".",
           f"Layout: {lay.describe()}.",
           "Sharding: " + ("DDP (ZeRO-0)." if lay.shard_size == 1 else f"FSDP2 over {lay.shard_size} ranks"
                           + (" (the plan's ZeRO-1/2 has no torchtitan equivalent; FSDP also shards parameters)."
@@ -275,53 +282,16 @@ def _docstring(plan: Plan, command: str | None) -> list[str]:
     else:
         L += ["Init: N(0, init_std), output projections (wo, w2, w3) N(0, init_std / sqrt(2 (layer + 1))) as",
               "torchtitan's Llama 3 (models/llama3/__init__.py _depth_init); embedding N(0, embedding std)."]
+    z_warn = z_loss_warning(plan, f"torchtitan {TORCHTITAN_VERSION}", "its CrossEntropyLoss has no z-loss term")
+    if z_warn:
+        L.append(z_warn)
+    L += caveat_lines(plan, "")
     if t.schedule == "cosine" and t.lr_decay_iters != t.train_iters:
         L.append(f"Note: the plan ends its decay at step {t.lr_decay_iters} (Megatron semantics); torchtitan "
                  "decays over all steps after warmup.")
     return [L[0]] + [doc_line(x) for x in L[1:]] + ['"""']
 
 
-#: The model builder of the generated module (fixed text; it reads the constants above it).
-_MODEL_BUILDER = """\
-def _normal(std):
-    if std == 0:
-        return {'weight': nn.init.zeros_, 'bias': nn.init.zeros_}
-    return {'weight': partial(nn.init.normal_, std=std), 'bias': nn.init.zeros_}
-
-
-def _norm():
-    return RMSNorm.Config(normalized_shape=DIM, eps=NORM_EPS, param_init={'weight': nn.init.ones_})
-
-
-def _layers():
-    \"\"\"One Llama3TransformerBlock.Config per layer (our builder; no private torchtitan helpers).\"\"\"
-    rope = ComplexRoPE.Config(dim=HEAD_DIM, max_seq_len=SEQ_LEN, theta=ROPE_THETA, scaling='none')
-    blocks = []
-    for layer_id in range(N_LAYERS):
-        out_init = _normal(HIDDEN_STD / (2 * (layer_id + 1)) ** 0.5 if DEPTH_SCALED else HIDDEN_STD)
-        attention = make_gqa_config(dim=DIM, n_heads=N_HEADS, n_kv_heads=N_KV_HEADS, head_dim=HEAD_DIM,
-                                    wqkv_param_init=_normal(HIDDEN_STD), wo_param_init=out_init,
-                                    inner_attention=get_attention_config('flex'), fuse_qkv=QUERY_STD is None,
-                                    rope=rope)
-        if QUERY_STD is not None:  # a separate wq: its own init (and AdamW group)
-            attention.qkv_linear.wq.param_init = _normal(QUERY_STD)
-        blocks.append(Llama3TransformerBlock.Config(
-            attention_norm=_norm(), ffn_norm=_norm(), attention=attention,
-            feed_forward=make_ffn_config(dim=DIM, hidden_dim=FFN, w1_param_init=_normal(HIDDEN_STD),
-                                         w2w3_param_init=out_init)))
-    return blocks
-
-
-def _model():
-    embedding_init = {'weight': skip_param_init if TIED else partial(nn.init.normal_, std=EMBEDDING_STD)}
-    return Llama3Model.Config(
-        dim=DIM, vocab_size=VOCAB, enable_weight_tying=TIED,
-        tok_embeddings=Embedding.Config(num_embeddings=VOCAB, embedding_dim=DIM, param_init=embedding_init),
-        norm=_norm(),
-        lm_head=Linear.Config(in_features=DIM, out_features=VOCAB, param_init=_normal(OUTPUT_STD)),
-        layers=_layers(),
-    )
-"""
 
 
 def _kwargs(d: dict[str, Any]) -> str:
@@ -378,9 +348,10 @@ def config_module(plan: Plan, command: str | None = None) -> str:
         "VOCAB, SEQ_LEN, ROPE_THETA, NORM_EPS = " + ", ".join(map(py_num, (s.padded_vocab, t.seq_len, s.rope_theta,
                                                                           s.norm_eps))),
         f"TIED = {bool(s.tied)!r}",
+        f"NORM, ATTN_BIAS, FFN_BIAS = {s.norm!r}, {bool(s.attn_bias)!r}, {bool(s.ffn_bias)!r}",
     ]
     L += [f"{k} = {v!r}" if isinstance(v, bool) or v is None else f"{k} = {py_num(v)}" for k, v in inits.items()]
-    return "\n".join(L + ["", ""]) + "\n" + _MODEL_BUILDER + "\n\n" + "\n".join(_config_function(plan))
+    return "\n".join(L + ["", ""]) + "\n" + MODEL_BUILDER + "\n\n" + "\n".join(_config_function(plan))
 
 
 # ---------------------------------------------------------------------------------- run.sh
@@ -406,6 +377,9 @@ def run_script(plan: Plan, command: str | None = None) -> str:
         "ARGS=(",
         f"  --module {MODULE_NAME} --config {CONFIG_NAME}",
     ]
+    z_warn = z_loss_warning(plan, f"torchtitan {TORCHTITAN_VERSION}", "its CrossEntropyLoss has no z-loss term")
+    if z_warn:
+        L.insert(-2, "# " + one_line(z_warn))
     if plan.is_mup:
         L.insert(-2, "# " + one_line("APPROXIMATE μP (--allow-approximate-mup): see the module docstring of "
                                      f"{MODULE_NAME}.py for the folded per-group values and what differs."))

@@ -43,7 +43,12 @@ without torch.compile) adds what autograd saves in the unfused ops:
   copy of the logits beside log-softmax's fp32 output, where Megatron's vocab-parallel cross entropy
   works in place on one fp32 copy: +4·s·b·V/t on the last stage.
 RoPE saves only its (small) cos/sin or complex frequencies; torchtitan passes ``enable_gqa`` to SDPA,
-so K and V are not repeated. Recent PyTorch builds route ``nn.RMSNorm`` to a fused CUDA kernel
+so K and V are not repeated. Architecture options (planner/shape.py): biases add parameters (the
+Q, K, V and MLP-up biases split over TP like their matrices, the attention-output and MLP-down biases
+whole on every rank, as Megatron's row-parallel linears keep them) but no saved activation (the bias
+add is fused into the matmul's epilogue or its input is already saved); LayerNorm saves the same
+input as RMSNorm (its per-row mean and rstd are O(s·b)); partial rotary changes nothing stored.
+Recent PyTorch builds route ``nn.RMSNorm`` to a fused CUDA kernel
 (``_fused_rms_norm``), which removes the norm terms; the SwiGLU and loss terms remain.
 
 With GPT's choices (LayerNorm, GeLU f = 4h, dropout masks, q = k = h) the fused accounting gives
@@ -317,7 +322,8 @@ def memory_per_gpu(shape: ModelShape, layout: Layout, *, seq_len: int | None = N
     _check_kernels(kernels)
     pp, h, V = layout.pp, shape.d_model, shape.padded_vocab
     layers_per_stage = math.ceil(shape.n_layers / pp)
-    layer_params = (shape.attention_params_per_layer + shape.mlp_params_per_layer) / layout.tp + 2 * shape.norm_params
+    replicated = 2 * shape.norm_params + shape.replicated_bias_params_per_layer  # row-parallel biases stay whole
+    layer_params = (shape.params_per_layer - replicated) / layout.tp + replicated
     emb = V * h / layout.tp
     out = 0.0 if (shape.tied and pp == 1) else V * h / layout.tp  # tied + PP>1: last stage keeps a copy
     if pp == 1:

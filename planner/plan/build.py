@@ -17,8 +17,9 @@ from planner.plan.budget import Budget
 from planner.plan.operations import plan_operations
 from planner.plan.joint_choice import JointChoice, choose_jointly, near_optimal_band
 from planner.plan.plan import Plan
-from planner.plan.presets import with_preset
-from planner.plan.request import DEFAULT_SEQ_LEN, PlanRequest
+from planner.plan.presets import preset_caveats, with_preset
+from planner.plan.request import DEFAULT_GPU, DEFAULT_SEQ_LEN, PlanRequest
+from planner.plan.phases import resolve_plan_phases
 from planner.plan.sections import LayoutOption, ShapeOption, check_data, check_phases
 from planner.plan.realise import Realised, realise
 from planner.plan.sensitivity import law_sensitivity
@@ -33,9 +34,9 @@ from planner.shape import ModelShape
 def make_plan(request: PlanRequest | Budget | float | None = None, **options: Any) -> Plan:
     """The Plan for ``request`` (or for a budget and the keyword options of :class:`PlanRequest`)."""
     request = PlanRequest.of(request, **options)
-    gpu = get_gpu(request.gpu)
     hp, gate_warnings = gated_hparams(request)
     request = resolve(request)
+    gpu = get_gpu(request.gpu)
     allocation, budget, law_warnings = allocate(request)
     serving = None
     if request.serve_on and not allocation.is_preset:
@@ -54,7 +55,7 @@ def make_plan(request: PlanRequest | Budget | float | None = None, **options: An
                                  predicted_loss=predicted_loss(request, allocation, r))
     preset = request.recipe.name if request.recipe is not None else None
     warnings = [
-        *law_warnings, *gate_warnings,
+        *law_warnings, *gate_warnings, *preset_caveats(preset),
         *hparams_warnings(r.width, preset=preset, lr_given=request.lr is not None, deepseek_lr=r.deepseek.lr),
         *r.layout_warnings, *memory_warning(r.memory, gpu), *price_warning(r.time_cost), *r.checkpoints.warnings(),
         *run_warnings(tokens=tokens, params=r.shape.total_params, inference_tokens=request.inference_tokens,
@@ -66,12 +67,14 @@ def make_plan(request: PlanRequest | Budget | float | None = None, **options: An
                    if not allocation.is_preset else [])
     meta = {"command": request.command or "make_plan(...)",
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
-    return Plan(budget=r.budget, allocation=allocation, shape=r.shape, tokens=tokens, training=training,
+    plan = Plan(budget=r.budget, allocation=allocation, shape=r.shape, tokens=tokens, training=training,
                 placement=r.placement, memory=r.memory, time_cost=r.time_cost, operations=operations,
                 checkpoints=r.checkpoints, serving=serving, layout_options=layout_options(r, gpu),
                 hparams=r.width, candidates=candidates, choice=choice, sensitivity=sensitivity,
                 phases=check_phases(list(request.phases)), data=check_data(dict(request.data)), warnings=warnings,
                 preset=preset, meta=meta)
+    resolve_plan_phases(plan)  # phase lengths, modes and mixtures refused here, not first at export
+    return plan
 
 
 def joint_choice_applies(request: PlanRequest, allocation) -> bool:
@@ -133,4 +136,4 @@ def _key(shape: ModelShape) -> tuple[int, ...]:
 def resolve(request: PlanRequest) -> PlanRequest:
     """The request with its preset's options filled in and the default sequence length set."""
     request = with_preset(request)
-    return request.replace(seq_len=int(request.seq_len or DEFAULT_SEQ_LEN))
+    return request.replace(seq_len=int(request.seq_len or DEFAULT_SEQ_LEN), gpu=request.gpu or DEFAULT_GPU)

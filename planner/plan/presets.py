@@ -8,6 +8,7 @@ planner/recipes.py. ``with_preset(request)`` fills the options a user left unset
 """
 from __future__ import annotations
 
+import copy
 from functools import partial
 from typing import Callable
 
@@ -47,17 +48,27 @@ def with_preset(request: PlanRequest) -> PlanRequest:
     if request.preset is None:
         return request
     published = preset_request(request.preset)
-    fill = {k: v for k, v in published.given().items() if getattr(request, k) is None}
+    fill = {k: v for k, v in published.given().items()
+            if getattr(request, k) is None or (k == "phases" and not request.phases)}  # phases: [] = unset
     return request.replace(**fill, preset=published.preset)
 
 
 def published_run(recipe: Recipe) -> PlanRequest:
-    """The request that reproduces ``recipe``: its shape, optimizer/schedule, batch and layout."""
+    """The request that reproduces ``recipe``: its shape, optimizer/schedule, batch, hardware and layout."""
     return PlanRequest(
         preset=recipe.name, recipe=recipe, shape=preset_shape(recipe.shape_preset), seq_len=recipe.seq_len,
         global_batch=recipe.global_batch, schedule=recipe.schedule, warmup_iters=recipe.warmup_iters,
-        n_gpus=recipe.n_gpus, tp=recipe.tp, pp=recipe.pp, cp=recipe.cp, micro_batch=recipe.micro_batch,
-        recompute=recipe.recompute, sharding="dist-opt" if recipe.distributed_optimizer else "ddp")
+        gpu=recipe.gpu or "h100", n_gpus=recipe.n_gpus, gpus_per_node=recipe.gpus_per_node, tp=recipe.tp,
+        pp=recipe.pp, cp=recipe.cp, micro_batch=recipe.micro_batch, recompute=recipe.recompute,
+        sharding=recipe.plan_sharding, phases=copy.deepcopy(list(recipe.phases)))
+
+
+def preset_caveats(name: str | None) -> list[str]:
+    """What preset ``name``'s plan assumes or cannot represent (its recipe's caveats; [] for a budget plan)."""
+    if name is None or str(name).lower() not in _REGISTRY:
+        return []
+    recipe = preset_request(name).recipe
+    return list(recipe.caveats) if recipe is not None else []
 
 
 for _recipe in RECIPES.values():

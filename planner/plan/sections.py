@@ -36,6 +36,8 @@ SHARDING_LAYOUT = {"dist-opt": dict(zero_stage=1), "ddp": dict(zero_stage=0), "f
 SHARDINGS = tuple(SHARDING_LAYOUT)
 WSD_DECAY_STYLES = ("exponential", "linear", "cosine", "minus_sqrt")
 PHASE_DECAY_STYLES = ("constant", "linear", "cosine", "inverse-square-root")
+#: How a phase follows the previous one (planner/plan/phases.py).
+PHASE_MODES = ("continue", "rewarm", "reset")
 
 
 def where(name: str) -> str:
@@ -314,14 +316,32 @@ class LayoutOption:
 
 @dataclass(frozen=True)
 class PhaseSpec:
-    """The schema of one ``phases`` item: a schedule phase run with its own step counter
-    (planner/export/megatron.py ``phase_runs``); plan.yaml keeps the mapping as given."""
+    """The schema of one ``phases`` item; planner/plan/phases.py resolves it against the plan (lengths,
+    defaults, the LR segment) and plan.yaml keeps the mapping as given. Length: ``tokens`` or
+    ``train_iters`` (steps at ``global_batch``, default the plan's); the last phase may give neither
+    and takes the rest. ``mode``: continue | rewarm | reset (phases.py docstring). LR segment: ``lr``
+    -> ``min_lr`` after ``warmup_iters``, decaying over ``decay_iters`` steps (may exceed the phase:
+    it then stops mid-decay) with ``decay_style``. ``data``: the phase's mixture (:class:`PhaseData`)."""
 
-    train_iters: int
-    lr: float
-    min_lr: float
-    warmup_iters: int = 0
-    decay_style: str = "linear"
+    name: str | None = None
+    tokens: int | None = None
+    train_iters: int | None = None
+    global_batch: int | None = None
+    mode: str | None = None
+    lr: float | None = None
+    min_lr: float | None = None
+    warmup_iters: int | None = None
+    decay_iters: int | None = None
+    decay_style: str | None = None
+    data: list[dict[str, object]] | None = None
+
+
+@dataclass(frozen=True)
+class PhaseData:
+    """One source of a phase's data mixture: a Megatron data prefix and its (relative) weight."""
+
+    prefix: str
+    weight: float
 
 
 @dataclass(frozen=True)
@@ -337,12 +357,22 @@ class LaunchData:
 
 
 def check_phases(phases: Any) -> list[dict[str, Any]]:
-    """The ``phases`` section (a list of :class:`PhaseSpec` mappings), checked."""
+    """The ``phases`` section (a list of :class:`PhaseSpec` mappings, each ``data`` a list of
+    :class:`PhaseData`), checked field by field; lengths and modes against the plan: phases.py."""
     check_value(phases, list[dict[str, object]], where("phases"), PLAN_FIX)
-    rules = {"train_iters": "positive", "lr": "positive", "min_lr": "nonneg", "warmup_iters": "nonneg",
+    rules = {"tokens": "positive", "train_iters": "positive", "global_batch": "positive", "mode": PHASE_MODES,
+             "lr": "positive", "min_lr": "nonneg", "warmup_iters": "nonneg", "decay_iters": "nonneg",
              "decay_style": PHASE_DECAY_STYLES}
     for i, p in enumerate(phases):
-        check_record(PhaseSpec, p, f"{where('phases')}[{i}]", fix=PLAN_FIX, rules=rules)
+        w = f"{where('phases')}[{i}]"
+        check_record(PhaseSpec, p, w, fix=PLAN_FIX, rules=rules)
+        name = p.get("name")
+        if name is not None and not (name and len(name) <= 64 and all(c.isalnum() or c in "-_." for c in name)
+                                     and name[0].isalnum()):
+            raise UserError(f"{w}.name must be letters, digits, - _ . (it names launch files and folders), "
+                            f"got {name!r:.80}; {PLAN_FIX}")
+        for j, src in enumerate(p.get("data") or []):
+            check_record(PhaseData, src, f"{w}.data[{j}]", fix=PLAN_FIX, rules={"weight": "positive"})
     return list(phases)
 
 
