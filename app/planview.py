@@ -1,9 +1,13 @@
 """The Plan page's pieces: tables of a Plan (reshaping only: every value comes from the plan's
 sections), the inputs of the band, serving and checkpoint options, and the sections that show the
 plan's choices (the near-optimal band, law sensitivity, layout alternatives, eval cadence,
-checkpoints and goodput, serving). app/views/plan.py lays them out.
+checkpoints and goodput, serving), and the hparams checkbox's gate verdict (:func:`hparams_gate`);
+the per-group table of μP as each trainer applies it is app/trainer_table.py. app/views/plan.py lays
+them out.
 """
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import pandas as pd
 import streamlit as st
@@ -44,6 +48,43 @@ def hparams_table(hp) -> pd.DataFrame:
     rows.append({"group": "attention logits", "learning rate": "", "init std": "", "weight decay": "",
                  "forward multiplier": f"{hp.attention.scale:.4g} ({hp.attention.rule})"})
     return pd.DataFrame(rows)
+
+
+@dataclass(frozen=True)
+class GateView:
+    """The quality gate's verdict on a study's hparams.yaml for the Plan page's checkbox."""
+
+    passes: bool
+    caption: str
+
+
+def hparams_gate(path) -> GateView:
+    """:func:`planner.hparams_gate.hparams_quality` of the hparams.yaml at ``path`` with its width-independent
+    checks (no target width: the plan's width is not known before the checkbox, and a plan never
+    trains at the proxy's width), as the planner's own gate (planner/plan/training.py
+    ``gated_hparams``) applies it. An unreadable file fails with its error."""
+    from planner.hparams import HParams
+    from planner.hparams_gate import hparams_quality
+
+    try:
+        report = hparams_quality(HParams.read(path))
+    except UserError as e:
+        return GateView(False, f"Not preselected: the file cannot be read: {e}")
+    if report.passes:
+        return GateView(True, "Preselected: the file passes the transfer quality gate (enough trials, optima "
+                              "inside the search ranges, a μTransfer check over >= 3 widths).")
+    return GateView(False, "Not preselected: the transfer quality gate fails (" + "; ".join(report.reasons())
+                    + "); the plan uses the published LR/batch laws unless ticked.")
+
+
+def hparams_stated(path, target_width: int) -> str:
+    """The gate's stated (not required) checks of the hparams.yaml at ``path`` for the plan's width:
+    how far the values are extrapolated and whether the proxy met TP V's minimum scale."""
+    from planner.hparams import HParams
+    from planner.hparams_gate import hparams_quality
+
+    report = hparams_quality(HParams.read(path), target_width)
+    return "Transfer: " + "; ".join(f"{c.name}: {c.detail}" for c in report.checks if not c.required)
 
 
 def band_table(choice) -> pd.DataFrame:
@@ -214,3 +255,4 @@ def show_serving(plan) -> None:
     else:
         st.success(f"Not binding: up to {fmt.human(sv.n_max)} params serve on {sv.target} "
                    f"(context {sv.context:,}, batch {sv.batch}); N* is {fmt.human(sv.n_opt)}")
+

@@ -12,7 +12,12 @@ Conventions:
 * hparams.yaml (docs/CONTRACTS.md) is a :class:`planner.hparams.HParams` of the best COMPLETE
   trial, written by ``HParams.write``: the sampled values with ``base_width`` = the trial's width
   (every sweep trial runs at m_d = 1), the trainer's defaults for what was not searched, the
-  data's vocab and where it came from (study, trial, val loss, tokens, corpus hash).
+  data's vocab and where it came from (study, trial, val loss, tokens, corpus hash), and the
+  ``sweep`` record the quality gate reads (planner/hparams_gate.py; :func:`sweep_record`):
+  ``sampler``, ``n_finished`` (COMPLETE + PRUNED trials), ``n_complete``, ``widths`` (the study's
+  proxy widths) and ``space`` (``{name: {low, high, log}}`` of every float hyperparameter Optuna
+  sampled for the best trial, i.e. proxy_train/sweep_space.py's ``SPACE``, plus ``weight_decay``
+  with ``--tune-wd``).
 * Figures (plotly, HTML): ``lr_vs_loss`` (final loss vs log2 LR per width) and Optuna's history,
   parallel coordinates, slice and parameter importance; one that cannot be drawn is skipped with
   the reason.
@@ -57,8 +62,26 @@ def trials_frame(study):
     return pd.DataFrame(rows)
 
 
+def sweep_record(study, meta: StudyMeta, best_number: int) -> dict[str, Any]:
+    """The ``sweep`` mapping of hparams.yaml (planner/hparams.py ``SweepRecord``; module docstring).
+
+    The search ranges are read from the best trial's Optuna distributions (what its values were
+    drawn from), not from today's ``SPACE``, so a study made with other ranges is judged by its own.
+    """
+    from optuna.distributions import FloatDistribution
+
+    trials = study.get_trials(deepcopy=False)
+    states = [t.state.name for t in trials]
+    n_complete = states.count("COMPLETE")
+    best = next(t for t in trials if t.number == best_number)
+    space = {name: {"low": float(d.low), "high": float(d.high), "log": bool(d.log)}
+             for name, d in sorted(best.distributions.items()) if isinstance(d, FloatDistribution)}
+    return {"sampler": str(meta.spec.sampler), "n_finished": n_complete + states.count("PRUNED"),
+            "n_complete": n_complete, "widths": sorted(int(w) for w in meta.spec.widths), "space": space}
+
+
 def best_hparams(study, meta: StudyMeta) -> HParams:
-    """hparams.yaml of the best COMPLETE trial (see the module docstring)."""
+    """hparams.yaml of the best COMPLETE trial, with the ``sweep`` record (see the module docstring)."""
     spec = meta.spec
     best = BestTrial.of(study)
     if best is None:
@@ -79,6 +102,7 @@ def best_hparams(study, meta: StudyMeta) -> HParams:
                 "corpus_sha256": spec.corpus_sha256},
         meta={"scaleplan_version": __version__, "code_version": meta.code_version, "command": meta.command,
               "made_by": "scaleplan sweep export"},
+        sweep=sweep_record(study, meta, best.number),
     )
 
 
@@ -136,6 +160,24 @@ def study_figures(study, df) -> tuple[dict[str, Any], dict[str, str]]:
     return figs, skipped
 
 
+def kept_transfer(path: Path, hp: HParams) -> dict[str, Any]:
+    """The ``transfer`` record of the hparams.yaml at ``path`` that a re-export keeps: a μTransfer
+    check (``scaleplan transfer-check --record-into``) tests the parameterization on the corpus, not
+    the chosen values, so it stays valid when a longer sweep picks another trial; it is dropped when
+    the file is unreadable, the corpus changed, or the check no longer matches the parameterization
+    or covers the base width (:func:`proxy_train.transfer.record_problems`'s rules)."""
+    if not path.is_file():
+        return {}
+    try:
+        old = HParams.read(path)
+    except UserError:
+        return {}
+    widths = old.transfer.get("widths") or [0]
+    same = (old.transfer.get("param") == hp.parameterization and min(widths) <= hp.base_width <= max(widths)
+            and old.source.get("corpus_sha256") == hp.source.get("corpus_sha256"))
+    return dict(old.transfer) if same else {}
+
+
 def write_table(df, path: Path, fmt: str) -> Path:
     """The trials table as CSV or Parquet, atomically."""
     if fmt == "csv":
@@ -158,6 +200,7 @@ def export(study_dir: str | Path, *, fmt: str = "csv", storage: str | None = Non
     out: dict[str, Any] = {"study": str(study_dir), "trials": int(len(df)), "table": str(table)}
     if meta.spec.kind == "sweep":
         hp = best_hparams(study, meta)
+        hp.transfer = kept_transfer(study_dir / "hparams.yaml", hp)
         written.append(str(hp.write(study_dir / "hparams.yaml")))
         out["hparams"] = {k: v for k, v in hp.to_dict().items() if k != "meta"}
     figs, skipped = study_figures(study, df)

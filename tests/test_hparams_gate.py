@@ -134,3 +134,107 @@ def test_records_round_trip_and_bad_records_are_user_errors(tmp_path):
                           ("transfer", {**d["transfer"], "drift": 0.1}, "unknown hparams.transfer fields")):
         with pytest.raises(UserError, match=msg):
             HParams.from_dict({**d, key: bad})
+
+
+# ------------------------------------------------------------------ records written by the real commands
+GATE_OBJ = ROOT / "tests" / "gate_objectives.py"
+
+
+@pytest.fixture(scope="module")
+def gate_data(tmp_path_factory):
+    from proxy_train.data import prepare_data
+
+    out = tmp_path_factory.mktemp("gatedata") / "data"
+    prepare_data(out, source="stdlib", tokenizer="bytes", max_mb=0.3, progress=False)
+    return out
+
+
+def _sweep(study, data, trials):
+    from conftest import run_cli
+
+    r = run_cli("sweep", "--study", study, "--data", data, "--widths", "32", "--trials", trials, "--sampler", "tpe",
+                "--pruner", "none", "--objective", f"{GATE_OBJ}:bowl_all", "--json", timeout=300)
+    assert r.returncode == 0, r.stderr
+    r = run_cli("sweep", "export", "--study", study, "--json", timeout=120)
+    assert r.returncode == 0, r.stderr
+    return study / "hparams.yaml"
+
+
+def _check(out, data, widths, *extra):
+    from conftest import run_cli
+
+    return run_cli("transfer-check", "--data", data, "--out", out, "--widths", widths, "--lrs=-12:-6:1",
+                   "--param", "mup", "--objective", f"{GATE_OBJ}:bowl_all", "--json", *extra, timeout=300)
+
+
+def test_sweep_and_transfer_check_write_the_evidence_the_gate_passes(tmp_path, gate_data):
+    """`scaleplan sweep` + `sweep export` + `transfer-check --record-into`, through Optuna and the
+    study machinery (objective: tests/gate_objectives.py, a bowl with a known optimum): the records
+    have planner/hparams.py's shape and the gate passes them."""
+    from gate_objectives import best_log2_lr
+
+    path = _sweep(tmp_path / "sw", gate_data, 40)
+    hp = HParams.read(path)
+    assert hp.sweep == {"sampler": "tpe", "n_finished": 40, "n_complete": 40, "widths": [32],
+                        "space": {k: {"low": lo, "high": hi, "log": log} for k, (lo, hi, log) in SPACE.items()}}
+    assert hp.transfer == {}
+    report = hparams_quality(hp, 1024)
+    assert [c.name for c in report.failures] == ["transfer"] and "no μTransfer check" in report.reasons()[0]
+
+    r = _check(tmp_path / "tc", gate_data, "32,64,128", "--record-into", tmp_path / "sw")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["recorded_into"] == str(path)
+    hp = HParams.read(path)
+    rec = hp.transfer
+    # a quadratic loss makes the 3-point parabola exact: the drift is the objective's own 0.2 octave
+    assert rec["drift_octaves"] == pytest.approx(best_log2_lr(128) - best_log2_lr(32), abs=1e-9)
+    assert rec["drift_octaves"] == pytest.approx(0.2, abs=1e-9)
+    meta = json.loads((gate_data / "meta.json").read_text())
+    assert rec == {"param": "mup", "widths": [32, 64, 128], "drift_octaves": rec["drift_octaves"],
+                   "any_edge": False, "corpus_sha256": meta["sha256"], "steps": 150,
+                   "hp": {"init_std": 0.02, "alpha_in": 1.0, "alpha_out": 1.0, "warmup_frac": 0.0}}
+    report = hparams_quality(hp, 1024)
+    assert report.passes, report.lines()
+    assert "over widths [32, 64, 128]" in report.check("transfer").detail
+    # a re-export (a longer sweep picking another trial) keeps the check: it tested μP on this corpus
+    _sweep(tmp_path / "sw", gate_data, 44)
+    again = HParams.read(path)
+    assert again.sweep["n_finished"] == 44 and again.transfer == rec
+    # without --data nothing runs: the finished check in --out is re-analysed and recorded
+    from conftest import run_cli
+
+    other = HParams(base_width=64, source={"corpus_sha256": meta["sha256"]}).write(tmp_path / "other.yaml")
+    r = run_cli("transfer-check", "--out", tmp_path / "tc", "--record-into", other, "--json", timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert HParams.read(other).transfer == rec and json.loads(r.stdout)["n_runs"] == 3 * 7
+
+
+def test_thin_evidence_fails_the_gate_with_its_reasons(tmp_path, gate_data):
+    """Too few trials and a two-width check, written by the same commands, fail on exactly those."""
+    path = _sweep(tmp_path / "sw", gate_data, 12)
+    r = _check(tmp_path / "tc", gate_data, "32,64", "--record-into", path)
+    assert r.returncode == 0, r.stderr
+    report = hparams_quality(HParams.read(path), 1024)
+    assert {c.name for c in report.failures} >= {"trials", "transfer"}
+    assert "12 finished trials (12 complete) < 30" in report.check("trials").detail
+    assert "2 widths [32, 64] (need >= 3)" in report.check("transfer").detail
+
+
+def test_transfer_record_refuses_a_mismatch_and_leaves_the_file(tmp_path, gate_data):
+    """Parameterization, base width and corpus mismatches exit 2 with one line, before any run."""
+    from conftest import run_cli
+
+    meta = json.loads((gate_data / "meta.json").read_text())
+    cases = [(dict(base_width=256), "32,64,128", "base width 256 lies outside the checked widths 32-128"),
+             (dict(parameterization="sp"), "32,64,128", "its values are sp but the check ran mup only"),
+             (dict(), "32,64,128", "is not the sweep's")]
+    for i, (edits, widths, words) in enumerate(cases):
+        source = {"corpus_sha256": "f" * 64} if words == "is not the sweep's" else {"corpus_sha256": meta["sha256"]}
+        path = HParams(**{"base_width": 32, **edits}, source=source).write(tmp_path / f"hp{i}.yaml")
+        before = path.read_bytes()
+        r = _check(tmp_path / f"tc{i}", gate_data, widths, "--record-into", path)
+        assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+        assert words in r.stderr and r.stderr.startswith("error: cannot record"), r.stderr
+        assert path.read_bytes() == before and not (tmp_path / f"tc{i}").exists()
+    r = run_cli("transfer-check", "--out", tmp_path / "none", "--record-into", tmp_path / "hp0.yaml")
+    assert r.returncode == 2 and "holds no transfer check; pass --data" in r.stderr

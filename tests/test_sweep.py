@@ -78,6 +78,15 @@ def test_real_proxy_sweep_export_and_resume(tiny_data, tmp_path):
     cfg = TrainConfig.from_hparams(HParams.read(study / "hparams.yaml"), data_vocab=hp["vocab_size"],
                                    data=str(tiny_data), steps=8).validate()
     assert cfg.base_width == 32 and cfg.lr == pytest.approx(hp["lr"])
+    # the evidence record the quality gate reads (planner/hparams_gate.py): 3 real trials are too few
+    from planner.hparams_gate import hparams_quality
+    from proxy_train.sweep_space import SPACE
+
+    assert hp["sweep"] == {"sampler": "random", "n_finished": 3, "n_complete": 3, "widths": [32],
+                           "space": {k: {"low": lo, "high": hi, "log": log} for k, (lo, hi, log) in SPACE.items()}}
+    gate = hparams_quality(HParams.read(study / "hparams.yaml"), 256)
+    assert "trials" in [c.name for c in gate.failures]
+    assert gate.check("trials").detail.startswith("3 finished trials (3 complete) < 30")
     import pandas as pd
 
     df = pd.read_csv(study / "trials.csv")

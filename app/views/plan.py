@@ -3,9 +3,10 @@
 Every number comes from :func:`planner.plan.make_plan` (allocation, shape search, the near-optimal
 band and its shape x layout options, law sensitivity, μP transfer, layout alternatives, memory,
 time, cost, eval cadence, checkpoints and goodput, the serving cap, warnings); this page only
-collects inputs, formats and plots results (sections and tables: app/planview.py, figures:
-app/figures.py), and offers the exporters' files as downloads. A plan takes about a second (one
-layout search per shape in the band), so the page recomputes on every change (no submit button).
+collects inputs, formats and plots results (sections and tables: app/planview.py and
+app/trainer_table.py, figures: app/figures.py), and offers the exporters' files as downloads. A
+plan takes about a second (one layout search per shape in the band), so the page recomputes on
+every change (no submit button).
 """
 from __future__ import annotations
 
@@ -15,8 +16,11 @@ import streamlit as st
 
 from app import exports, fmt, loaders, state
 from app.figures import memory_bar
-from app.planview import (candidates_table, choice_inputs, hparams_table, memory_components, show_band,
-                           show_layouts, show_operations, show_sensitivity, show_serving)
+from app.phase_figures import plan_phase_figure
+from app.planview import (candidates_table, choice_inputs, hparams_gate, hparams_stated, hparams_table,
+                           memory_components, show_band, show_layouts, show_operations, show_sensitivity,
+                           show_serving)
+from app.trainer_table import show_trainer_table
 from planner.errors import UserError
 from planner.hardware import get_gpu, list_gpus
 from planner.laws import DEFAULT_LAW, PRESETS
@@ -43,8 +47,11 @@ if study_fit_label:
         study_fit_warnings = loaders.load_fitted_law(law_options[study_fit_label][1]).meta.get("warnings") or []
     except UserError as e:  # a corrupt fit.json: listed, never the default; choosing it shows the error
         study_fit_warnings = [str(e)]
+# A reference study (published runs imported by `scaleplan study import`) describes someone else's
+# data and tokenizer at small scale: listed for comparison, never the default law of a plan.
+study_is_reference = loaders.load_reference(study) is not None
 default_law = law_labels.index(study_fit_label if study_fit_label and not study_fit_warnings
-                               else f"{DEFAULT_LAW} (published)")
+                               and not study_is_reference else f"{DEFAULT_LAW} (published)")
 gpu_names = [g.name for g in list_gpus()]
 
 left, right = st.columns([1, 2.2], gap="large")
@@ -81,8 +88,13 @@ with left:
     if study_fit_warnings and law_label != study_fit_label:
         st.caption(f"{study_fit_label} is not the default: {study_fit_warnings[0]}")
     hp_path = loaders.study_file(study, *loaders.HPARAMS_FILES)
-    use_hp = hp_path is not None and st.checkbox(f"μP hyperparameters from {study.name}/hparams.yaml",
-                                                 value=True, key="use_hparams")
+    gate = hparams_gate(hp_path) if hp_path is not None else None
+    use_hp = hp_path is not None and st.checkbox(
+        f"μP hyperparameters from {study.name}/hparams.yaml", value=gate.passes, key="use_hparams",
+        help="preselected only when the file passes the transfer quality gate (planner/hparams_gate.py); "
+             "ticked anyway, the plan applies them with a warning (as `scaleplan plan --force-hparams`)")
+    if gate is not None:
+        st.caption(gate.caption)
     with st.expander("Options"):
         inference = st.number_input("Inference tokens over the model's life (0 = ignore)", min_value=0.0,
                                     value=0.0, format="%.3e", key="inference_tokens")
@@ -110,6 +122,7 @@ try:
         inference_tokens=float(inference), unique_tokens=float(unique) or None, seq_len=int(seq_len),
         vocab=int(vocab), tp=None if tp_choice == "auto" else int(tp_choice), mfu=mfu,
         price_per_gpu_hour=float(price) or None, schedule=schedule, **choice_options,
+        force_hparams=bool(use_hp and not gate.passes),
         command="scaleplan app (Plan page)"))
 except UserError as e:
     error = str(e)
@@ -155,6 +168,12 @@ with right:
             st.caption(f"μP hyperparameters transferred to width {plan.hparams.d_model} "
                        f"(m_d = {plan.hparams.m_d:.3g}) per parameter group")
             st.dataframe(hparams_table(plan.hparams), hide_index=True)
+            if use_hp:
+                st.caption(hparams_stated(hp_path, plan.hparams.d_model))
+            show_trainer_table(plan)
+        if (fig := plan_phase_figure(plan)) is not None:
+            st.caption("Learning rate over the whole run, phase by phase (planner/plan/phases.py)")
+            st.plotly_chart(fig, width="stretch", key="phase_lr_chart")
 
         place, lay, mem = plan.placement, plan.layout, plan.memory
         st.subheader("Layout, memory, time and cost")
