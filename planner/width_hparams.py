@@ -42,7 +42,7 @@ Conventions:
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from planner.errors import UserError
@@ -97,6 +97,9 @@ class WidthHParams:
     eps: float
     warmup_frac: float
     warnings: list[str] = field(default_factory=list)
+    #: The training-horizon LR correction (planner/horizon.py): applied or not and why; None when
+    #: never considered (a WidthHParams made outside a plan).
+    horizon: dict[str, Any] | None = None
 
     @property
     def is_mup(self) -> bool:
@@ -127,7 +130,13 @@ class WidthHParams:
                 "attention": {"scale": self.attention.scale, "rule": self.attention.rule},
                 "query_zero_init": self.query_zero_init, "readout_zero_init": self.readout_zero_init,
                 "betas": list(self.betas), "eps": self.eps, "warmup_frac": self.warmup_frac,
-                "warnings": list(self.warnings)}
+                "warnings": list(self.warnings), **({"horizon": self.horizon} if self.horizon is not None else {})}
+
+    def with_lr_factor(self, factor: float, horizon: dict[str, Any]) -> "WidthHParams":
+        """The same values with every group's LR multiplied by ``factor`` (the base LR scaled, so the
+        μP ratios between groups stay), recording ``horizon`` (why)."""
+        scaled = {name: replace(g, lr=g.lr * factor) for name, g in self.groups.items()}
+        return replace(self, **scaled, horizon=horizon)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "WidthHParams":
@@ -137,7 +146,7 @@ class WidthHParams:
                        base_width=d["base_width"], **groups, attention=AttentionScale(**d["attention"]),
                        query_zero_init=d["query_zero_init"], readout_zero_init=d["readout_zero_init"],
                        betas=tuple(d["betas"]), eps=d["eps"], warmup_frac=d["warmup_frac"],
-                       warnings=list(d.get("warnings") or []))
+                       warnings=list(d.get("warnings") or []), horizon=d.get("horizon"))
         except (KeyError, TypeError) as e:
             raise UserError(f"the plan's hparams section is incomplete or malformed ({e}); regenerate the plan "
                             "with `scaleplan plan --hparams`") from None

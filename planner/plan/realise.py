@@ -20,7 +20,7 @@ from planner.plan.placement import gpu_count, place_on_hardware
 from planner.plan.request import PlanRequest
 from planner.plan.sections import MemoryFit, Placement, TimeCost, TrainingRecipe
 from planner.plan.time_cost import time_and_cost
-from planner.plan.training import DeepSeekOptimum, deepseek_optimum, training_recipe
+from planner.plan.training import DeepSeekOptimum, apply_horizon, deepseek_optimum, training_recipe
 from planner.shape import ModelShape
 
 
@@ -83,6 +83,7 @@ def _place(request: PlanRequest, shape: ModelShape, tokens: int, budget: Budget,
            placed: Realised | None = None) -> Realised:
     deepseek = deepseek_optimum(shape, tokens)
     width = hp.at_width(shape.d_model, shape.n_layers, shape.head_dim) if hp is not None else None
+    width = apply_horizon(request, hp, width, tokens)  # the training-horizon LR factor (planner/horizon.py)
     training = training_recipe(request, shape, tokens, n_gpus, width, hp, deepseek)
     if placed is None:
         placement, memory, layout_mfu, warnings, alternatives = place_on_hardware(request, shape, gpu, n_gpus,

@@ -31,11 +31,14 @@ def plan_summary(plan) -> str:
         f"  optimizer  AdamW betas {tuple(t.betas)}, eps {t.eps:g}, wd {t.weight_decay:g}, "
         f"clip {t.clip_grad:g}, init std {t.init_std:.4g}",
     ]
+    lines += _phase_lines(plan)
     hp = plan.hparams
     if hp is not None:
         lines.append(f"  μP         m_d {hp.m_d:.3g}: hidden lr {hp.hidden.lr:.3g}, "
                      f"embedding/readout lr {hp.embedding.lr:.3g}, hidden init {hp.hidden.init_std:.3g}, "
                      f"output mult {hp.readout.multiplier:.3g}")
+    if hp is not None and hp.horizon is not None:
+        lines.append(f"  horizon    {_horizon_text(hp.horizon)}")
     lines.append(f"  layout     {place.n_gpus} x {place.gpu}: TP {lay.tp} PP {lay.pp} CP {lay.cp} "
                  f"DP {lay.dp} ({place.sharding}), recompute {lay.recompute}")
     if plan.memory is not None:
@@ -51,6 +54,15 @@ def plan_summary(plan) -> str:
     for w in plan.warnings:
         lines.append(f"  warning    {w}")
     return "\n".join(lines)
+
+
+def _phase_lines(plan) -> list[str]:
+    """One line per schedule phase (a phased plan's schedule line above is only its first segment)."""
+    if not plan.phases:
+        return []
+    from planner.plan.phases import describe_phases, resolve_plan_phases
+
+    return [f"  phase      {line}" for line in describe_phases(resolve_plan_phases(plan))]
 
 
 def _run_lines(plan) -> list[str]:
@@ -89,3 +101,17 @@ def _choice_lines(plan) -> list[str]:
         out.append(f"  law view   {v.law:<16} N* {v.N:.3g}, {v.tokens_per_param:.0f} tokens/param; "
                    f"this plan's (N, D) costs {v.penalty:+.2%} loss")
     return out
+
+
+def _horizon_text(h: dict) -> str:
+    """The training-horizon LR correction in one line (planner/horizon.py)."""
+    if not h.get("applied"):
+        return f"no LR correction: {h.get('reason', '')}"
+    lo, hi = h["factor_ci_low"], h["factor_ci_high"]
+    span = (f", measured on {h['measured_min_tokens']:.3g}..{h['measured_max_tokens']:.3g} tokens"
+            if h.get("measured_min_tokens") else "")
+    extra = (f" ({h['extrapolation_octaves']:.1f} octaves beyond the measured span)"
+             if h.get("extrapolation_octaves") else "")
+    return (f"LR x {h['factor']:.3g} (95% CI {lo:.3g}..{hi:.3g}) = ({h['t_target_tokens']:.3g} / "
+            f"{h['t_proxy_tokens']:.3g} tokens)^b, b = {h['exponent']:.3g} [{h['exponent_ci_low']:.3g}, "
+            f"{h['exponent_ci_high']:.3g}]{span}{extra}")

@@ -9,6 +9,10 @@ Choices, in order of precedence:
   width (``WidthHParams``, planner/width_hparams.py: Megatron's ``--lr`` is the hidden-matrix LR
   base lr / m_d and ``decoupled_lr`` the embedding/readout LR); SP hparams as they are; else
   DeepSeek's eta_opt(C). DeepSeek's optimum is computed once per plan (:func:`deepseek_optimum`).
+* Training horizon: an LR from proxy-tuned hparams is multiplied by (T_target / T_proxy)^b, T in
+  training tokens (T_proxy: hparams.yaml ``source.tokens``), b the project's measured exponent
+  (planner/horizon.py, studies/horizon); :func:`apply_horizon` records it in the hparams section
+  (applied or why not) and the LR source says so. Off with ``horizon_correction=False``.
 * Schedule: cosine (or WSD) to ``MIN_LR_RATIO`` of the peak, warmup ``DEFAULT_WARMUP_ITERS`` but
   at most ``MAX_WARMUP_FRAC`` of the run (or the hparams' warmup fraction). Our plans decay to the
   end (``lr_decay_iters = train_iters``, counted from step 0 including warmup, as Megatron does);
@@ -20,7 +24,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from planner.errors import UserError
 from planner.plan.request import PlanRequest
@@ -95,6 +99,13 @@ def training_recipe(request: PlanRequest, shape: ModelShape, tokens: int, n_gpus
     betas, eps, wd, clip, init_std = optimizer_settings(request, hp)
     mup = applies_mup(request, width)
     mup_fields = {}
+    hz = horizon_applied(width)
+    if hz is not None:
+        lr_source += (f" x training-horizon factor {hz['factor']:.4g} = (T_target/T_proxy)^b, T_proxy "
+                      f"{hz['t_proxy_tokens']:.4g}, T_target {hz['t_target_tokens']:.4g} tokens, b {hz['exponent']:.4g} "
+                      f"(95% CI {hz['exponent_ci_low']:.4g}..{hz['exponent_ci_high']:.4g}; planner/horizon.py)")
+        if not mup:
+            lr = lr * hz["factor"]
     if mup:
         lr_source += f"; Megatron --lr is the hidden-matrix LR lr/m_d = {width.hidden.lr:.4g}"
         lr, init_std = width.hidden.lr, width.hidden.init_std
@@ -113,6 +124,47 @@ def training_recipe(request: PlanRequest, shape: ModelShape, tokens: int, n_gpus
         init_std=float(init_std), flops_per_token=shape.flops_per_token_megatron,
         deepseek_batch_tokens=None if r else deepseek.batch_tokens,
         megatron_extra=dict(r.megatron_extra) if r is not None and r.megatron_extra else None, **mup_fields)
+
+
+def horizon_record(request: PlanRequest, hp, tokens: int, correction=None) -> dict:
+    """The horizon correction for hparams ``hp`` trained to ``tokens``: ``describe()``'s record when
+    it applies, else ``{"applied": False, "reason": ...}`` (module docstring)."""
+    from planner.horizon import MEASURED
+
+    c = MEASURED if correction is None else correction
+    if not request.horizon_correction:
+        return {"applied": False, "reason": "turned off (--no-horizon-correction)"}
+    if request.recipe is not None or request.lr is not None:
+        return {"applied": False, "reason": "the peak LR is the preset's or given, not the hparams'"}
+    if c.unusable_reason():
+        return {"applied": False, "reason": c.unusable_reason()}
+    t_proxy = (hp.source or {}).get("tokens")
+    if isinstance(t_proxy, bool) or not isinstance(t_proxy, (int, float)) or not t_proxy > 0:
+        return {"applied": False, "reason": "the hparams do not record the proxy's training tokens (source.tokens), "
+                                            "so T_proxy is unknown"}
+    return c.describe(float(t_proxy), float(tokens))
+
+
+def apply_horizon(request: PlanRequest, hp, width, tokens: int, correction=None):
+    """``width`` (hp.at_width(...)) with every group's LR times the horizon factor when it applies, and the
+    record of what was done; a correction that cannot be made for want of T_proxy adds a warning."""
+    if width is None:
+        return None
+    rec = horizon_record(request, hp, tokens, correction)
+    if rec["applied"]:
+        return width.with_lr_factor(rec["factor"], rec)
+    out = replace(width, horizon=rec)
+    if rec["reason"].startswith("the hparams do not record") and isinstance(request.hparams, (str, Path)):
+        out = replace(out, warnings=[*width.warnings, "no training-horizon LR correction: the hparams do not record "
+                                     "the proxy's training tokens (source.tokens); re-export them with `scaleplan "
+                                     "sweep export`, or pass --no-horizon-correction to silence this"])
+    return out
+
+
+def horizon_applied(width) -> dict | None:
+    """The applied horizon record of a plan's hparams, or None."""
+    rec = getattr(width, "horizon", None) if width is not None else None
+    return rec if rec and rec.get("applied") else None
 
 
 def global_batch(request: PlanRequest, deepseek: DeepSeekOptimum, n_gpus: int) -> int:
