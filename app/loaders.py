@@ -183,3 +183,25 @@ def _figure(path: str, mtime: float, size: int):
 def load_figure(path: Path):
     """A plotly figure saved with ``fig.to_json()`` (``*.fig.json`` / ``*_fig.json``)."""
     return _figure(*_key(path))
+
+
+@st.cache_resource(show_spinner=False, max_entries=16)
+def _yaml(path: str, mtime: float, size: int):
+    from planner.io import read_yaml
+
+    return read_yaml(path)
+
+
+def load_reference(study: Path | None) -> dict | None:
+    """The ``reference`` record of a study built from published runs (study.yaml written by
+    ``scaleplan study import``: source, citation, licence, command), or None for other studies."""
+    path = study_file(study, "study.yaml", show=False)
+    if path is None:
+        return None
+    try:
+        record = _yaml(*_key(path))
+    except UserError:
+        return None
+    ref = record.get("reference") if isinstance(record, dict) else None
+    return ref if isinstance(ref, dict) else None
+

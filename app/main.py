@@ -31,8 +31,11 @@ names = state.list_studies(root)
 with st.sidebar:
     st.markdown(f"**scaleplan {__version__}**")
     options = ["(none: published laws only)"] + names
+    labels = {n: state.study_label(root, n) for n in names}
     choice = st.selectbox("Study", options, index=state.default_study_index(names), key="study_name",
-                          help=f"study folders under {root}")
+                          format_func=lambda n: labels.get(n, n),
+                          help=f"study folders under {root}; real-scale studies are published runs "
+                               "(`scaleplan study import`), the demo is the pipeline at toy scale")
     if not names:
         st.caption(f"No study folders under `{root}`. Run `scaleplan demo` or start the app with "
                    "`scaleplan app --studies DIR`.")

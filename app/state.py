@@ -15,7 +15,10 @@ from pathlib import Path
 from planner.errors import UserError
 
 ENV_VAR = "SCALEPLAN_STUDIES"
-DEFAULT_STUDY = "demo"
+#: The study the dashboard opens on: a real-scale reference study (``scaleplan study import``);
+#: where it is absent, the first of :data:`FALLBACK_STUDIES` that exists.
+DEFAULT_STUDY = "porian2024"
+FALLBACK_STUDIES = ("muennighoff2023", "chinchilla-epoch2024", "demo")
 
 
 def studies_root(argv: list[str] | None = None) -> Path:
@@ -73,5 +76,30 @@ def study_file(study: Path | None, *names: str) -> Path | None:
 
 
 def default_study_index(names: list[str]) -> int:
-    """Index of the default study in a selectbox whose first entry is "(none)"."""
-    return names.index(DEFAULT_STUDY) + 1 if DEFAULT_STUDY in names else 0
+    """Index of the default study in a selectbox whose first entry is "(none)": :data:`DEFAULT_STUDY`,
+    else the first of :data:`FALLBACK_STUDIES` present, else "(none)"."""
+    for name in (DEFAULT_STUDY, *FALLBACK_STUDIES):
+        if name in names:
+            return names.index(name) + 1
+    return 0
+
+
+def study_label(root: Path, name: str) -> str:
+    """How the sidebar names a study, from its study.yaml: a reference study (``reference:``, written
+    by ``scaleplan study import``) with its source and "real scale", the toy pipeline demo (``demo:``,
+    written by ``scaleplan demo``) as "pipeline demo (toy scale)", anything else by its folder name."""
+    from planner.io import read_yaml
+
+    try:
+        path = inside(root, name, "study.yaml")
+        record = read_yaml(path) if path.is_file() else None
+    except (UserError, OSError):
+        return name
+    if not isinstance(record, dict):
+        return name
+    ref = record.get("reference")
+    if isinstance(ref, dict) and isinstance(ref.get("label"), str):
+        return f"{name}: {ref['label'][:80]}"
+    if isinstance(record.get("demo"), dict):
+        return f"{name}: pipeline demo (toy scale)"
+    return name

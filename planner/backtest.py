@@ -153,6 +153,8 @@ class Backtest:
                            max_abs_rel_error=r.max_abs_rel_error, mean_abs_rel_error=r.mean_abs_rel_error,
                            inside=int(sum(x.inside_interval for x in r.rows)),
                            reach=max(x.compute_vs_max_fitted for x in r.rows))
+                if (r.fit or {}).get("selected"):
+                    row["selected"] = r.fit["selected"]
             out.append(row)
         return out
 
@@ -205,7 +207,8 @@ def run_backtest(fitter, N, D, L, C, factors=DEFAULT_FACTORS, *, law_max_fitted_
     prediction intervals, refitted in ``n_jobs`` processes (default 1: for a few hundred resamples
     of a few hundred rows, spawning workers costs more than it saves; benchmarks/bench_backtest.py).
     """
-    overrides = {"drop_top_loss": 0, "min_tokens_per_param": None, "holdout_top_compute": None, "progress": False,
+    overrides = {"drop_top_loss": 0, "min_tokens_per_param": None, "min_compute": None, "holdout_top_compute": None,
+                 "progress": False,
                  "bootstrap": int(fitter.bootstrap) or INTERVAL_BOOTSTRAP, "n_jobs": int(n_jobs)}
     N, D, L, C = (np.asarray(v, dtype=float).reshape(-1) for v in (N, D, L, C))
     ids = None if run_ids is None else np.asarray([str(i) for i in run_ids], dtype=object)
@@ -234,6 +237,8 @@ def run_backtest(fitter, N, D, L, C, factors=DEFAULT_FACTORS, *, law_max_fitted_
                                         max_fitted_flops=float(C[fit_mask].max()),
                                         run_ids=None if ids is None else ids[held])
         split.report.fit = {**sub.params_, "converged": sub.converged_}
+        if getattr(sub, "selection_", None):  # --select: the configuration this split's inner backtest chose
+            split.report.fit["selected"] = sub.selection_["chosen"]
     return Backtest(splits=splits, max_flops=c_max, law_max_fitted_flops=law_max_fitted_flops)
 
 

@@ -18,6 +18,14 @@ reached an objective within a relative 1e-6 of the best and the spread of alpha,
 Conventions: N parameters (whichever count the caller fits on), D tokens, L loss in nats; the
 held-out option ranks rows by C = 6 N D. ``bootstrap`` resamples rows with replacement
 (seeded by ``seed``); intervals are 95 % percentile intervals.
+
+Fitting choices for extrapolation (issue 16 item 3; each judged by :mod:`planner.backtest`):
+``min_compute`` drops the runs with C = 6 N D below it (small runs can bend the law; Choshen
+et al. 2024, "A Hitchhiker's Guide to Scaling Law Estimation", discuss which runs to fit);
+``compute_weight`` p weights each run's Huber term by (C / C_max)^p, normalised to mean 1
+(OLMo-core's ladder fits weight runs by compute); ``fixed_E`` holds the irreducible loss at a
+given value (a published E or another fit's: Marin found a freely fitted E too optimistic and
+pinned it). :mod:`planner.fit_select` chooses among such settings by an inner backtest.
 """
 from __future__ import annotations
 
@@ -56,7 +64,8 @@ class ChinchillaFitter:
     def __init__(self, delta: float = 1e-3, grid: str | dict = "hoffmann", fix_alpha_eq_beta: bool = False,
                  fixed_alpha: float | None = None, fixed_beta: float | None = None, drop_top_loss: int = 0,
                  min_tokens_per_param: float | None = None, bootstrap: int = 0, seed: int = 0, n_jobs: int = 2,
-                 holdout_top_compute: float | None = None, progress: bool = False):
+                 holdout_top_compute: float | None = None, progress: bool = False, min_compute: float | None = None,
+                 compute_weight: float = 0.0, fixed_E: float | None = None):
         self.delta = delta
         self.grid = grid
         self.fix_alpha_eq_beta = fix_alpha_eq_beta
@@ -69,9 +78,13 @@ class ChinchillaFitter:
         self.n_jobs = n_jobs
         self.holdout_top_compute = holdout_top_compute
         self.progress = progress
+        self.min_compute = min_compute
+        self.compute_weight = compute_weight
+        self.fixed_E = fixed_E
 
     SETTINGS = ("delta", "grid", "fix_alpha_eq_beta", "fixed_alpha", "fixed_beta", "drop_top_loss",
-                "min_tokens_per_param", "bootstrap", "seed", "n_jobs", "holdout_top_compute", "progress")
+                "min_tokens_per_param", "bootstrap", "seed", "n_jobs", "holdout_top_compute", "progress",
+                "min_compute", "compute_weight", "fixed_E")
 
     def clone(self, **overrides) -> "ChinchillaFitter":
         """An unfitted fitter with these settings, ``overrides`` replacing some (the backtest's refits)."""
@@ -92,7 +105,9 @@ class ChinchillaFitter:
             raise UserError(f"n_jobs must be >= 1, got {self.n_jobs}")
         if self.holdout_top_compute is not None and not (0 < self.holdout_top_compute < 1):
             raise UserError(f"holdout_top_compute is a fraction in (0, 1), got {self.holdout_top_compute}")
-        for name in ("fixed_alpha", "fixed_beta"):
+        if not (isinstance(self.compute_weight, (int, float)) and 0 <= self.compute_weight <= 2):
+            raise UserError(f"compute_weight is a power p in [0, 2] (weights (C / C_max)^p), got {self.compute_weight!r}")
+        for name in ("fixed_alpha", "fixed_beta", "fixed_E", "min_compute"):
             v = getattr(self, name)
             if v is not None and not (math.isfinite(v) and v > 0):
                 raise UserError(f"{name} must be a positive number, got {v!r}")
@@ -114,6 +129,8 @@ class ChinchillaFitter:
         keep = np.ones(N.size, dtype=bool)
         if self.min_tokens_per_param is not None:
             keep &= D / N >= float(self.min_tokens_per_param)
+        if self.min_compute is not None:
+            keep &= 6.0 * N * D >= float(self.min_compute)
         k = int(self.drop_top_loss)
         if k:
             order = np.argsort(-L, kind="stable")
@@ -136,18 +153,23 @@ class ChinchillaFitter:
         self.n_dropped_ = int((~keep).sum())
         self.kept_mask_ = keep
         N, D, L = N[keep], D[keep], L[keep]
-        P = ParamMap.make(self.fix_alpha_eq_beta, self.fixed_alpha, self.fixed_beta)
+        P = ParamMap.make(self.fix_alpha_eq_beta, self.fixed_alpha, self.fixed_beta,
+                          None if self.fixed_E is None else math.log(self.fixed_E))
         held = np.zeros(N.size, dtype=bool)
         held[self._heldout_rows(N, D)] = True
         Nf, Df, Lf = N[~held], D[~held], L[~held]
         if Nf.size < P.M.shape[1] + 2:
             raise UserError(f"only {Nf.size} rows remain after dropping/holding out, the fit needs at least "
                             f"{P.M.shape[1] + 2} (free parameters + 2); use fewer drops or add runs")
+        if self.fixed_E is not None and self.fixed_E >= Lf.min():
+            raise UserError(f"fixed_E = {self.fixed_E:g} is not below the lowest fitted loss {Lf.min():.4g}; "
+                            "E is the loss floor: give a smaller value")
         x, y, logL = np.log(Nf), np.log(Df), np.log(Lf)
+        w = self._weights(Nf, Df)
         starts = grid_starts(self.grid)
-        if P.M.shape[1] < 5:  # tied / fixed exponents: project the starts onto the constraint
+        if P.M.shape[1] < 5:  # tied / fixed exponents or E: project the starts onto the constraint
             starts = np.unique(P.theta(P.phi(starts)), axis=0)
-        opt = solve_multistart(x, y, logL, starts, P, self.delta)
+        opt = solve_multistart(x, y, logL, starts, P, self.delta, weights=w)
         self.objective_, self.grad_norm_, self.agreement_ = opt.objective, opt.grad_norm, opt.agreement
         spread = max(opt.agreement["alpha_spread"], opt.agreement["beta_spread"])
         self.converged_ = bool(opt.grad_norm < GRAD_TOL and (opt.agreement["n_starts_at_best"] < 2 or spread < 1e-4))
@@ -157,13 +179,20 @@ class ChinchillaFitter:
         if self.bootstrap or self.holdout_top_compute:
             samples, self.bootstrap_converged_frac_ = bootstrap_refits(
                 x, y, logL, P, opt.theta, self.delta, int(self.bootstrap) or HOLDOUT_BOOTSTRAP, seed=self.seed,
-                n_jobs=self.n_jobs, progress=self.progress)
+                n_jobs=self.n_jobs, progress=self.progress, weights=w)
         self.law_ = self._make_law(opt.theta, samples, logL, Nf, Df)
         self.ci_ = {} if samples is None else {k: percentile_interval(samples[:, i]) for i, k in enumerate(PARAM_KEYS)}
         self.warnings_ = self._warnings(Nf, Df)
         self.law_.meta = {**self._meta(), "warnings": list(self.warnings_)}
         self.holdout_ = self._holdout(N[held], D[held], L[held]) if held.any() else None
         return self
+
+    def _weights(self, N, D) -> np.ndarray | None:
+        """Row weights (C / C_max)^p normalised to mean 1 (``compute_weight`` p), None when p = 0."""
+        if not self.compute_weight:
+            return None
+        w = (6.0 * N * D / np.max(6.0 * N * D)) ** float(self.compute_weight)
+        return w / w.mean()
 
     def _make_law(self, theta, samples, logL, N, D) -> ScalingLaw:
         a, b, e, alpha, beta = (float(v) for v in theta)
@@ -197,7 +226,7 @@ class ChinchillaFitter:
                 out.append(f"{key} = {v:.4g} is at the edge of the start grid [{lo}, {hi}]: the law is not "
                            "identified by these runs")
         lowest = float(self._fitted_region[2].min())
-        if self.law_.E < 0.05 * lowest:
+        if self.fixed_E is None and self.law_.E < 0.05 * lowest:
             out.append(f"E = {self.law_.E:.3g} is near 0 (the lowest measured loss is {lowest:.3g}): "
                        "these runs do not reach the loss floor, so the irreducible loss is not identified and "
                        "extrapolations will underestimate loss; add larger or longer runs before planning with it")
@@ -217,6 +246,8 @@ class ChinchillaFitter:
                 "fix_alpha_eq_beta": self.fix_alpha_eq_beta, "fixed_alpha": self.fixed_alpha,
                 "fixed_beta": self.fixed_beta, "drop_top_loss": self.drop_top_loss,
                 "min_tokens_per_param": self.min_tokens_per_param, "seed": self.seed,
+                **{k: getattr(self, k) for k in ("min_compute", "compute_weight", "fixed_E")
+                   if getattr(self, k) not in (None, 0, 0.0)},
                 "loss_units": "nats", "flops_per_token_per_param": 6.0,
                 "n_range": [float(Nf.min()), float(Nf.max())], "d_range": [float(Df.min()), float(Df.max())]}
 

@@ -139,9 +139,13 @@ class ParamMap:
     c: np.ndarray  # (5,)
 
     @classmethod
-    def make(cls, fix_alpha_eq_beta=False, fixed_alpha=None, fixed_beta=None):
+    def make(cls, fix_alpha_eq_beta=False, fixed_alpha=None, fixed_beta=None, fixed_e=None):
+        """``fixed_e``: e = log E held at this value (E fixed, e.g. a published or another fit's E)."""
         cols, c = [], np.zeros(5)
         for i in range(3):
+            if i == 2 and fixed_e is not None:
+                c[2] = float(fixed_e)
+                continue
             v = np.zeros(5)
             v[i] = 1
             cols.append(v)
@@ -338,13 +342,15 @@ class Optimum:
     agreement: dict
 
 
-def solve_multistart(x, y, logL, starts_nat, P: ParamMap, delta: float) -> Optimum:
-    """Run every start (natural theta rows) on the full data; polish the best three distinct optima."""
+def solve_multistart(x, y, logL, starts_nat, P: ParamMap, delta: float, weights=None) -> Optimum:
+    """Run every start (natural theta rows) on the full data; polish the best three distinct optima.
+
+    ``weights`` (R,): per-row weights of the Huber terms (default 1 each), e.g. compute weights."""
     xm, ym = float(x.mean()), float(y.mean())
     xc, yc = x - xm, y - ym
     starts_c = _to_centred(starts_nat, xm, ym)
     phi0 = P.phi(starts_c)
-    w = np.ones_like(x)
+    w = np.ones_like(x) if weights is None else np.asarray(weights, dtype=float)
     phi, f, gn, mult = _newton(phi0, P, xc, yc, logL, w, delta)
     alive = mult > 0
     th_c = P.theta(phi[alive])
@@ -373,8 +379,9 @@ def solve_multistart(x, y, logL, starts_nat, P: ParamMap, delta: float) -> Optim
 
 
 def bootstrap_refits(x, y, logL, P: ParamMap, theta_nat: np.ndarray, delta: float, n_boot: int, *, seed: int,
-                     n_jobs: int, progress: bool) -> tuple[np.ndarray, float]:
-    """Refit ``n_boot`` resamples of the rows (with replacement), warm-started at ``theta_nat``.
+                     n_jobs: int, progress: bool, weights=None) -> tuple[np.ndarray, float]:
+    """Refit ``n_boot`` resamples of the rows (with replacement), warm-started at ``theta_nat``;
+    ``weights`` (R,) multiply each row's resampling count (the fit's row weights).
 
     Returns the (n_boot, 5) samples [E, A, B, alpha, beta] and the fraction of refits whose
     gradient norm is below 1e-6. Chunks of 25 resamples run in ``n_jobs`` spawned processes.
@@ -387,6 +394,8 @@ def bootstrap_refits(x, y, logL, P: ParamMap, theta_nat: np.ndarray, delta: floa
     rng = np.random.default_rng(seed)
     R = x.size
     counts = rng.multinomial(R, np.full(R, 1.0 / R), size=n_boot)  # resampling rows with replacement
+    if weights is not None:
+        counts = counts * np.asarray(weights, dtype=float)[None, :]
     xm, ym = float(x.mean()), float(y.mean())
     base = _to_centred(theta_nat, xm, ym)
     # warm starts: the full-data optimum and a small cross around it in the exponents

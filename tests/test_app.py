@@ -78,7 +78,8 @@ def test_pages_render_without_studies(no_studies):
 def test_pages_render_with_study(studies):
     at = _app().run()
     plan_exc = [e.value for e in at.exception]
-    assert at.sidebar.selectbox[0].value == "demo"  # opens on studies/demo
+    # the default study (app.state.DEFAULT_STUDY, a real-scale one) is absent here: the first fallback present
+    assert at.sidebar.selectbox[0].value == "demo"
     at.switch_page("views/fit.py").run()
     _ok(at, "fit")
     assert not at.error, [e.value for e in at.error]
@@ -98,6 +99,26 @@ def test_pages_render_with_study(studies):
     assert any("PASS" in s.value for s in at.success)  # μP
     assert any("FAIL" in e.value for e in at.error)  # SP
     assert not plan_exc, plan_exc
+
+
+def test_opens_on_the_bundled_real_scale_study(monkeypatch):
+    """The project's own studies/: the dashboard opens on Porian et al. 2024's runs (issue 16 item 1),
+    the toy demo is labelled as the pipeline demo, and the fit page shows that study's fit.json."""
+    import json
+
+    monkeypatch.setenv("SCALEPLAN_STUDIES", str(ROOT / "studies"))
+    at = _app().run()
+    box = at.sidebar.selectbox[0]
+    assert box.value == "porian2024"
+    assert "porian2024: Porian et al. 2024 isoFLOP runs (real scale, 5M-900M params)" in box.options
+    assert "demo: pipeline demo (toy scale)" in box.options
+    at.switch_page("views/fit.py").run()
+    _ok(at, "fit")
+    fit = json.loads((ROOT / "studies" / "porian2024" / "fit.json").read_text())
+    table = at.dataframe[0].value.set_index("parameter")
+    assert float(table.loc["alpha", "value"]) == pytest.approx(fit["alpha"], rel=1e-3)
+    assert any("Backtest" in h.value for h in at.subheader), [h.value for h in at.subheader]
+    assert any("Porian" in c.value and "MIT" in c.value for c in at.caption), [c.value for c in at.caption]
 
 
 # ------------------------------------------------------------------------ plan page
@@ -144,10 +165,11 @@ def test_plan_uses_study_fit(studies):
     assert any("law demo" in h.value for h in at.subheader), [h.value for h in at.subheader]
     # the fit's bootstrap samples give the allocation an uncertainty band
     assert any(c.value.startswith("95% bootstrap intervals") for c in at.caption), [c.value for c in at.caption]
-    # the fixture's hparams.yaml records no sweep or transfer check: the quality gate keeps them out of
-    # the plan (planner/hparams_gate.py), and the page says why instead of transferring them
+    # the fixture's hparams.yaml records no sweep or transfer check: the quality gate fails
+    # (planner/hparams_gate.py), so the page does not preselect them and says why in a caption
+    assert at.checkbox(key="use_hparams").value is False
     assert not any("μP hyperparameters transferred" in c.value for c in at.caption)
-    assert any("quality gate" in w.value for w in at.warning), [w.value for w in at.warning]
+    assert any(c.value.startswith("Not preselected: the transfer quality gate fails") for c in at.caption)
     # the band figure draws the study's own law (a ScalingLaw the page passes, not a name to load)
     assert _chart(at, "band_chart")["data"][0]["name"].startswith("demo fit: loss at C")
 

@@ -78,6 +78,13 @@ published = {name: load_law(name) for name in PRESETS}
 shown = law or published["hoffmann2022"]
 if law is not None:
     st.subheader(f"Fitted law ({fit_path.relative_to(st.session_state['studies_root']).as_posix()})")
+    ref = loaders.load_reference(study)
+    if ref is not None:
+        st.caption(f"Published runs (real scale): {ref.get('citation', '?')}; data {ref.get('url', '')}, licence "
+                   f"{ref.get('licence', '?')}. Rebuilt by `{ref.get('command', 'scaleplan study import')}`.")
+    sel = (fit.meta or {}).get("select")
+    if isinstance(sel, dict) and sel.get("chosen"):
+        st.caption(f"Fitting configuration chosen by an inner backtest on the fitted runs only: **{sel['chosen']}**.")
     ci = fit.ci
     rows = [{"parameter": k, "value": f"{getattr(law, k):.4g}",
              "95% CI": f"[{ci[k][0]:.4g}, {ci[k][1]:.4g}]" if k in ci else ""} for k in ("E", "A", "B", "alpha", "beta")]
