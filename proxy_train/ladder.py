@@ -24,6 +24,9 @@ Conventions (also written into ``study.yaml`` under ``ladder`` and into every ru
   (checkpointed there; killed after ``STOP_GRACE_S`` seconds), then prints what was kept.
 * **Resume**: ``runs.csv`` is rebuilt from the atomically written run.json files after every
   finished task, so a killed ladder leaves no corrupt row and a rerun skips finished points.
+* **Many machines**: ``run_ladder`` trains with local processes; the same tasks can instead be
+  enqueued in an Optuna storage and drained by workers anywhere (:mod:`proxy_train.ladder_queue`,
+  ``scaleplan ladder --storage URL --worker``; SLURM arrays: :mod:`proxy_train.slurm`).
 """
 from __future__ import annotations
 

@@ -3,13 +3,16 @@
 Conventions (docs/CONTRACTS.md "runs table"):
 * Columns ``RUNS_COLUMNS``, in that order; N, tokens, FLOPs and losses are the trainer's own, from
   run.json (loss in nats/token; ``flops`` = 6 N_total D); ``lr`` is the hidden-matrix LR after μP
-  transfer; ``run_dir`` is relative to the study folder.
+  transfer; ``run_dir`` is relative to the study folder (a queued ladder: to its runs root);
+  ``tokens_per_s``, ``mfu`` and ``device`` come last (:mod:`proxy_train.device`; ``mfu`` is empty
+  where no peak FLOP/s is known, e.g. on CPU).
 * **compute_used**: FLOPs (6 N_total x tokens) this row added to the ladder. WSD rows of one size
   share the stable phase: a branch is charged the stable tokens between the previous branch point
   and its own, plus its cooldown (``proxy_train.schedules.wsd_branch_charges``); summed over a size
   this is the stable phase once plus all cooldowns. Other rows are charged their own ``flops``.
 * The table is rebuilt from the run.json files (each written atomically by the trainer), so a
-  killed ladder leaves no corrupt row. Rows sort ladder first, then by N and tokens.
+  killed ladder leaves no corrupt row; a ladder run as a work queue rebuilds it from the records in
+  its Optuna storage instead (``rows_from_records``). Rows sort ladder first, then by N and tokens.
 """
 from __future__ import annotations
 
@@ -26,7 +29,7 @@ RUNS_COLUMNS = ["run_id", "total_params", "non_embedding_params", "tokens", "flo
                 "final_train_loss", "schedule", "status", "d_model", "n_layers", "compute_used",
                 "role", "size", "tokens_per_param", "n_heads", "head_dim", "d_ffn", "steps", "batch",
                 "seq_len", "lr", "warmup_steps", "cooldown_frac", "flops_with_attention", "wall_time_s",
-                "run_dir"]
+                "run_dir", "tokens_per_s", "mfu", "device"]
 
 
 @dataclass
@@ -59,6 +62,9 @@ class RunRecord:
     flops_with_attention: float | None
     wall_time_s: float | None
     run_dir: str
+    tokens_per_s: float | None = None      # training steps only (run.json tokens_per_s)
+    mfu: float | None = None               # model FLOPs utilisation (proxy_train.device; None: no known peak)
+    device: str | None = None
     stable_end_tokens: int | None = None   # WSD branches: where the branch left the stable phase (not a column)
 
     @classmethod
@@ -79,10 +85,18 @@ class RunRecord:
             warmup_steps=branch.get("warmup_steps", run.get("hyperparameters", {}).get("base", {}).get("warmup_steps")),
             cooldown_frac=spec.cooldown_frac if spec.schedule == "wsd" else None,
             flops_with_attention=run.get("flops_with_attention"), wall_time_s=run.get("wall_time_s"),
-            run_dir=run_dir, stable_end_tokens=branch.get("stable_end_tokens"))
+            run_dir=run_dir, tokens_per_s=run.get("tokens_per_s"), mfu=(run.get("throughput") or {}).get("mfu"),
+            device=run.get("device"), stable_end_tokens=branch.get("stable_end_tokens"))
 
     def to_dict(self) -> dict:
         return {name: getattr(self, name) for name in RUNS_COLUMNS}
+
+
+def _of_budget(run: dict | None, tokens: int) -> dict | None:
+    """``run`` when it is the record of this budget, else None."""
+    if not isinstance(run, dict) or (run.get("config") or {}).get("tokens") != tokens:
+        return None  # a record of another budget (an older ladder in this folder); a diverged run keeps its budget here
+    return run
 
 
 def _read_run(path: Path, tokens: int) -> dict | None:
@@ -93,9 +107,7 @@ def _read_run(path: Path, tokens: int) -> dict | None:
         run = read_json(path)
     except UserError:
         return None  # cannot happen with atomic writes; a foreign file is skipped, not trusted
-    if (run.get("config") or {}).get("tokens") != tokens:
-        return None  # a record of another budget (an older ladder in this folder); a diverged run keeps its budget here
-    return run
+    return _of_budget(run, tokens)
 
 
 def charge_compute(rows: list[RunRecord]) -> None:
@@ -120,9 +132,27 @@ def collect_rows(spec: LadderSpec, points: list[Point], study: Path) -> list[Run
         run = _read_run(d / "run.json", p.tokens)
         if run is not None:
             rows.append(RunRecord.from_run(run, p, spec, str(d.relative_to(study))))
+    return _finish_rows(rows)
+
+
+def _finish_rows(rows: list[RunRecord]) -> list[RunRecord]:
     charge_compute(rows)
     rows.sort(key=lambda r: (r.role != "ladder", r.non_embedding_params, r.tokens))
     return rows
+
+
+def rows_from_records(spec: LadderSpec, points: list[Point], records: dict[str, dict]) -> list[RunRecord]:
+    """The rows of ``collect_rows`` from run records held elsewhere than on disk (the ladder queue's
+    trial user attrs, :mod:`proxy_train.ladder_queue`): ``records`` maps a run folder relative to the
+    runs root (``runs/<size>/branch_<tokens>``) to its run.json dict (the curve may be left out)."""
+    rows = []
+    root = Path("/")
+    for p in points:
+        rel = str(run_dir(spec, root, p).relative_to(root))
+        run = _of_budget(records.get(rel), p.tokens)
+        if run is not None:
+            rows.append(RunRecord.from_run(run, p, spec, rel))
+    return _finish_rows(rows)
 
 
 def write_table(rows: list[RunRecord], study: Path, parquet: bool = False) -> Path:

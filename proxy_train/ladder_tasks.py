@@ -87,9 +87,13 @@ def tasks_for(spec: LadderSpec, points: list[Point], study: Path) -> list[Ladder
     return tasks
 
 
-def run_task(spec: LadderSpec, task: LadderTask, command: str) -> int:
+def run_task(spec: LadderSpec, task: LadderTask, command: str, *, device: str | None = None,
+             compile: bool = False, threads: int | None = None) -> int:
     """Train ``task`` (in a worker process); returns the number of run.json files it finished.
-    A worker that was asked to stop (SIGINT) starts nothing more."""
+    A worker that was asked to stop (SIGINT) starts nothing more. ``device`` (auto | cpu | cuda) and
+    ``compile`` are runtime fields of the TrainConfig: they do not enter the config hash, so a point
+    checkpointed on one device resumes on another (:mod:`proxy_train.device`); so is ``threads``
+    (torch threads, 1 by default: one core per worker)."""
     from proxy_train.interrupts import stop_requested
     from proxy_train.train import train, train_wsd_branches
 
@@ -99,6 +103,8 @@ def run_task(spec: LadderSpec, task: LadderTask, command: str) -> int:
     small_steps = min(task.budgets) // spec.tokens_per_step
     cfg = train_config(spec, task.size, tokens=max(task.budgets), schedule=task.schedule,
                        eval_every=max(1, small_steps // max(1, spec.evals_per_run)), command=command)
+    if device is not None or compile or threads:
+        cfg = cfg.replace(device=device or cfg.device, compile=bool(compile), threads=threads or cfg.threads).validate()
     if task.branches:
         return len(train_wsd_branches(cfg, task.budgets, task.out_dir, cooldown_frac=spec.cooldown_frac))
     train(cfg, task.out_dir)

@@ -29,6 +29,7 @@ from planner.errors import UserError
 from proxy_train.checkpoint import clone_state, load_checkpoint, save_checkpoint
 from proxy_train.config import TrainConfig
 from proxy_train.data import TokenData
+from proxy_train.device import autocast
 from proxy_train.interrupts import StopRequested, stop_requested
 from proxy_train.model import ModelConfig, branch_multiplier, build_model
 from proxy_train.optim import make_optimizer
@@ -126,7 +127,8 @@ class Trainer:
         b = self.cfg.batch
         for i in range(0, len(self.val_starts), b):
             x, y = self._batch("val", self.val_starts[i:i + b])
-            logits = self.forward(x)
+            with autocast(self.device):  # bf16 on CUDA, a no-op on CPU (proxy_train.device)
+                logits = self.forward(x)
             total += F.cross_entropy(logits.float().view(-1, logits.size(-1)), y.reshape(-1), reduction="sum").item()
             n += y.numel()
         self.model.train()
@@ -139,7 +141,8 @@ class Trainer:
         x, y = self._batch("train", starts)
         for g in self.optimizer.param_groups:
             g["lr"] = g["base_lr"] * lr_mult
-        logits = self.forward(x)
+        with autocast(self.device):  # bf16 on CUDA, a no-op on CPU (proxy_train.device)
+            logits = self.forward(x)
         loss = F.cross_entropy(logits.float().view(-1, logits.size(-1)), y.reshape(-1))
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()

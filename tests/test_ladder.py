@@ -250,8 +250,9 @@ def test_ladder_workers_die_with_a_killed_parent(toy, tmp_path):
 
 
 def test_diverged_runs_are_rows_not_fitted(toy, tmp_path):
-    """LR 30 blows every run up: the rows say so, the compute is what was trained, fit refuses."""
-    hp = _hparams(tmp_path / "hp.yaml", lr=30.0)
+    """LR 8 (under the trainer's plausibility limit, proxy_train/limits.py) blows every run up: the rows
+    say so, the compute is what was trained, fit refuses."""
+    hp = _hparams(tmp_path / "hp.yaml", lr=8.0)
     study = tmp_path / "study"
     r = run_cli("ladder", "--study", study, "--data", toy["data"], "--hparams", hp, "--sizes", "16:1,24:1",
                 "--tokens-per-param", "2,3", "--batch", "8", "--seq-len", "32", "--json")
