@@ -7,6 +7,10 @@ values at a target width as a :class:`planner.width_hparams.WidthHParams`; the Î
 (Yang et al. 2022, "Tensor Programs V", Table 8) and the weight-decay rule ``wd_rule`` (what
 "weight decay" means per group and width, with its sources) live in planner/width_hparams.py.
 
+Every number is checked against a plausible range (:data:`RANGES`, limits and sources in
+planner/limits.py: ``lr`` 1e-9..1000, ``base_width`` up to 65536, an even ``base_head_dim``, ...), so an
+hparams.yaml with ``lr: 1e300`` is refused when read, not when a trainer overflows.
+
 Two optional mappings record the evidence that the values deserve transfer; planner/hparams_gate.py
 reads them, and a file without them fails that gate's checks, saying so:
 
@@ -28,7 +32,8 @@ from typing import Any
 
 from planner.errors import UserError
 from planner.io import read_yaml, write_yaml
-from planner.schema import check_record
+from planner.limits import MAX_LAYERS, MAX_LR, MAX_MULT, MAX_STD, MAX_WD, MAX_WIDTH, MIN_LR
+from planner.schema import check_record, show
 from planner.width_hparams import WidthHParams, transfer_to_width
 
 PARAMETERIZATIONS = ("mup", "sp")
@@ -38,6 +43,13 @@ HPARAMS_FIX = "fix the hparams file (or regenerate it with `scaleplan sweep expo
 MAX_VOCAB = 2**32
 #: Ranges not already checked by ``HParams.__post_init__`` (which also serves direct construction).
 _RULES: dict[str, Any] = {"base_depth": "positive", "base_head_dim": "positive", "vocab_size": "positive"}
+#: Plausible ranges (lo, hi) of the numeric fields, from planner/limits.py (its docstring gives the
+#: sources: widest/deepest published models, fp32 resolution and overflow, the Î¼P sweep space).
+RANGES: dict[str, tuple[float, float]] = {
+    "base_width": (1, MAX_WIDTH), "base_depth": (1, MAX_LAYERS), "base_head_dim": (2, MAX_WIDTH),
+    "lr": (MIN_LR, MAX_LR), "init_std": (0, MAX_STD), "alpha_in": (0, MAX_MULT), "alpha_out": (0, MAX_MULT),
+    "attn_mult": (0, MAX_MULT), "weight_decay": (0, MAX_WD),
+}
 
 
 @dataclass
@@ -110,6 +122,7 @@ class HParams:
             v = getattr(self, name)
             if not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
                 raise UserError(f"hparams {name} must be a number >= 0, got {v!r}; fix the hparams file")
+        _check_ranges(self)
         if self.warmup_frac >= 1:
             raise UserError(f"warmup_frac must be below 1 (a fraction of the run), got {self.warmup_frac}")
         betas = tuple(self.betas) if isinstance(self.betas, (list, tuple)) else ()
@@ -167,6 +180,26 @@ class HParams:
         planner/width_hparams.py.
         """
         return transfer_to_width(self, d_model, n_layers, head_dim)
+
+
+def _check_ranges(hp: HParams) -> None:
+    """UserError when a number lies outside :data:`RANGES` or ``base_head_dim`` is odd (RoPE rotates
+    pairs of coordinates, so a head size is even)."""
+    for name, (lo, hi) in RANGES.items():
+        v = getattr(hp, name)
+        if v is None:
+            continue
+        if not isinstance(v, (int, float)) or isinstance(v, bool) or not lo <= v <= hi:
+            raise UserError(f"hparams {name} must be between {lo:g} and {hi:g} (the plausible limits of "
+                            f"planner/limits.py), got {show(v)}; "
+                            f"{HPARAMS_FIX}")
+    for name in ("base_depth", "base_head_dim"):
+        v = getattr(hp, name)
+        if v is not None and v != int(v):
+            raise UserError(f"hparams {name} must be an integer, got {v!r}; {HPARAMS_FIX}")
+    if hp.base_head_dim is not None and hp.base_head_dim % 2:
+        raise UserError(f"hparams base_head_dim must be even (RoPE rotates pairs of coordinates), got "
+                        f"{hp.base_head_dim}; {HPARAMS_FIX}")
 
 
 def load_hparams(spec: "HParams | str | Path | dict | None") -> HParams | None:

@@ -78,7 +78,21 @@ def check_creatable(path: str | os.PathLike, what: str = "output folder") -> Pat
         raise UserError(f"cannot create {what} {path}: {existing} is a file, not a folder; choose another path")
     if existing != path and not os.access(existing, os.W_OK):
         raise UserError(f"cannot create {what} {path}: {existing} is not writable; choose another path")
+    system = _system_folder(existing)
+    if system:
+        raise UserError(f"cannot create {what} {path}: {system} is a kernel pseudo-filesystem, not storage; "
+                        "choose another path")
     return path
+
+
+#: Kernel pseudo-filesystems: writable by root as far as os.access knows, yet nothing can be created there.
+_SYSTEM_ROOTS = ("/proc", "/sys", "/dev")
+
+
+def _system_folder(existing: Path) -> str | None:
+    """The pseudo-filesystem root ``existing`` lies in (after resolving links), else None."""
+    real = os.path.realpath(existing)
+    return next((r for r in _SYSTEM_ROOTS if real == r or real.startswith(r + "/")), None)
 
 
 def atomic_write(path: str | os.PathLike, data: str | bytes) -> Path:

@@ -169,7 +169,30 @@ class TrainConfig:
             raise UserError(f"device must be auto, cpu or cuda, got {self.device!r}")
         if self.base_depth is not None and self.base_depth <= 0:
             raise UserError(f"base_depth must be positive, got {self.base_depth}")
+        self._check_limits()
         return self
+
+    def _check_limits(self) -> None:
+        """Values beyond proxy_train.limits (with their sources there): finite and positive, yet nonsense."""
+        from proxy_train import limits as L
+
+        caps = {"d_model": L.MAX_WIDTH, "base_width": L.MAX_WIDTH, "n_layers": L.MAX_LAYERS,
+                "base_depth": L.MAX_LAYERS, "n_heads": L.MAX_WIDTH, "head_dim": L.MAX_WIDTH,
+                "batch": L.MAX_BATCH, "steps": L.MAX_STEPS, "tokens": L.MAX_TOKENS,  # seq_len: data, memory checks
+                "eval_every": L.MAX_STEPS, "lr": L.MAX_LR, "init_std": L.MAX_STD, "alpha_in": L.MAX_MULT,
+                "alpha_out": L.MAX_MULT, "attn_mult": L.MAX_MULT, "weight_decay": L.MAX_WD, "clip": 1e30,
+                "eps": 1.0}
+        for name, cap in caps.items():
+            v = getattr(self, name)
+            if v is not None and not (isinstance(v, (int, float)) and not isinstance(v, bool) and v <= cap):
+                raise UserError(f"{name} {v!r} is beyond the plausible limit {cap:g} (proxy_train/limits.py); "
+                                "choose a smaller value")
+        if not (isinstance(self.seed, int) and not isinstance(self.seed, bool) and 0 <= self.seed <= L.MAX_SEED):
+            raise UserError(f"seed must be an integer 0..{L.MAX_SEED}, got {self.seed!r}")
+        betas = self.betas
+        if (not isinstance(betas, (list, tuple)) or len(betas) != 2
+                or not all(isinstance(b, (int, float)) and not isinstance(b, bool) and 0 <= b < 1 for b in betas)):
+            raise UserError(f"betas must be two numbers in [0, 1), got {betas!r}")
 
     @property
     def resolved_head_dim(self) -> int:

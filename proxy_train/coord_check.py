@@ -22,6 +22,7 @@ and :func:`slopes_figure` (the fitted slopes against the tolerance).
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +30,7 @@ import numpy as np
 from planner import __version__
 from planner.errors import UserError
 from planner.io import atomic_write, write_json
+from proxy_train.limits import MAX_COORD_WIDTH
 
 SLOPE_TOL = 0.15
 
@@ -39,6 +41,17 @@ def _slope(widths: np.ndarray, l1: np.ndarray) -> float:
     y = np.log2(np.maximum(l1, 1e-30))
     x = np.log2(widths)
     return float(np.polyfit(x, y, 1)[0])
+
+
+def _check_memory(width: int, n_layers: int, head_dim: int, vocab: int, batch: int, seq_len: int) -> None:
+    """UserError, before any model is built, when the widest model cannot be trained in this machine's memory."""
+    from proxy_train.config import proxy_shape
+    from proxy_train.limits import check_fits_memory, training_bytes
+
+    n = proxy_shape(vocab, width, n_layers, head_dim=head_dim, seq_len=seq_len).counts()["total_params"]
+    need = training_bytes(n, batch=batch, seq_len=seq_len, d_model=width, n_layers=n_layers, vocab=vocab)
+    check_fits_memory(f"the coordinate check at width {width} x {n_layers} layers", need,
+                      "use smaller --widths or fewer --n-layers")
 
 
 def coord_check(param: str = "mup", widths=(32, 64, 128, 256), steps: int = 4, lr: float = 1e-2, *,
@@ -57,6 +70,11 @@ def coord_check(param: str = "mup", widths=(32, 64, 128, 256), steps: int = 4, l
         raise UserError(f"param must be mup or sp, got {param!r}")
     if len(widths) < 2 or len(set(widths)) != len(widths):
         raise UserError(f"need at least two different widths, got {widths}")
+    if head_dim < 2 or head_dim % 2:
+        raise UserError(f"head_dim {head_dim} is odd; RoPE needs an even head size (e.g. 16)")
+    if widths[-1] > MAX_COORD_WIDTH:
+        raise UserError(f"width {widths[-1]} is beyond the coordinate check's limit {MAX_COORD_WIDTH} "
+                        "(proxy_train/limits.py); a width ratio of 8-16 is enough, e.g. 32,64,128,256")
     bad = [w for w in widths if w % head_dim or w < head_dim]
     if bad:
         raise UserError(f"widths {bad} are not multiples of the head size {head_dim}; use multiples like 32,64,128")
@@ -78,6 +96,7 @@ def coord_check(param: str = "mup", widths=(32, 64, 128, 256), steps: int = 4, l
         tokens = torch.randint(0, vocab, (batch, seq_len + 1), generator=g)
         x, y = tokens[:, :-1], tokens[:, 1:]
     loader = [(x, y.reshape(-1))]
+    _check_memory(widths[-1], n_layers, head_dim, vocab, batch, seq_len)
 
     def factory(w):
         def make():
@@ -111,6 +130,66 @@ def coord_check(param: str = "mup", widths=(32, 64, 128, 256), steps: int = 4, l
         write_json(out / "coord_check.json", result)
         atomic_write(out / "coord_check.html", figure(result).to_html(include_plotlyjs="cdn"))
     return result
+
+
+@dataclass
+class _Worst:
+    module: str
+    t: int
+    slope: float
+
+
+@dataclass
+class _L1Row:
+    module: str
+    t: int
+    width: int
+    l1: float
+
+
+@dataclass
+class _Result:
+    """coord_check.json as :func:`coord_check` writes it (the schema :func:`read_result` checks)."""
+    param: str
+    widths: list[int]
+    steps: int
+    lr: float
+    seeds: int
+    n_layers: int
+    head_dim: int
+    optimizer: str
+    criterion: str
+    passed: bool
+    worst: object
+    n_failing: int
+    slopes: dict[str, dict[str, float]]
+    l1: list[object]
+    meta: dict[str, str] = field(default_factory=dict)
+
+
+_RESULT_RULES = {"param": ("mup", "sp"), "widths": "positive", "steps": "positive", "lr": "positive",
+                 "seeds": "positive", "n_layers": "positive", "head_dim": "positive", "n_failing": "nonneg"}
+#: Rows of l1 accepted (widths x modules x steps x seeds of a real check are a few thousand).
+MAX_L1_ROWS = 200_000
+
+
+def read_result(path: str | Path) -> dict:
+    """A stored coord_check.json, every field checked (planner/schema.py: types, finiteness, ranges,
+    known keys, size and nesting limits of planner.io.read_json); UserError naming the file otherwise.
+    The one reader for the CLI and the dashboard."""
+    from planner.io import read_json
+    from planner.schema import check_record
+
+    where, fix = f"{path}", "regenerate it with `scaleplan coord-check --out DIR`"
+    d = read_json(path, "coord_check.json")
+    check_record(_Result, d, where, fix=fix, rules=_RESULT_RULES)
+    check_record(_Worst, d["worst"], f"{where} worst", fix=fix)
+    if len(d["l1"]) > MAX_L1_ROWS:
+        raise UserError(f"{where} has more than {MAX_L1_ROWS:,} l1 rows; {fix}")
+    for i, row in enumerate(d["l1"]):
+        check_record(_L1Row, row, f"{where} l1[{i}]", fix=fix, rules={"t": "positive", "width": "positive",
+                                                                     "l1": "nonneg"})
+    return d
 
 
 def figure(result: dict):

@@ -33,7 +33,10 @@ def stdlib_files() -> list[Path]:
 
 
 def _read_text(path: Path) -> str:
-    return path.read_bytes().decode("utf-8", errors="replace")
+    try:
+        return path.read_bytes().decode("utf-8", errors="replace")
+    except OSError as e:
+        raise UserError(f"cannot read corpus file {path} ({e.strerror}); pass a readable text file") from None
 
 
 def _jsonl_docs(path: Path, text_field: str, rel: str) -> Iterator[tuple[str, str]]:
@@ -45,6 +48,9 @@ def _jsonl_docs(path: Path, text_field: str, rel: str) -> Iterator[tuple[str, st
                 obj = json.loads(line)
             except json.JSONDecodeError as e:
                 raise UserError(f"{path} line {i + 1} is not valid JSON ({e.msg}); fix the file") from None
+            except (RecursionError, ValueError):  # nesting beyond the recursion limit, a 5000-digit number
+                raise UserError(f"{path} line {i + 1} is nested too deeply or holds a number JSON cannot be read "
+                                "into; fix the file") from None
             if not isinstance(obj, dict) or text_field not in obj:
                 raise UserError(f"{path} line {i + 1} has no field {text_field!r}; pass --text-field NAME")
             yield f"{rel}#{i}", str(obj[text_field])

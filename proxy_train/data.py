@@ -26,6 +26,7 @@ from planner import __version__
 from planner.errors import UserError
 from planner.io import ensure_dir, read_json, write_json
 from planner.schema import check_rule, check_value
+from proxy_train.limits import MAX_MB, MAX_VOCAB
 from proxy_train.corpus import Corpus, read_corpus
 from proxy_train.tokenizer import load_tokenizer, make_tokenizer
 
@@ -62,8 +63,11 @@ def _check_options(tokenizer: str, vocab: int, max_mb: float | None, val_frac: f
         raise UserError(f"val fraction must be in (0, 0.5), got {val_frac}")
     if max_mb is not None and max_mb <= 0:
         raise UserError(f"--max-mb must be positive, got {max_mb}")
-    if tokenizer == "bpe" and not (256 < vocab < 2**32):
-        raise UserError(f"BPE vocab must be above 256 (the byte alphabet), got {vocab}")
+    if tokenizer == "bpe" and not (256 < vocab <= MAX_VOCAB):
+        raise UserError(f"BPE vocab must be above 256 (the byte alphabet) and at most {MAX_VOCAB:,} "
+                        f"(proxy_train/limits.py), got {vocab}")
+    if max_mb is not None and max_mb > MAX_MB:
+        raise UserError(f"--max-mb must be at most {MAX_MB:g} MiB, got {max_mb}")
 
 
 def _existing(out: Path, request: dict, force: bool) -> dict | None:
@@ -161,8 +165,12 @@ def prepare_data(out: str | Path, *, source: str = "stdlib", tokenizer: str = "b
     tok, eot = make_tokenizer(tokenizer, corpus.train_texts, vocab)
     tok_vocab = tok.get_vocab_size(with_added_tokens=True)
     dtype = np.uint16 if padded_vocab(tok_vocab) < 2**16 else np.uint32
+    new_root = next((p for p in reversed([out.parent, *out.parent.parents]) if not p.exists()), None)
     ensure_dir(out.parent, "--out's parent folder")
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
+    try:
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
+    except OSError as e:
+        raise UserError(f"cannot create a folder in {out.parent} ({e.strerror}); choose another --out") from None
     try:
         split = _write_tokens(tmp, corpus, tok, eot, dtype, progress)
         tok.save(str(tmp / "tokenizer.json"))
@@ -174,6 +182,8 @@ def prepare_data(out: str | Path, *, source: str = "stdlib", tokenizer: str = "b
         _install(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
+        if new_root is not None:  # folders made for --out: a refused prepare leaves nothing behind
+            shutil.rmtree(new_root, ignore_errors=True)
         raise
     return meta
 
@@ -233,8 +243,8 @@ class TokenData:
     def _open(self, split: str) -> np.ndarray:
         f = self.path / f"{split}.bin"
         n = int(self.meta[f"{split}_tokens"])
-        if not f.exists():
-            raise UserError(f"{f} is missing; re-run `scaleplan data prepare`")
+        if not f.is_file():
+            raise UserError(f"{f} is {'not a file' if f.exists() else 'missing'}; re-run `scaleplan data prepare`")
         if f.stat().st_size != n * self.dtype.itemsize:
             raise UserError(f"{f} has {f.stat().st_size} bytes, expected {n * self.dtype.itemsize}; "
                             "the file is truncated or corrupt; re-run `scaleplan data prepare`")

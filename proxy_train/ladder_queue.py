@@ -51,6 +51,7 @@ from planner.hparams import HParams
 from planner.io import read_json, write_json
 from planner.provenance import mask_url
 from planner.shape import ModelShape
+from proxy_train.host import pid_alive
 from proxy_train.ladder_plan import LadderSpec, plan_points
 from proxy_train.ladder_tasks import LadderTask, is_final, run_task, tasks_for
 
@@ -188,20 +189,6 @@ def worker_label() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-def _pid_alive(pid: int) -> bool:
-    """Whether process ``pid`` runs on this host (a zombie, killed but not yet reaped, is dead)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return True
-
-
 def heartbeat_on(storage) -> bool:
     """Whether ``storage`` records heartbeats (an RDB storage opened with ``heartbeat_interval``)."""
     get = getattr(storage, "get_heartbeat_interval", None)
@@ -253,7 +240,7 @@ def reap(study) -> list[int]:
             _fail_and_retry(study, t._trial_id, "killed: claimed but never started by its worker")
             dead.append(t.number)
         elif (not heartbeat_on(storage) and h == host and pid.isdigit() and int(pid) != os.getpid()
-              and not _pid_alive(int(pid))):
+              and not pid_alive(int(pid))):
             _fail_and_retry(study, t._trial_id, f"killed: worker {owner} died")
             dead.append(t.number)
     return dead

@@ -35,6 +35,8 @@ from typing import Any
 from planner import __version__
 from planner.errors import UserError
 from planner.io import read_yaml, to_json, write_yaml
+from planner.schema import check_record, check_value
+from proxy_train.host import pid_alive
 
 META_NAME = "study.yaml"
 SAMPLERS = ("tpe", "cmaes", "gp", "random")
@@ -88,17 +90,36 @@ class StudySpec:
 
     @classmethod
     def from_dict(cls, d: Any, where: str = "study.yaml") -> "StudySpec":
+        """The spec of a study.yaml, every key checked (planner/schema.py: types, ranges, choices),
+        then every width as a proxy config (proxy_train.limits); UserError otherwise."""
         if not isinstance(d, dict):
             raise UserError(f"{where}: spec is not a mapping; use another --study folder")
         known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - known)
+        unknown = sorted(str(k) for k in set(d) - known)
         missing = sorted(f.name for f in dataclasses.fields(cls)
                          if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
                          and f.name not in d)
         if unknown or missing:
             raise UserError(f"{where}: spec has unknown keys {unknown} / lacks {missing}; it was made by another "
                             "scaleplan version: use a new --study folder")
-        return cls(**d)
+        fix = "the study file was edited or damaged; use a new --study folder"
+        typed = tuple(k for k in known if k not in _SPEC_MAPPINGS)
+        check_record(cls, {k: v for k, v in d.items() if k in typed}, f"{where} spec", fix=fix, rules=_SPEC_RULES,
+                     fields=typed)
+        for k in _SPEC_MAPPINGS:
+            if k in d and d[k] is not None:
+                check_value(d[k], dict[str, object], f"{where} spec.{k}", fix)
+        bad = sorted(set(d.get("fixed") or {}) - _train_fields())
+        if bad:
+            raise UserError(f"{where} spec.fixed has unknown training options {bad}; {fix}")
+        spec = cls(**d)
+        for w in spec.widths:
+            for p in spec.parameterizations:
+                try:
+                    train_config(spec, width=w, param=p, hp=DEFAULT_HPARAMS)
+                except (TypeError, ValueError) as e:
+                    raise UserError(f"{where} spec does not make a proxy config ({e}); {fix}") from None
+        return spec
 
     @property
     def parameterizations(self) -> tuple[str, ...]:
@@ -111,6 +132,45 @@ class StudySpec:
             if k not in MUTABLE and a.get(k) != b.get(k):
                 return f"{k}={a.get(k)!r} (now {b.get(k)!r})"
         return None
+
+
+#: Ranges and choices of the spec's scalar keys (planner/schema.py rules); the mappings are checked apart.
+_SPEC_MAPPINGS = ("grid", "fixed", "transfer_hp")
+_SPEC_RULES: dict[str, Any] = {
+    "vocab_size": "positive", "widths": "positive", "total_steps": "nonneg", "steps": "positive",
+    "tokens": "positive", "seed": "nonneg", "n_layers": "positive", "batch": "positive", "seq_len": "positive",
+    "head_dim": "positive", "weight_decay": "nonneg", "base_width": "positive", "kind": KINDS,
+    "param": ("mup", "sp", "both"), "sampler": (*SAMPLERS, "grid"), "pruner": PRUNERS,
+}
+
+
+def _train_fields() -> set[str]:
+    from proxy_train.config import TrainConfig
+
+    return {f.name for f in dataclasses.fields(TrainConfig)}
+
+
+def check_study_folder(study_dir: str | Path) -> None:
+    """UserError when ``study_dir`` holds something else than a study (a data folder, a run folder):
+    a sweep would write its journal and runs into it."""
+    p = Path(study_dir)
+    if not p.is_dir() or is_study(p):
+        return
+    if (p / "meta.json").is_file() and (p / "train.bin").exists():
+        raise UserError(f"{p} is a data folder (meta.json, train.bin); give --study a folder of its own")
+    if (p / "run.json").is_file():
+        raise UserError(f"{p} is a run folder (run.json); give --study a folder of its own")
+    if (p / "plan.yaml").is_file() or (p / "fit.json").is_file():
+        raise UserError(f"{p} holds a plan or fit but no {META_NAME}; give --study a new folder")
+
+
+def _check_objective(objective: str) -> None:
+    """``proxy`` or ``/path/file.py:function`` (a hidden option for tests) naming an existing .py file."""
+    if objective == "proxy":
+        return
+    path, _, func = objective.rpartition(":")
+    if not (path.endswith(".py") and Path(path).is_file() and func.isidentifier()):
+        raise UserError(f"objective {objective!r} is not 'proxy' or an existing /path/to/file.py:function")
 
 
 def make_spec(*, data: str | Path, widths: list[int], param: str = "mup", steps: int | None = None,
@@ -135,7 +195,10 @@ def make_spec(*, data: str | Path, widths: list[int], param: str = "mup", steps:
         raise UserError(f"unknown --pruner {pruner!r}; choose one of {', '.join(PRUNERS)}")
     if (steps is None) == (tokens is None):
         raise UserError("give exactly one of --steps S or --tokens T for each proxy run")
-    corpus = TokenData.read_meta(data, need=("vocab_size",))  # the token files are opened by each run
+    _check_objective(objective)
+    # the proxy objective trains on the tokens: check every token file once here, not in each failing
+    # trial; a custom objective (tests) may read only the header
+    corpus = TokenData(data).meta if objective == "proxy" else TokenData.read_meta(data, need=("vocab_size",))
     spec = StudySpec(
         kind=kind, data=str(Path(data).resolve()), corpus_sha256=corpus.get("sha256"),
         vocab_size=int(corpus["vocab_size"]), widths=[int(w) for w in widths], param=param, steps=steps, tokens=tokens,
@@ -217,8 +280,19 @@ class StudyMeta:
     def from_dict(cls, d: dict, where: str = META_NAME) -> "StudyMeta":
         known = set(cls._ORDER)
         kw = {k: v for k, v in d.items() if k in known}
+        fix = "the study file was edited or damaged; use a new --study folder"
+        scalars = ("study_name", "storage", "scaleplan_version", "corpus_sha256", "trials")
+        check_record(cls, {"study_name": "", "storage": "journal", **{k: d[k] for k in scalars if k in d}},
+                     where, fix=fix, rules={"trials": "nonneg"}, fields=scalars)
+        for k in ("command", "created", "code_version", "last_command"):  # provenance: any text
+            if d.get(k) is not None and not isinstance(d[k], str):
+                raise UserError(f"{where} {k} must be text, got {type(d[k]).__name__}; {fix}")
+        if d.get("proxy_config") is not None:
+            check_value(d["proxy_config"], dict[str, object], f"{where} proxy_config", fix)
         kw["spec"] = StudySpec.from_dict(d["spec"], where)
-        kw["runtime"] = Runtime(**(d.get("runtime") or {}))
+        rt = d.get("runtime") or {}
+        kw["runtime"] = Runtime(**check_record(Runtime, rt, f"{where} runtime", fix=fix,
+                                               rules={"heartbeat_interval": "positive", "grace_period": "positive"}))
         kw.setdefault("study_name", "")
         kw.setdefault("storage", "journal")
         return cls(**kw, extra={k: v for k, v in d.items() if k not in known})
@@ -296,7 +370,7 @@ class StudyLock:
             return []
 
     def __enter__(self):
-        busy = [pid for pid in self.pids() if pid != os.getpid() and _alive(pid)]
+        busy = [pid for pid in self.pids() if pid != os.getpid() and pid_alive(pid)]
         if busy:
             raise UserError(f"study {self.path.parent} is being run by process {busy[0]}; wait for it, "
                             "stop it, or use more --workers in one command")
@@ -315,15 +389,3 @@ class StudyLock:
             pass
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:  # a zombie (killed, not yet reaped) is not alive
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().split(")")[-1].split()[0] != "Z"
-    except OSError:
-        return True

@@ -165,7 +165,7 @@ def kept_transfer(path: Path, hp: HParams) -> dict[str, Any]:
     check (``scaleplan transfer-check --record-into``) tests the parameterization on the corpus, not
     the chosen values, so it stays valid when a longer sweep picks another trial; it is dropped when
     the file is unreadable, the corpus changed, or the check no longer matches the parameterization
-    or covers the base width (:func:`proxy_train.transfer.record_problems`'s rules)."""
+    or covers the base width (:func:`proxy_train.transfer_record.record_problems`'s rules)."""
     if not path.is_file():
         return {}
     try:

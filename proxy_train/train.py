@@ -29,6 +29,8 @@ from planner.errors import UserError
 from planner.io import ensure_dir, read_json, write_json
 from proxy_train.config import TrainConfig
 from proxy_train.data import TokenData
+from proxy_train.host import usable_cores
+from proxy_train.limits import check_fits_memory, training_bytes
 from proxy_train.interrupts import StopRequested, graceful_sigint
 from proxy_train.run_record import run_record, versions
 from proxy_train.schedules import cooldown_start, wsd_branch_charges
@@ -42,9 +44,28 @@ def _open_data(cfg: TrainConfig) -> TokenData:
     cfg.validate()
     data = TokenData(cfg.data)
     data.check_seq_len(cfg.seq_len)
+    check_memory(cfg, data.vocab_size)
     if cfg.threads:
-        torch.set_num_threads(cfg.threads)
+        torch.set_num_threads(min(cfg.threads, usable_cores()))
     return data
+
+
+
+def check_memory(cfg: TrainConfig, vocab: int) -> None:
+    """UserError, before anything is allocated, when the run cannot fit the memory of the device it
+    runs on (host memory on CPU, the GPU's total memory on CUDA)."""
+    shape = cfg.model_shape(vocab)
+    need = training_bytes(shape.counts()["total_params"], batch=cfg.batch, seq_len=cfg.seq_len,
+                          d_model=cfg.d_model, n_layers=cfg.n_layers, vocab=vocab)
+    what = f"a proxy run of d_model {cfg.d_model} x {cfg.n_layers} layers (batch {cfg.batch} x {cfg.seq_len} tokens)"
+    cuda = cfg.device == "cuda" or (cfg.device == "auto" and torch.cuda.is_available())
+    if cuda and torch.cuda.is_available():
+        total = torch.cuda.get_device_properties(0).total_memory
+        if need > total:
+            raise UserError(f"{what} needs at least {need / 2**30:,.1f} GiB and the GPU has {total / 2**30:,.1f} GiB; "
+                            "choose a smaller model or batch")
+        return
+    check_fits_memory(what, need, "choose a smaller model or batch")
 
 
 def _finish(tr: Trainer, out_dir: Path, chash: str, run, extra: dict | None = None) -> dict:
@@ -87,6 +108,8 @@ def check_run_folder(cfg: TrainConfig, out_dir: str | Path) -> None:
     out_dir = Path(out_dir)
     if (out_dir / "meta.json").is_file() and (out_dir / "train.bin").exists():
         raise UserError(f"{out_dir} is a data folder (meta.json, train.bin); give --out a run folder of its own")
+    if (out_dir / "study.yaml").is_file():
+        raise UserError(f"{out_dir} is a study folder (study.yaml); give --out a run folder of its own")
     path = out_dir / "run.json"
     if not path.is_file():
         return
@@ -105,12 +128,13 @@ def train(cfg: TrainConfig, out_dir: str | Path, *, on_eval: Callable | None = N
     unfinished one continues from ``out_dir/ckpt.pt``.
     """
     data = _open_data(cfg)
-    out_dir = ensure_dir(out_dir, "run folder")
+    out_dir = Path(out_dir)
     chash = cfg.config_hash(data.meta["sha256"])
     done = _finished(out_dir, chash)
     if done is not None:
         return done
-    tr = Trainer(cfg, data)
+    tr = Trainer(cfg, data)  # before the folder is made: a refused run leaves nothing behind
+    out_dir = ensure_dir(out_dir, "run folder")
     ckpt = out_dir / "ckpt.pt"
     tr.try_resume(ckpt, chash)
     total = cfg.total_steps

@@ -13,6 +13,8 @@ the point); SP ignores the base width. The grid runs as one Optuna study (``Grid
 ``width × param × log2_lr``, journal file in the out folder), so it is resumable and can use
 several workers; a diverged run counts as visited with loss ``None`` (treated as +inf).
 
+Recording (``--record-into``): :mod:`proxy_train.transfer_record`.
+
 Optimum of one curve: the grid argmin refined by the vertex of the parabola through the minimum
 and its two neighbours (equal spacing h: x* = x1 + h/2 · (y0 − y2) / (y0 − 2 y1 + y2)); at a grid
 edge, or when a neighbour diverged, the argmin itself with ``edge: true``.
@@ -20,12 +22,15 @@ edge, or when a neighbour diverged, the argmin itself with ``edge: true``.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from planner import __version__
 from planner.errors import UserError
 from planner.io import atomic_write, write_json
+from proxy_train.transfer_record import (read_target_hparams, refuse_mismatch, hparams_path, record_into_hparams,  # noqa: F401
+                                         record_problems)
 
 MUP_GOAL = 0.5   # octaves: μP optimum drift must stay below this
 SP_GOAL = 1.5    # octaves: SP optimum drift expected above this
@@ -128,6 +133,111 @@ def analyze(rows: list[dict]) -> dict:
 
 
 # ----------------------------------------------------------------------------------------------
+# reading a stored result
+# ----------------------------------------------------------------------------------------------
+
+@dataclass
+class _Optimum:
+    """One width's entry of ``params.<param>.optima`` (:func:`curve_optimum` plus its ``curve``)."""
+    log2_lr: float | None
+    loss: float | None
+    edge: bool
+    method: str
+    curve: dict[str, float | None]  # str(log2 LR) -> final loss (None: diverged)
+
+
+@dataclass
+class _Violation:
+    narrow: int
+    wide: int
+    increase: float
+
+
+@dataclass
+class _Param:
+    """``params.<param>`` of transfer.json (:func:`analyze`)."""
+    widths: list[int]
+    optima: dict[str, object]  # str(width) -> _Optimum
+    drift_octaves: float | None
+    any_edge: bool
+    slope_vs_log2_width: float | None = None
+    wider_is_better: bool = True
+    wider_violations: list[object] = field(default_factory=list)  # _Violation
+
+
+@dataclass
+class _Goals:
+    mup_drift_max: float
+    sp_drift_min: float
+    mup_ok: bool | None = None
+    sp_ok: bool | None = None
+
+
+@dataclass
+class _Meta:
+    """``meta`` of transfer.json (:func:`finish`)."""
+    scaleplan_version: str | None = None
+    code_version: str | None = None
+    command: str | None = None
+    corpus_sha256: str | None = None
+    setting: dict[str, Any] = field(default_factory=dict)  # n_layers, head_dim, ... (scalars)
+    transfer_hp: dict[str, float] | None = None
+    reference: str | None = None
+
+
+@dataclass
+class _Result:
+    """transfer.json as :func:`finish` writes it (``meta``, ``n_runs``, ``wall_s`` absent in an
+    :func:`analyze` result)."""
+    params: dict[str, object]  # mup | sp -> _Param
+    goals: object  # _Goals
+    meta: object = None  # _Meta
+    n_runs: int | None = None
+    wall_s: float | None = None
+
+
+#: Grid cells accepted per parameterization (widths x LRs of a real check are tens to hundreds).
+MAX_CELLS = 100_000
+
+
+def read_result(path: str | Path) -> dict:
+    """A stored transfer.json, every field checked (planner/schema.py: types, finiteness, known keys;
+    planner.io.read_json's size and nesting limits; widths positive, parameterizations mup/sp, LR grid
+    keys numbers); UserError naming the file and the field otherwise. The one reader for the CLI and
+    the dashboard."""
+    from planner.io import read_json
+    from planner.schema import check_record
+
+    where, fix = f"{path}", "regenerate it with `scaleplan transfer-check --out DIR`"
+    d = read_json(path, "transfer.json")
+    check_record(_Result, d, where, fix=fix, rules={"n_runs": "nonneg", "wall_s": "nonneg"})
+    check_record(_Goals, d["goals"], f"{where} goals", fix=fix)
+    if d.get("meta") is not None:
+        check_record(_Meta, d["meta"], f"{where} meta", fix=fix)
+    for param, res in d["params"].items():
+        at = f"{where} params.{param}"
+        if param not in ("mup", "sp"):
+            raise UserError(f"{where} params has {param!r}; only mup and sp are parameterizations; {fix}")
+        check_record(_Param, res, at, fix=fix, rules={"widths": "positive", "drift_octaves": "nonneg"})
+        if sum(len(o.get("curve") or {}) if isinstance(o, dict) else 0 for o in res["optima"].values()) > MAX_CELLS:
+            raise UserError(f"{at} has more than {MAX_CELLS:,} grid cells; {fix}")
+        for w, opt in res["optima"].items():
+            if not w.isdigit() or int(w) <= 0:
+                raise UserError(f"{at}.optima has the key {w[:40]!r}, not a width; {fix}")
+            check_record(_Optimum, opt, f"{at}.optima.{w}", fix=fix)
+            for x in opt["curve"]:
+                try:
+                    ok = math.isfinite(float(x))
+                except ValueError:
+                    ok = False
+                if not ok:
+                    raise UserError(f"{at}.optima.{w}.curve has the key {x[:40]!r}, not a log2 LR; {fix}")
+        for i, v in enumerate(res.get("wider_violations") or []):
+            check_record(_Violation, v, f"{at}.wider_violations[{i}]", fix=fix)
+    return d
+
+
+# ----------------------------------------------------------------------------------------------
 # figure
 # ----------------------------------------------------------------------------------------------
 
@@ -170,8 +280,10 @@ def transfer_figure(result: dict):
 
 def run_transfer_check(*, data, out, widths, lrs, params, steps=150, tokens=None, n_layers=2, head_dim=16,
                        batch=16, seq_len=64, seed=0, workers=1, init_std=0.02, schedule="constant",
-                       objective="proxy", command="", progress=True) -> dict:
-    """Run (or resume) the grid and write transfer.json, transfer.html and runs.csv into ``out``."""
+                       objective="proxy", command="", progress=True, record_into=None) -> dict:
+    """Run (or resume) the grid and write transfer.json, transfer.html and runs.csv into ``out``;
+    with ``record_into`` (an hparams.yaml or its study folder) also its ``transfer`` record, checked
+    against that file before any run starts."""
     from proxy_train.study import make_spec
     from proxy_train.sweep import run_sweep
 
@@ -184,11 +296,17 @@ def run_transfer_check(*, data, out, widths, lrs, params, steps=150, tokens=None
         seq_len=seq_len, head_dim=head_dim, schedule=schedule, objective=objective, kind="transfer",
         grid=grid, count_failed=True, base_width=min(grid["width"]),
         transfer_hp={"init_std": float(init_std), "alpha_in": 1.0, "alpha_out": 1.0, "warmup_frac": 0.0})
+    if record_into is not None:  # refuse a mismatch before hours of runs, not after
+        target = hparams_path(record_into)
+        refuse_mismatch(target, record_problems(read_target_hparams(target), grid["param"], grid["width"], spec.corpus_sha256))
     cells = [{"width": w, "param": p, "log2_lr": float(lr)}
              for w in grid["width"] for p in grid["param"] for lr in grid["log2_lr"]]
     summary = run_sweep(spec, out, trials=len(cells), workers=workers, command=command, progress=progress,
                         cells=cells)
-    return finish(out, summary)
+    result = finish(out, summary)
+    if record_into is not None:
+        result["recorded_into"] = str(record_into_hparams(record_into, result))
+    return result
 
 
 def grid_points(df) -> list[dict]:
@@ -260,5 +378,6 @@ def human_report(res: dict) -> str:
     g = res["goals"]
     lines.append(f"goals: muP drift <= {g['mup_drift_max']}: {g['mup_ok']}; SP drift >= {g['sp_drift_min']}: "
                  f"{g['sp_ok']}   (* = optimum at a grid edge)")
-    lines.append("wrote " + ", ".join(res.get("files", [])))
+    lines.append("wrote " + ", ".join(res.get("files", []) + ([f"{res['recorded_into']} (transfer record)"]
+                                                             if res.get("recorded_into") else [])))
     return "\n".join(lines)

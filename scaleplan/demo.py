@@ -176,5 +176,7 @@ def human_summary(rec: dict) -> str:
                      f"{h['frac_inside_interval']:.0%} inside the 95% interval")
     lines.append("outputs:")
     lines += [f"  {k:<24} {v}" for k, v in rec.get("outputs", {}).items()]
-    lines.append("open the dashboard on it: scaleplan app   (studies/demo is the default study)")
+    if study is not None:
+        lines.append(f"open the dashboard on it: scaleplan app, then pick {study.name!r} in the sidebar "
+                     "(the app opens on the bundled real-scale study)")
     return "\n".join(lines)

@@ -90,7 +90,8 @@ def make_study(root: Path, name: str = "demo") -> Path:
         d = study / f"coord_{param}"
         d.mkdir()
         (d / "coord_check.json").write_text(json.dumps({
-            "param": param, "passed": passed, "widths": [32, 64, 128], "steps": 3,
+            "param": param, "passed": passed, "widths": [32, 64, 128], "steps": 3, "lr": 0.01, "seeds": 1,
+            "n_layers": 2, "head_dim": 16, "optimizer": "MuAdamW" if param == "mup" else "AdamW",
             "criterion": "|d log2 l1 / d log2 width| < 0.15 for every module at every t >= 2",
             "worst": {"module": "embedding", "t": 2, "slope": growth}, "n_failing": 0 if passed else 6,
             "slopes": slopes, "l1": l1}))

@@ -61,6 +61,8 @@ def ws(tmp_path_factory) -> Path:
     (w / "hparams_garbage.yaml").write_text("lr: [0.01,\n")
     (w / "hparams.yaml").write_text("parameterization: mup\nbase_width: 32\nbase_depth: 1\nbase_head_dim: 16\n"
                                     "lr: 0.0078\ninit_std: 0.02\n")
+    (w / "hparams_lr_huge.yaml").write_text("parameterization: mup\nbase_width: 32\nbase_depth: 1\nbase_head_dim: 16\n"
+                                            "lr: 1.0e+300\ninit_std: 0.02\n")
     (w / "hparams_negative.yaml").write_text("parameterization: mup\nbase_width: -3\nlr: 0.01\n")
     (w / "hf_broken.json").write_text("{")
     (w / "hf_empty.json").write_text("{}")
@@ -92,6 +94,20 @@ def ws(tmp_path_factory) -> Path:
             (w / name / "optuna.journal").write_bytes(content)
     shutil.copytree(w / "study", w / "study_bad_yaml", ignore=shutil.ignore_patterns("runs", "logs", "*.lock"))
     (w / "study_bad_yaml" / "study.yaml").write_text("spec: [\n  ::: garbage\n")
+    # issue 18 leftovers: a study.yaml with a wrong type, a data folder whose ids exceed its vocab
+    import yaml
+
+    shutil.copytree(w / "study", w / "study_bad_widths", ignore=shutil.ignore_patterns("runs", "logs", "*.lock"))
+    meta = yaml.safe_load((w / "study" / "study.yaml").read_text())
+    meta["spec"]["widths"] = "abc"
+    (w / "study_bad_widths" / "study.yaml").write_text(yaml.safe_dump(meta))
+    (w / "deep.jsonl").write_text("[" * 100_000 + "]" * 100_000 + "\n")
+    shutil.copytree(w / "data", w / "data_bin_folder")
+    (w / "data_bin_folder" / "train.bin").unlink()
+    (w / "data_bin_folder" / "train.bin").mkdir()
+    shutil.copytree(w / "data", w / "data_bad_ids")
+    size = (w / "data_bad_ids" / "train.bin").stat().st_size
+    (w / "data_bad_ids" / "train.bin").write_bytes(b"\xff" * size)
     return w
 
 
@@ -177,13 +193,13 @@ CLI_CASES = [
     ("train-heads-do-not-divide", ["train", "--data", "{W}/data", "--d-model", "30", "--n-layers", "1", "--heads",
                                    "7", "--steps", "2", "--out", "{W}/r4"], "divisible"),
     ("train-seq-longer-than-data", ["train", "--data", "{W}/data", "--d-model", "32", "--n-layers", "1", "--steps",
-                                    "2", "--seq-len", "100000000", "--out", "{W}/r5"], "longer than the data"),
+                                    "2", "--seq-len", "1000000", "--out", "{W}/r5"], "longer than the data"),
     ("train-malformed-hparams", ["train", "--data", "{W}/data", "--d-model", "32", "--n-layers", "1", "--steps", "2",
                                  "--out", "{W}/r6", "--hparams", "{W}/hparams_garbage.yaml"], "not valid yaml"),
     ("train-out-under-file", ["train", "--data", "{W}/data", "--d-model", "32", "--n-layers", "1", "--steps", "2",
                               "--head-dim", "16", "--out", "{W}/afile/r"], "is a file"),
     # coord-check
-    ("coord-check-bad-widths", ["coord-check", "--widths", "0,-5"], "positive integers"),
+    ("coord-check-bad-widths", ["coord-check", "--widths", "0,-5"], "widths, each an integer"),
     ("coord-check-no-data", ["coord-check", "--data", "{W}/nodata", "--widths", "32,64", "--steps", "2"],
      "not found"),
     ("coord-check-out-under-file", ["coord-check", "--widths", "32,64", "--steps", "2", "--out", "{W}/afile/cc"],
@@ -211,6 +227,63 @@ CLI_CASES = [
      "not found"),
     ("transfer-check-out-under-file", ["transfer-check", "--out", "{W}/afile/tc", "--data", "{W}/data",
                                        "--widths", "32,64", "--steps", "2"], "is a file"),
+]
+TINY_RUN = ["--d-model", "32", "--n-layers", "1", "--head-dim", "16", "--batch", "2", "--seq-len", "16", "--steps", "2"]
+TINY_SWEEP = ["--widths", "32", "--trials", "1", "--steps", "2", "--n-layers", "1", "--batch", "2", "--seq-len", "16",
+              "--head-dim", "16", "--pruner", "none", "--sampler", "random"]
+# issue 18's hostile pass (tools/hostile_pass.py): each fix of its last failures, as a row
+ISSUE18_CASES = [
+    ("data-vocab-beyond-limit", ["data", "prepare", "--out", "{W}/d9", "--vocab", "1e9"], "bpe vocab"),
+    ("data-out-in-proc", ["data", "prepare", "--out", "/proc/foo", "--tokenizer", "bytes"], "pseudo-filesystem"),
+    ("data-max-mb-huge", ["data", "prepare", "--out", "{W}/d8", "--max-mb", "1e300"], "--max-mb"),
+    ("train-threads-beyond-cores", ["train", "--data", "{W}/data", *TINY_RUN, "--threads", "100000", "--out",
+                                    "{W}/r7"], "usable cpu cores"),
+    ("train-lr-huge", ["train", "--data", "{W}/data", *TINY_RUN, "--lr", "1e300", "--out", "{W}/r8"], "--lr"),
+    ("train-base-width-huge", ["train", "--data", "{W}/data", *TINY_RUN, "--base-width", "1e30", "--out", "{W}/r9"],
+     "--base-width"),
+    ("train-steps-huge", ["train", "--data", "{W}/data", *TINY_RUN[:-2], "--steps", "1e300", "--out", "{W}/r10"],
+     "--steps"),
+    ("train-seed-negative", ["train", "--data", "{W}/data", *TINY_RUN, "--seed", "-1", "--out", "{W}/r11"], "seed"),
+    ("train-into-study-folder", ["train", "--data", "{W}/data", *TINY_RUN, "--out", "{W}/study"], "study folder"),
+    ("train-beyond-memory", ["train", "--data", "{W}/data", "--d-model", "65536", "--n-layers", "512", "--head-dim",
+                             "128", "--batch", "2", "--seq-len", "16", "--steps", "2", "--out", "{W}/r12"], "memory"),
+    ("train-ids-above-vocab", ["train", "--data", "{W}/data_bad_ids", *TINY_RUN, "--out", "{W}/r13"], "token id"),
+    ("train-hparams-lr-huge", ["train", "--data", "{W}/data", *TINY_RUN, "--out", "{W}/r14", "--hparams",
+                               "{W}/hparams_lr_huge.yaml"], "plausible limit"),
+    ("coord-check-width-million", ["coord-check", "--widths", "32,1000000", "--steps", "2"], "widths"),
+    ("coord-check-odd-head-dim", ["coord-check", "--widths", "30,60", "--head-dim", "15", "--steps", "2"], "even"),
+    ("coord-check-beyond-memory", ["coord-check", "--widths", "32,16384", "--n-layers", "64", "--steps", "2",
+                                   "--seeds", "1"], "memory"),
+    ("sweep-trials-huge", ["sweep", "--study", "{W}/s5", "--data", "{W}/data", *TINY_SWEEP[:2], "--trials", "1e300"],
+     "--trials"),
+    ("sweep-into-data-folder", ["sweep", "--study", "{W}/data", "--data", "{W}/data", *TINY_SWEEP], "data folder"),
+    ("sweep-ids-above-vocab", ["sweep", "--study", "{W}/s6", "--data", "{W}/data_bad_ids", *TINY_SWEEP],
+     "token id"),
+    ("sweep-objective-not-python", ["sweep", "--study", "{W}/s7", "--data", "{W}/data", *TINY_SWEEP, "--objective",
+                                    "/etc/passwd:f"], "objective"),
+    ("sweep-export-widths-text", ["sweep", "export", "--study", "{W}/study_bad_widths"], "widths"),
+    ("sweep-resume-widths-text", ["sweep", "--study", "{W}/study_bad_widths", "--data", "{W}/data", *TINY_SWEEP],
+     "widths"),
+    ("optimal-flops-not-a-model", ["optimal", "--flops", "1e-300"], "not a model"),
+    ("optimal-flops-beyond-limit", ["optimal", "--flops", "1e300"], "--flops"),
+    ("optimal-unique-tokens-below-one", ["optimal", "--flops", "1e21", "--unique-tokens", "1e-300"],
+     "--unique-tokens"),
+    ("optimal-inference-tokens-huge", ["optimal", "--flops", "1e21", "--inference-tokens", "1e300"],
+     "--inference-tokens"),
+    ("loss-tokens-below-one", ["loss", "--params", "1e9", "--tokens", "1e-300"], "--tokens"),
+    ("count-layers-beyond-limit", ["count", "--layers", "5000", "--d-model", "64", "--d-ffn", "256", "--heads", "4",
+                                   "--vocab", "1000"], "--layers"),
+    ("shape-vocab-huge", ["shape", "--params", "1e8", "--vocab", "1e300"], "--vocab"),
+    ("shape-gqa-ratio-huge", ["shape", "--params", "1e8", "--gqa-ratio", "1e300"], "--gqa-ratio"),
+    ("shape-max-error-inf", ["shape", "--params", "1e8", "--max-error", "inf"], "--max-error"),
+    ("transfer-check-widths-inf", ["transfer-check", "--out", "{W}/tc5", "--widths", "inf,32"], "--widths"),
+    ("data-no-subcommand", ["data"], "subcommand"),
+    ("data-source-deep-jsonl", ["data", "prepare", "--out", "{W}/d11", "--tokenizer", "bytes", "--source",
+                                "{W}/deep.jsonl"], "nested too deeply"),
+    ("data-source-proc-mem", ["data", "prepare", "--out", "{W}/d12", "--tokenizer", "bytes", "--source",
+                              "/proc/self/mem"], "cannot read corpus file"),
+    ("train-bin-is-a-folder", ["train", "--data", "{W}/data_bin_folder", *TINY_RUN, "--out", "{W}/r15"],
+     "not a file"),
 ]
 LADDER_CASES = [
     ("ladder-no-data", ["ladder", "--study", "{W}/l1", "--data", "{W}/nodata", "--hparams", "{W}/hparams.yaml"],
@@ -243,8 +316,8 @@ def _check_one_line_error(rc, out, err, keyword):
     assert len(lines[0]) > 30  # says what is wrong and what to do, not just a word
 
 
-@pytest.mark.parametrize("case_id, argv, keyword", CLI_CASES + LADDER_CASES,
-                         ids=[c[0] for c in CLI_CASES + LADDER_CASES])
+@pytest.mark.parametrize("case_id, argv, keyword", CLI_CASES + LADDER_CASES + ISSUE18_CASES,
+                         ids=[c[0] for c in CLI_CASES + LADDER_CASES + ISSUE18_CASES])
 def test_cli_bad_input_is_one_line_exit_2(ws, case_id, argv, keyword, capsys, monkeypatch):
     monkeypatch.chdir(ws)
     before = _tree(ws)
@@ -267,6 +340,45 @@ def test_password_is_masked_in_storage_error(ws, capsys):
     rc, out, err = _run_inprocess(["sweep", "--study", str(ws / "s9"), "--data", str(ws / "data"), "--storage",
                                    "postgresql://u:secret@127.0.0.1:1/db", "--trials", "1"], capsys)
     assert rc == 2 and "secret" not in err
+
+
+def test_dotdot_study_makes_no_intermediate_folder(ws, capsys):
+    """`sweep --study D/../E` runs in E and creates no D (issue 18 item 9: it used to create D)."""
+    rc, out, err = _run_inprocess(["sweep", "--study", str(ws / "D" / ".." / "E_dotdot"), "--data", str(ws / "data"),
+                                   *TINY_SWEEP], capsys)
+    try:
+        assert rc == 0, err
+        assert not (ws / "D").exists()
+        assert (ws / "E_dotdot" / "study.yaml").is_file()
+    finally:
+        shutil.rmtree(ws / "E_dotdot", ignore_errors=True)
+
+
+def test_refused_train_leaves_no_run_folder(ws, capsys):
+    """A run refused after its config was read (here: beyond memory at the data's vocab) leaves no folder."""
+    from proxy_train.config import TrainConfig
+    from proxy_train.train import train
+
+    cfg = TrainConfig(data=str(ws / "data"), d_model=32768, n_layers=1024, head_dim=128, batch=2, seq_len=16, steps=2)
+    with pytest.raises(UserError, match="memory"):
+        train(cfg, ws / "r_refused")
+    assert not (ws / "r_refused").exists()
+
+
+def test_refused_prepare_removes_the_folders_it_made(tmp_path, monkeypatch):
+    """A prepare that fails after it made --out's parent folders (here: while writing tokens) removes them."""
+    import proxy_train.data as data
+
+    (tmp_path / "c.txt").write_text("some text\n" * 50)
+    (tmp_path / "d.txt").write_text("more text\n" * 50)
+
+    def boom(*a, **k):
+        raise UserError("disk full (simulated)")
+
+    monkeypatch.setattr(data, "_write_tokens", boom)
+    with pytest.raises(UserError, match="simulated"):
+        data.prepare_data(tmp_path / "new" / "deeper" / "d", source=str(tmp_path), tokenizer="bytes", progress=False)
+    assert not (tmp_path / "new").exists()
 
 
 # ------------------------------------------------------------------ the real entry point (subprocess)
@@ -298,6 +410,10 @@ def _api_cases(ws: Path):
     from planner.runs import load_runs
     from planner.shape import ModelShape
     from proxy_train.data import TokenData
+    from proxy_train.config import TrainConfig
+    from proxy_train.coord_check import coord_check
+    from proxy_train.data import prepare_data
+    from proxy_train.study import StudySpec
     from proxy_train.transfer import parse_lr_grid
 
     good = pd.read_csv(io.StringIO(GOOD_RUNS))
@@ -333,6 +449,13 @@ def _api_cases(ws: Path):
         ("ModelShape-from-dict-bool", lambda: ModelShape.from_dict({"n_layers": True, "d_model": 64, "d_ffn": 128,
                                                                     "n_heads": 2, "vocab_size": 100}), "integer"),
         ("parse_lr_grid-two-points", lambda: parse_lr_grid("-10,-9"), "at least 3"),
+        ("TrainConfig-lr-huge", lambda: TrainConfig(data="d", lr=1e300, steps=2).validate(), "plausible limit"),
+        ("TrainConfig-seed-negative", lambda: TrainConfig(data="d", seed=-1, steps=2).validate(), "seed"),
+        ("TrainConfig-betas-one", lambda: TrainConfig(data="d", betas=(0.9, 1.0), steps=2).validate(), "betas"),
+        ("prepare_data-vocab-huge", lambda: prepare_data(ws / "d10", vocab=10**9), "vocab"),
+        ("coord_check-odd-head-dim", lambda: coord_check("mup", [30, 60], 2, head_dim=15), "odd"),
+        ("StudySpec-widths-text", lambda: StudySpec.from_dict({**_spec(ws), "widths": "abc"}), "widths"),
+        ("StudySpec-fixed-unknown", lambda: StudySpec.from_dict({**_spec(ws), "fixed": {"bogus": 1}}), "bogus"),
     ]
 
 
@@ -341,7 +464,14 @@ API_IDS = ["load_law-unknown", "load_law-broken-file", "Budget-negative", "Budge
            "fit-length-mismatch", "load_runs-missing-column", "load_runs-both-d-and-c", "load_hparams-garbage",
            "Plan-from-list", "Plan-read-partial", "export-unknown-trainer", "TokenData-missing",
            "Plan-hostile-int", "export-edited-plan", "ModelShape-from-dict-bool",
-           "parse_lr_grid-two-points"]
+           "parse_lr_grid-two-points", "TrainConfig-lr-huge", "TrainConfig-seed-negative", "TrainConfig-betas-one",
+           "prepare_data-vocab-huge", "coord_check-odd-head-dim", "StudySpec-widths-text", "StudySpec-fixed-unknown"]
+
+
+def _spec(ws: Path) -> dict:
+    import yaml
+
+    return yaml.safe_load((ws / "study" / "study.yaml").read_text())["spec"]
 
 
 @pytest.mark.parametrize("case_id", API_IDS)
@@ -517,3 +647,101 @@ def test_torchtitan_run_and_module_keep_values_as_data(hostile_exports):
               and isinstance(t.value, ast.Constant)}
     assert consts["HF_ASSETS_PATH"] == EVIL + "/tok"
     assert consts["CHECKPOINT_DIR"] == EVIL + "/ckpt"
+
+
+# ---------------------------------------------------------------------------------- issue 18, last failures
+# The hostile pass's last 27 (tools/hostile_pass.py: plan/fit/ladder/transfer-check): each class as a row.
+# Limits and their sources: planner/limits.py ({W}: the shared work folder, {F}: this section's files).
+HOSTILE_HP = "parameterization: mup\nbase_width: 32\nbase_depth: 1\nbase_head_dim: 16\nlr: 0.0078\ninit_std: 0.02\n"
+FORTY_NINES = "9" * 40
+FINAL_CASES = [
+    ("plan-vocab-1e300", ["plan", "--flops", "1e21", "--vocab", "1e300"], "--vocab"),
+    ("plan-vocab-40-digits", ["plan", "--flops", "1e21", "--vocab", FORTY_NINES], "--vocab"),
+    ("plan-price-1e308", ["plan", "--flops", "1e21", "--price", "1e308"], "--price"),
+    ("plan-price-zero", ["plan", "--flops", "1e21", "--price", "0"], "--price"),
+    ("plan-lr-1e300", ["plan", "--flops", "1e21", "--lr", "1e300"], "--lr"),
+    ("plan-lr-1e-300", ["plan", "--flops", "1e21", "--lr", "1e-300"], "--lr"),
+    ("plan-hparams-lr-huge", ["plan", "--flops", "1e21", "--hparams", "{W}/hparams_lr_huge.yaml"], "lr must be"),
+    ("plan-hparams-odd-head-dim", ["plan", "--flops", "1e21", "--hparams", "{F}/hp_odd.yaml"], "even"),
+    ("plan-hparams-width-40-digits", ["plan", "--flops", "1e21", "--hparams", "{F}/hp_wide.yaml"], "base_width"),
+    ("fit-bootstrap-40-digits", ["fit", "{W}/good.csv", *RUNS_COLS, "--bootstrap", FORTY_NINES], "--bootstrap"),
+    ("fit-delta-1e300", ["fit", "{W}/good.csv", *RUNS_COLS, "--delta", "1e300"], "--delta"),
+    ("fit-seed-negative", ["fit", "{W}/good.csv", *RUNS_COLS, "--seed", "-1"], "--seed"),
+    ("fit-duplicated-loss-column", ["fit", "{F}/dup.csv", *RUNS_COLS], "more than once"),
+    ("fit-params-1e300", ["fit", "{F}/huge.csv", *RUNS_COLS], "parameters N"),
+    ("ladder-study-empty", ["ladder", "--study", "", "--data", "{W}/data", "--hparams", "{W}/hparams.yaml",
+                            "--plan-only"], "folder path"),
+    ("ladder-study-in-proc", ["ladder", "--study", "/proc/foo", "--data", "{W}/data", "--hparams",
+                              "{W}/hparams.yaml", "--plan-only"], "pseudo-filesystem"),
+    ("ladder-study-is-a-file", ["ladder", "--study", "{W}/afile", "--data", "{W}/data", "--hparams",
+                                "{W}/hparams.yaml", "--plan-only"], "is a file"),
+    ("ladder-into-data-folder", ["ladder", "--study", "{W}/data", "--data", "{W}/data", "--hparams",
+                                 "{W}/hparams.yaml", "--plan-only"], "data folder"),
+    ("ladder-n-sizes-1e300", ["ladder", "--study", "{W}/l9", "--data", "{W}/data", "--hparams", "{W}/hparams.yaml",
+                              "--n-sizes", "1e300", "--plan-only"], "--n-sizes"),
+    ("ladder-hparams-lr-huge", ["ladder", "--study", "{W}/l10", "--data", "{W}/data", "--hparams",
+                                "{W}/hparams_lr_huge.yaml", "--plan-only"], "lr must be"),
+    ("transfer-check-into-data-folder", ["transfer-check", "--out", "{W}/data", "--data", "{W}/data", "--widths",
+                                         "32,64", "--steps", "2"], "data folder"),
+    ("transfer-check-out-in-proc", ["transfer-check", "--out", "/proc/foo", "--data", "{W}/data"],
+     "pseudo-filesystem"),
+    ("transfer-check-out-empty", ["transfer-check", "--out", "", "--data", "{W}/data"], "folder path"),
+]
+
+
+@pytest.fixture(scope="module")
+def final_files(tmp_path_factory) -> Path:
+    f = tmp_path_factory.mktemp("final")
+    (f / "hp_odd.yaml").write_text(HOSTILE_HP.replace("base_head_dim: 16", "base_head_dim: 15"))
+    (f / "hp_wide.yaml").write_text(HOSTILE_HP.replace("base_width: 32", f"base_width: {FORTY_NINES}"))
+    (f / "dup.csv").write_text(GOOD_RUNS.replace("final_val_loss,status", "final_val_loss,final_val_loss")
+                               .replace(",ok\n", ",9.9\n"))
+    (f / "huge.csv").write_text(GOOD_RUNS.replace("r1,40000000,", "r1,1e300,"))
+    return f
+
+
+@pytest.mark.parametrize("case_id, argv, keyword", FINAL_CASES, ids=[c[0] for c in FINAL_CASES])
+def test_hostile_pass_last_failures_are_one_line_exit_2(ws, final_files, case_id, argv, keyword, capsys,
+                                                        monkeypatch):
+    monkeypatch.chdir(ws)
+    before, before_f = _tree(ws), _tree(final_files)
+    rc, out, err = _run_inprocess([a.replace("{W}", str(ws)).replace("{F}", str(final_files)) for a in argv], capsys)
+    _check_one_line_error(rc, out, err, keyword)
+    assert out == ""
+    assert _tree(ws) == before and _tree(final_files) == before_f
+
+
+def test_limits_still_accept_published_values(ws, final_files, capsys, monkeypatch):
+    """The bounds refuse nonsense, not real settings: Llama 3 405B's vocab 128,256 and peak LR 8e-5
+    (arXiv:2407.21783 Table 3), a price of 2 $/GPU-hour, a fit with seed 2^32 - 1."""
+    monkeypatch.chdir(ws)
+    rc, out, err = _run_inprocess(["plan", "--flops", "1e21", "--vocab", "128256", "--lr", "8e-5", "--price", "2",
+                                   "--json"], capsys)
+    assert rc == 0, err
+    import json
+
+    plan = json.loads(out)
+    assert plan["training"]["lr"] == 8e-5 and plan["time_cost"]["price_per_gpu_hour"] == 2.0
+    assert plan["shape"]["vocab_size"] == 128256
+    rc, out, err = _run_inprocess(["fit", str(ws / "good.csv"), *RUNS_COLS, "--grid", "small", "--no-backtest",
+                                   "--seed", str(2**32 - 1), "--delta", "0.001"], capsys)
+    assert rc == 0, err
+
+
+@pytest.mark.parametrize("case_id, call, keyword", [
+    ("HParams-lr-huge", lambda: __import__("planner.hparams").hparams.HParams(lr=1e300), "lr"),
+    ("HParams-lr-below-fp32", lambda: __import__("planner.hparams").hparams.HParams(lr=1e-12), "lr"),
+    ("HParams-odd-head-dim", lambda: __import__("planner.hparams").hparams.HParams(base_head_dim=15), "even"),
+    ("HParams-width-huge", lambda: __import__("planner.hparams").hparams.HParams(base_width=10**40), "base_width"),
+    ("HParams-depth-huge", lambda: __import__("planner.hparams").hparams.HParams(base_depth=10**6), "base_depth"),
+    ("PlanRequest-price-1e308", lambda: __import__("planner.plan.request").plan.request.PlanRequest(
+        budget=1e21, price_per_gpu_hour=1e308), "--price"),
+    ("PlanRequest-vocab-1e300", lambda: __import__("planner.plan.request").plan.request.PlanRequest(
+        budget=1e21, vocab=10**300), "--vocab"),
+    ("PlanRequest-lr-nan", lambda: __import__("planner.plan.request").plan.request.PlanRequest(
+        budget=1e21, lr=float("nan")), "--lr"),
+])
+def test_final_api_bounds_raise_user_error(case_id, call, keyword):
+    with pytest.raises(UserError) as exc:
+        call()
+    assert keyword in str(exc.value) and "\n" not in str(exc.value)

@@ -171,7 +171,7 @@ def test_fit_json_round_trip_keeps_null_samples():
 @pytest.mark.parametrize("argv, keyword", [
     (["optimal", "--law", "{W}/fit_tiny_exponents.json", "--flops", "1e22"], "floating-point range"),
     (["optimal", "--law", "{W}/fit_tiny_exponents.json", "--target-loss", "2.0"], "floating-point range"),
-    (["optimal", "--law", "hoffmann2022", "--target-loss", "1e300"], "floating-point range"),
+    (["optimal", "--law", "hoffmann2022", "--target-loss", "1e300"], "--target-loss"),  # beyond the CLI's range
     (["optimal", "--law", "{W}/fit_E-bool.json", "--flops", "1e22"], ".E must be a number"),
     (["optimal", "--law", "{W}/fit_objective-text.json", "--flops", "1e22"], "objective"),
     (["optimal", "--law", "{W}/fit_samples-text.json", "--flops", "1e22"], "samples"),
@@ -372,3 +372,171 @@ def test_dashboard_degrades_per_study(hostile_studies, monkeypatch):
             hits = [e for e in errors[page] if text in e]
             assert hits, (study, page, errors[page])
             assert all(f"{study}/" in e or f"{study}\\" in e for e in hits), hits  # names the file
+
+
+# ---------------------------------------------------------------------------------- coord_check.json, study.yaml
+@pytest.fixture(scope="module")
+def coord_json(tmp_path_factory) -> Path:
+    """A real coord_check.json (two widths, two steps, one seed: seconds)."""
+    import torch
+
+    from proxy_train.coord_check import coord_check
+
+    torch.set_num_threads(1)
+    out = tmp_path_factory.mktemp("cc")
+    coord_check("mup", [32, 64], 2, n_layers=1, head_dim=16, seeds=1, out=out)
+    return out / "coord_check.json"
+
+
+def test_coord_check_json_reads_back(coord_json):
+    from proxy_train.coord_check import read_result
+
+    r = read_result(coord_json)
+    assert r["widths"] == [32, 64] and isinstance(r["passed"], bool) and r["l1"]
+
+
+@pytest.mark.parametrize("cid, edit, keyword", [
+    ("list", lambda d: [d], "mapping"),
+    ("passed-text", lambda d: {**d, "passed": "yes"}, "passed"),
+    ("slope-nan", lambda d: {**d, "worst": {**d["worst"], "slope": float("nan")}}, "slope"),
+    ("widths-negative", lambda d: {**d, "widths": [-32, 64]}, "widths"),
+    ("l1-row-text", lambda d: {**d, "l1": [{**d["l1"][0], "l1": "big"}]}, "l1"),
+    ("unknown-key", lambda d: {**d, "evil": 1}, "evil"),
+    ("param-unknown", lambda d: {**d, "param": "ntk"}, "param"),
+])
+def test_coord_check_json_wrong_types_are_refused(coord_json, tmp_path, cid, edit, keyword):
+    from proxy_train.coord_check import read_result
+
+    d = json.loads(coord_json.read_text())
+    bad = tmp_path / "coord_check.json"
+    bad.write_text(json.dumps(edit(d)))  # json.dumps writes NaN for nan, as a careless editor might
+    with pytest.raises(UserError) as e:
+        read_result(bad)
+    assert keyword in str(e.value) and "\n" not in str(e.value)
+
+
+def test_coord_check_json_deep_nesting_is_refused(tmp_path):
+    from proxy_train.coord_check import read_result
+
+    (tmp_path / "c.json").write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(UserError, match="nested too deeply"):
+        read_result(tmp_path / "c.json")
+
+
+@pytest.mark.parametrize("key, value, keyword", [
+    ("widths", "abc", "widths"), ("widths", [10**40], "proxy config"), ("steps", -5, "steps"),
+    ("sampler", "evil", "sampler"), ("seed", True, "seed"), ("fixed", {"bogus": 1}, "bogus"),
+    ("fixed", [1], "fixed"), ("data", "a\nb", "one line"),
+])
+def test_study_spec_is_schema_checked(key, value, keyword):
+    from proxy_train.study import StudySpec
+
+    good = {"data": "/d", "vocab_size": 320, "widths": [32], "total_steps": 2, "steps": 2, "head_dim": 16,
+            "n_layers": 1, "batch": 2, "seq_len": 16}
+    assert StudySpec.from_dict(good).widths == [32]
+    with pytest.raises(UserError) as e:
+        StudySpec.from_dict({**good, key: value})
+    assert keyword in str(e.value) and "\n" not in str(e.value)
+
+
+# ---------------------------------------------------------------------------------- transfer.json (issue 18)
+REAL_TRANSFER = Path(__file__).resolve().parents[1] / "studies" / "transfer" / "transfer.json"
+
+
+def _analysed_transfer() -> dict:
+    """transfer.json laid out by the library's own analysis (proxy_train.transfer.analyze), with a meta."""
+    from proxy_train.transfer import analyze
+
+    recs = [{"param": p, "width": w, "log2_lr": float(x), "loss": 3 + 0.05 * (x + 7) ** 2 - 0.01 * w / 64}
+            for p in ("mup", "sp") for w in (64, 128) for x in range(-10, -4)]
+    recs[0]["loss"] = None  # a diverged run
+    return {**analyze(recs), "meta": {"scaleplan_version": "0", "corpus_sha256": "ab" * 32,
+                                      "setting": {"steps": 2, "tokens": None}}, "n_runs": len(recs), "wall_s": 1.5}
+
+
+def test_transfer_json_reads_back(tmp_path):
+    from proxy_train.transfer import read_result
+
+    assert read_result(REAL_TRANSFER)["params"]["mup"]["widths"] == [64, 128, 256, 512]  # the stored real check
+    (tmp_path / "t.json").write_text(json.dumps(_analysed_transfer()))
+    r = read_result(tmp_path / "t.json")
+    assert r["params"]["sp"]["optima"]["64"]["curve"] and r["n_runs"] == 24
+
+
+@pytest.mark.parametrize("cid, edit, keyword", [
+    ("list", lambda d: [d], "mapping"),
+    ("param-unknown", lambda d: {**d, "params": {"ntk": d["params"]["mup"]}}, "ntk"),
+    ("drift-text", lambda d: {**d, "params": {"mup": {**d["params"]["mup"], "drift_octaves": "abc"}}},
+     "drift_octaves"),
+    ("drift-nan", lambda d: {**d, "params": {"mup": {**d["params"]["mup"], "drift_octaves": float("nan")}}},
+     "drift_octaves"),
+    ("widths-negative", lambda d: {**d, "params": {"mup": {**d["params"]["mup"], "widths": [-64]}}}, "widths"),
+    ("optima-key-not-width", lambda d: {**d, "params": {"mup": {**d["params"]["mup"], "optima": {
+        "evil": d["params"]["mup"]["optima"]["64"]}}}}, "not a width"),
+    ("curve-key-not-lr", lambda d: {**d, "params": {"mup": {**d["params"]["mup"], "optima": {
+        "64": {**d["params"]["mup"]["optima"]["64"], "curve": {"x": 1.0}}}}}}, "not a log2 LR"),
+    ("goals-missing", lambda d: {k: v for k, v in d.items() if k != "goals"}, "goals"),
+    ("mup-ok-text", lambda d: {**d, "goals": {**d["goals"], "mup_ok": "yes"}}, "mup_ok"),
+    ("meta-command-multiline", lambda d: {**d, "meta": {**d["meta"], "command": "a\nrm -rf /"}}, "command"),
+    ("unknown-key", lambda d: {**d, "evil": 1}, "evil"),
+    ("n-runs-bigint-text", lambda d: {**d, "n_runs": "9" * 40}, "n_runs"),
+])
+def test_transfer_json_wrong_types_are_refused(tmp_path, cid, edit, keyword):
+    from proxy_train.transfer import read_result
+
+    bad = tmp_path / "transfer.json"
+    bad.write_text(json.dumps(edit(_analysed_transfer())))
+    with pytest.raises(UserError) as e:
+        read_result(bad)
+    assert keyword in str(e.value) and "\n" not in str(e.value) and str(bad) in str(e.value)
+
+
+def test_transfer_check_reanalysis_of_a_folder_without_a_check(tmp_path, capsys):
+    """`transfer-check --out DIR --record-into H` without --data, DIR holding only a (damaged) transfer.json and
+    no study: one line, exit 2, nothing written."""
+    from scaleplan.cli import main
+
+    (tmp_path / "tc").mkdir()
+    (tmp_path / "tc" / "transfer.json").write_text("[1]")
+    rc = main(["transfer-check", "--out", str(tmp_path / "tc"), "--record-into", str(tmp_path / "hp.yaml")])
+    err = capsys.readouterr().err
+    assert rc == 2 and "holds no transfer check" in err and len(err.strip().splitlines()) == 1
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["tc", "transfer.json"]
+
+
+@pytest.fixture(scope="module")
+def field_studies(tmp_path_factory) -> Path:
+    """Studies whose coord_check.json or transfer.json is a JSON object with one wrong-typed field."""
+    from app_fixtures import make_study
+
+    root = tmp_path_factory.mktemp("dash_fields") / "studies"
+    s = make_study(root, "coord_field")
+    f = s / "coord_mup" / "coord_check.json"
+    f.write_text(json.dumps({**json.loads(f.read_text()), "widths": "abc"}))
+    s = make_study(root, "transfer_field")
+    d = json.loads((s / "transfer.json").read_text())
+    d["params"]["mup"]["drift_octaves"] = "abc"
+    (s / "transfer.json").write_text(json.dumps(d))
+    return root
+
+
+@pytest.mark.parametrize("study, page, text", [
+    ("coord_field", "views/coord.py", "widths"),
+    ("transfer_field", "views/sweeps.py", "drift_octaves"),
+])
+def test_dashboard_reads_results_through_the_schema(field_studies, monkeypatch, study, page, text):
+    """The coordinate-check and μTransfer views read their files with the library's checked readers
+    (proxy_train.coord_check.read_result, proxy_train.transfer.read_result): a wrong-typed field is an
+    error box naming the file and the field, the rest of the page still renders."""
+    pytest.importorskip("streamlit")
+    from streamlit.testing.v1 import AppTest
+
+    from conftest import ROOT
+
+    monkeypatch.setenv("SCALEPLAN_STUDIES", str(field_studies))
+    at = AppTest.from_file(str(ROOT / "app" / "main.py"), default_timeout=120).run()
+    at.sidebar.selectbox[0].set_value(study).run()
+    at.switch_page(page).run()
+    assert not at.exception, [e.value for e in at.exception]
+    hits = [e.value for e in at.error if text in e.value]
+    assert hits and all(f"{study}/" in h for h in hits), [e.value for e in at.error]

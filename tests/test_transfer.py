@@ -111,7 +111,19 @@ def test_tiny_real_transfer_check(tmp_path_factory):
     assert len(finished) == len(cells) == 12
     stored = json.loads((out / "transfer.json").read_text())
     assert stored["params"]["mup"]["optima"] == res["params"]["mup"]["optima"]
-    r2 = run_cli(*args, timeout=120)  # resume: nothing left to run
-    assert r2.returncode == 0 and json.loads(r2.stdout)["n_runs"] == 12
+    # resume: nothing left to run; recording the real result into an hparams.yaml of the same corpus
+    from planner.hparams import HParams
+    from planner.hparams_gate import hparams_quality
+
+    sha = json.loads((data / "meta.json").read_text())["sha256"]
+    hp_path = HParams(base_width=32, source={"corpus_sha256": sha}).write(out.parent / "hparams.yaml")
+    r2 = run_cli(*args, "--record-into", hp_path, timeout=120)
+    assert r2.returncode == 0 and json.loads(r2.stdout)["n_runs"] == 12, r2.stderr
+    rec = HParams.read(hp_path).transfer
+    mup = res["params"]["mup"]
+    assert rec["param"] == "mup" and rec["widths"] == [32, 64] and rec["corpus_sha256"] == sha and rec["steps"] == 6
+    assert rec["drift_octaves"] == pytest.approx(mup["drift_octaves"]) and rec["any_edge"] == mup["any_edge"]
+    check = hparams_quality(HParams.read(hp_path), 1024).check("transfer")  # two widths: thin evidence
+    assert not check.passed and "2 widths [32, 64] (need >= 3)" in check.detail
     bad = run_cli("transfer-check", "--data", data, "--out", out, "--widths", "32", timeout=60)
     assert bad.returncode == 2 and "at least two --widths" in bad.stderr

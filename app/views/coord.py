@@ -1,9 +1,11 @@
 """Coordinate-check page: the stored coord-check results of the studies, with pass/fail.
 
-Reads every ``coord_check.json`` under the studies root (written by ``scaleplan coord-check``) and
-draws the library's figures from it (``proxy_train.coord_check.figure``: mean |activation| vs width
-per step; ``slopes_figure``: the fitted slopes against the library's tolerance). Pass/fail and the
-criterion are the ones recorded in the file (the library decides).
+Reads every ``coord_check.json`` under the studies root (written by ``scaleplan coord-check``) with
+the library's schema-checked reader (``proxy_train.coord_check.read_result``: a damaged file is one
+error box naming the file and field) and draws the library's figures from it
+(``proxy_train.coord_check.figure``: mean |activation| vs width per step; ``slopes_figure``: the
+fitted slopes against the library's tolerance). Pass/fail and the criterion are the ones recorded
+in the file (the library decides).
 """
 from __future__ import annotations
 
@@ -12,12 +14,20 @@ import streamlit as st
 
 from app import loaders, state
 from planner.errors import UserError
-from proxy_train.coord_check import figure, slopes_figure  # torch-free
+from proxy_train.coord_check import figure, read_result, slopes_figure  # torch-free
 
 st.title("Coordinate check: are activations width-stable?")
 st.caption("Under μP the mean |activation| of every module stays flat as width grows (slope ≈ 0 per "
            "width doubling); under standard parameterization (SP) some blow up. `scaleplan coord-check` "
            "records the result; μP should pass and SP fail.")
+
+
+def _load(path) -> dict:
+    """The file as a JSON object (loaders' message for a list or a number), then every field checked
+    by the library's reader (``proxy_train.coord_check.read_result``)."""
+    loaders.load_object(path, "coord_check.json")
+    return read_result(path)
+
 
 root = st.session_state.get("studies_root")
 files = []
@@ -32,7 +42,7 @@ if not files:
 summary = []
 for path in files:
     try:
-        data = loaders.load_object(path, "coord_check.json")
+        data = _load(path)
     except UserError as e:
         loaders.artefact_error(path, str(e))
         continue
@@ -49,7 +59,7 @@ if summary:
 
 for path in files:
     try:
-        data = loaders.load_object(path, "coord_check.json")
+        data = _load(path)
     except UserError:
         continue
     with loaders.shown_errors(path):

@@ -77,7 +77,10 @@ if not transfer_files:
 for path in transfer_files:
     label = path.relative_to(root).as_posix()
     try:
-        data = loaders.load_object(path, "transfer.json")
+        loaders.load_object(path, "transfer.json")  # a list or a number: the loaders' message
+        from proxy_train.transfer import read_result  # torch-free; every field checked
+
+        data = read_result(path)
     except UserError as e:
         loaders.artefact_error(path, str(e))
         continue

@@ -8,15 +8,32 @@ options given explicitly win over the recipe's. Units: ``global_batch`` in seque
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
+from planner.errors import UserError
+from planner.limits import MAX_BATCH, MAX_LR, MAX_PRICE, MAX_SEQ_LEN, MAX_TOKENS, MAX_VOCAB, MIN_LR, MIN_PRICE
 from planner.plan.budget import Budget
+from planner.schema import show
 from planner.recipes import Recipe
 from planner.shape import ModelShape
 
+#: Plausible ranges of the numeric options, ``name: (lo, hi, integer?, option)``; limits and their
+#: sources in planner/limits.py (a price of 1e308 printed a cost of $inf, a vocab of 1e300 overflowed).
+RANGES: dict[str, tuple[float, float, bool, str]] = {
+    "price_per_gpu_hour": (MIN_PRICE, MAX_PRICE, False, "--price (US$ per GPU-hour)"),
+    "lr": (MIN_LR, MAX_LR, False, "--lr (peak LR)"),
+    "min_lr": (0.0, MAX_LR, False, "min_lr (final LR)"),
+    "vocab": (1, MAX_VOCAB, True, "--vocab"),
+    "seq_len": (1, MAX_SEQ_LEN, True, "--seq-len"),
+    "global_batch": (1, MAX_BATCH, True, "--global-batch (sequences)"),
+    "tokens": (1, MAX_TOKENS, True, "--tokens"),
+}
+
 #: Defaults of a budget plan (a preset brings its own): sequence length and vocabulary (tokens).
 DEFAULT_SEQ_LEN = 4096
+DEFAULT_GPU = "h100"  # H100 SXM (planner/hardware.py)
 DEFAULT_VOCAB = 32000
 
 
@@ -41,6 +58,7 @@ class PlanRequest:
     # ---- the training recipe
     hparams: Any = None  # HParams, a dict, a path to hparams.yaml, or None
     force_hparams: bool = False  # apply an hparams.yaml that fails the quality gate (planner/hparams_gate.py)
+    horizon_correction: bool = True  # scale the hparams' LR by (T_target / T_proxy)^b (planner/horizon.py)
     recipe: Recipe | None = None  # published optimizer/schedule settings (set by a preset)
     global_batch: int | None = None  # default: DeepSeek's B_opt, rounded
     schedule: str | None = None  # cosine | wsd (default cosine)
@@ -48,7 +66,7 @@ class PlanRequest:
     min_lr: float | None = None
     warmup_iters: int | None = None
     # ---- the hardware
-    gpu: str = "h100"
+    gpu: str | None = None  # default: the preset's, else DEFAULT_GPU
     n_gpus: int | None = None  # default: the budget's, else about 30 days
     gpus_per_node: int | None = None  # default: the GPU's NVLink domain
     tp: int | None = None
@@ -76,6 +94,7 @@ class PlanRequest:
             self.budget = Budget.from_flops(self.budget)
         self.data = dict(self.data or {})
         self.phases = list(self.phases or [])
+        check_ranges(self)
 
     @classmethod
     def of(cls, request: "PlanRequest | Budget | float | None" = None, **options: Any) -> "PlanRequest":
@@ -96,3 +115,18 @@ class PlanRequest:
     def given(self) -> dict[str, Any]:
         """The options that are set (not None), by name."""
         return {f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name) is not None}
+
+
+def check_ranges(req: PlanRequest) -> None:
+    """UserError (one line, naming the option and its range) when a numeric option of ``req`` is not a
+    finite number inside :data:`RANGES`; None means "let the plan choose" and passes."""
+    for name, (lo, hi, integer, option) in RANGES.items():
+        v = getattr(req, name)
+        if v is None:
+            continue
+        ok = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and lo <= v <= hi
+        if ok and integer and v != int(v):
+            ok = False
+        if not ok:
+            rng = f"an integer between {lo:,} and {hi:,}" if integer else f"a number between {lo:g} and {hi:g}"
+            raise UserError(f"{option} must be {rng} (planner/limits.py), got {show(v)}")

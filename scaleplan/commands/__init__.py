@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
 import sys
 from pathlib import Path
 
 from planner.errors import UserError
 from planner.io import check_creatable, to_json
+from proxy_train.host import usable_cores  # noqa: F401  (re-exported for the commands)
 
 
 def emit(args: argparse.Namespace, payload, human: str) -> None:
@@ -70,14 +70,6 @@ def output_file(text: str) -> str:
     return text
 
 
-def usable_cores() -> int:
-    """CPU cores this process may run on (its affinity mask; os.cpu_count() where that is unknown)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
-
-
 def add_workers_argument(p: argparse.ArgumentParser, *, default: int, help: str) -> None:
     """``--workers N`` (worker processes, one thread each) and ``--oversubscribe``; scaleplan.cli
     refuses more workers than usable cores unless ``--oversubscribe`` is given."""
@@ -110,7 +102,7 @@ def open_fraction(text: str) -> float:
 def int_list(text: str) -> list[int]:
     try:
         vals = [int(float(t)) for t in text.split(",") if t.strip()]
-    except ValueError:
+    except (ValueError, OverflowError):  # OverflowError: inf
         raise argparse.ArgumentTypeError(f"expected comma-separated integers like 64,128, got {text!r}") from None
     if not vals or any(v <= 0 for v in vals):
         raise argparse.ArgumentTypeError(f"expected comma-separated positive integers, got {text!r}")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from proxy_train.coord_check import SLOPE_TOL  # the library's pass criterion (no torch at import)
-from scaleplan.commands import emit, int_list, positive_float, positive_int
+from scaleplan.commands import emit, guards
 
 
 def register(sub) -> None:
@@ -14,14 +14,15 @@ def register(sub) -> None:
                                    f"fit log2 mean|activation| against log2 width; pass iff |slope| < {SLOPE_TOL} for every "
                                    "module at every step t >= 2. μP should pass, SP should fail.")
     c.add_argument("--param", choices=("mup", "sp"), default="mup")
-    c.add_argument("--widths", type=int_list, default=[32, 64, 128, 256])
-    c.add_argument("--steps", type=positive_int, default=4)
-    c.add_argument("--lr", type=positive_float, default=1e-2, help="AdamW LR (larger than a training LR; 0.01)")
-    c.add_argument("--n-layers", type=positive_int, default=2)
-    c.add_argument("--head-dim", type=positive_int, default=16)
-    c.add_argument("--seeds", type=positive_int, default=3)
+    c.add_argument("--widths", type=guards.coord_widths, default=[32, 64, 128, 256],
+                   help=f"widths, each at most {guards.MAX_COORD_WIDTH} (default 32,64,128,256)")
+    c.add_argument("--steps", type=guards.coord_steps, default=4)
+    c.add_argument("--lr", type=guards.lr, default=1e-2, help="AdamW LR (larger than a training LR; 0.01)")
+    c.add_argument("--n-layers", type=guards.coord_layers, default=2)
+    c.add_argument("--head-dim", type=guards.head_dim, default=16, help="even (RoPE); default 16")
+    c.add_argument("--seeds", type=guards.coord_seeds, default=3)
     c.add_argument("--data", help="use a batch of this data folder (default: random tokens)")
-    c.add_argument("--out", help="folder for coord_check.json and coord_check.html")
+    c.add_argument("--out", type=guards.folder, help="folder for coord_check.json and coord_check.html")
     c.add_argument("--json", action="store_true")
     c.set_defaults(func=cmd_coord_check)
 

@@ -8,7 +8,8 @@ import argparse
 from pathlib import Path
 
 from planner.errors import UserError
-from scaleplan.commands import emit, positive_int
+from scaleplan.commands import emit
+from scaleplan.commands.guards import MAX_LAYERS, MAX_WIDTH, bounded_int
 
 FLOPS_NOTES = {
     "flops_per_token_6n": ("6N", "6 x total params (Hoffmann et al. 2022's C = 6ND)"),
@@ -23,6 +24,16 @@ def _human_count(n: float) -> str:
             return f"{n / scale:.3g}{unit}"
     return f"{n:.0f}"
 
+
+#: Shape limits (issue 18): far beyond published models (proxy_train/limits.py for widths and depth;
+#: Llama 3 405B's FFN is 53,248 wide, arXiv:2407.21783 Table 3; token ids are stored as uint32;
+#: the longest published context is 10M tokens, Llama 4 Scout).
+LAYERS = bounded_int(1, MAX_LAYERS, why="no published model is deeper than 126 layers")
+WIDTH = bounded_int(1, MAX_WIDTH, why="no published model is wider than 18432")
+FFN = bounded_int(1, 2**20)
+VOCAB = bounded_int(1, 2**32)
+SEQ = bounded_int(1, 2**26)
+PAD = bounded_int(1, 2**16)
 
 _SHAPE_FLAGS = {  # CLI dest -> ModelShape field
     "layers": "n_layers", "d_model": "d_model", "d_ffn": "d_ffn", "heads": "n_heads",
@@ -104,18 +115,18 @@ def add_shape_arguments(p: argparse.ArgumentParser) -> None:
     src.add_argument("--hf-config", metavar="PATH", help="a Hugging Face config.json (or the folder holding it)")
     src.add_argument("--preset", metavar="NAME", help="a published shape, e.g. llama-2-7b, llm-jp-3-1.8b")
     g = p.add_argument_group("shape (override the source, or give all of layers/d-model/d-ffn/heads/vocab)")
-    g.add_argument("--layers", type=positive_int, help="number of transformer blocks")
-    g.add_argument("--d-model", type=positive_int, help="hidden size")
-    g.add_argument("--d-ffn", type=positive_int, help="SwiGLU inner size")
-    g.add_argument("--heads", type=positive_int, help="attention (query) heads")
-    g.add_argument("--kv-heads", type=positive_int, help="key/value heads (GQA); default: heads")
-    g.add_argument("--head-dim", type=positive_int, help="default: d_model / heads")
-    g.add_argument("--vocab", type=positive_int, help="tokenizer vocabulary size (before padding)")
+    g.add_argument("--layers", type=LAYERS, help="number of transformer blocks")
+    g.add_argument("--d-model", type=WIDTH, help="hidden size")
+    g.add_argument("--d-ffn", type=FFN, help="SwiGLU inner size")
+    g.add_argument("--heads", type=WIDTH, help="attention (query) heads")
+    g.add_argument("--kv-heads", type=WIDTH, help="key/value heads (GQA); default: heads")
+    g.add_argument("--head-dim", type=WIDTH, help="default: d_model / heads")
+    g.add_argument("--vocab", type=VOCAB, help="tokenizer vocabulary size (before padding)")
     g.add_argument("--tied", action="store_const", const=True, default=None, help="tie input and output embeddings")
-    g.add_argument("--seq-len", type=positive_int, help="sequence length for the attention FLOPs (default 2048)")
-    g.add_argument("--pad-vocab-to", type=positive_int,
+    g.add_argument("--seq-len", type=SEQ, help="sequence length for the attention FLOPs (default 2048)")
+    g.add_argument("--pad-vocab-to", type=PAD,
                    help="Megatron padding: vocab -> ceil(V / (M*TP)) * M*TP (Megatron's default M is 128)")
-    g.add_argument("--tp", type=positive_int, help="tensor-parallel size (affects vocab padding only)")
+    g.add_argument("--tp", type=PAD, help="tensor-parallel size (affects vocab padding only)")
 
 
 def register(sub) -> None:

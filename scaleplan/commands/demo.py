@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from planner.provenance import command_line
-from scaleplan.commands import add_workers_argument, emit
+from scaleplan.commands import add_workers_argument, emit, guards
 
 
 def register(sub) -> None:
@@ -11,7 +11,7 @@ def register(sub) -> None:
                                    "hparams.yaml -> WSD ladder with a held-out larger proxy -> fit with bootstrap "
                                    "-> plan for an example budget -> Megatron/torchtitan/HF exports. Resumable: "
                                    "finished stages are skipped. Designed for <= 20 minutes on 2 idle cores.")
-    d.add_argument("--study", default="studies/demo", help="study folder (default studies/demo)")
+    d.add_argument("--study", default="studies/demo", type=guards.folder, help="study folder (default studies/demo)")
     d.add_argument("--fast", action="store_true", help="a smaller ladder and sweep (a few minutes; for tests)")
     add_workers_argument(d, default=2, help="worker processes (2)")
     d.add_argument("--force", action="store_true", help="redo every stage")

@@ -4,8 +4,10 @@ Writes fit.json (docs/CONTRACTS.md) with ``--out`` and a plotly HTML report with
 """
 from __future__ import annotations
 
+from planner.limits import MAX_BOOTSTRAP, MAX_HUBER_DELTA, MAX_PARAMS, MAX_TOKENS
 from scaleplan.commands import (add_workers_argument, emit, nonneg_float, nonneg_int, open_fraction, output_file,
                                 positive_float, positive_int)
+from scaleplan.commands.guards import bounded_float, bounded_int, seed
 
 
 def register(sub) -> None:
@@ -28,10 +30,12 @@ def register(sub) -> None:
                    help="drop the K highest-loss rows before fitting (Epoch 2024 dropped 5 on Chinchilla)")
     p.add_argument("--min-tokens-per-param", type=positive_float, metavar="X",
                    help="drop rows with D/N below X")
-    p.add_argument("--delta", type=positive_float, default=1e-3, help="Huber delta (default 1e-3, Hoffmann 2022)")
+    p.add_argument("--delta", type=bounded_float(0, MAX_HUBER_DELTA, why="residuals of log-loss are below 1"),
+                   default=1e-3, help="Huber delta (default 1e-3, Hoffmann 2022)")
     p.add_argument("--grid", choices=("hoffmann", "small"), default="hoffmann",
                    help="start grid: hoffmann = 4,500 starts (default), small = 72 starts")
-    p.add_argument("--bootstrap", type=nonneg_int, default=0, metavar="K",
+    p.add_argument("--bootstrap", type=bounded_int(0, MAX_BOOTSTRAP, why="1,000-2,000 resamples give stable intervals"),
+                   default=0, metavar="K",
                    help="bootstrap resamples for 95%% intervals (e.g. 1000; 0 = none)")
     p.add_argument("--budget", type=positive_float, metavar="C",
                    help="also report compute-optimal N*, D*, tokens/param and loss (with intervals) at C FLOPs")
@@ -44,11 +48,21 @@ def register(sub) -> None:
     p.add_argument("--alpha-eq-beta", action="store_true", help="tie alpha = beta (when N or D spans too little)")
     p.add_argument("--fixed-alpha", type=positive_float, metavar="A", help="fix alpha to this value")
     p.add_argument("--fixed-beta", type=positive_float, metavar="B", help="fix beta to this value")
+    p.add_argument("--fixed-E", dest="fixed_E", type=positive_float, metavar="E",
+                   help="fix the irreducible loss E (nats), e.g. a published value or another fit's")
+    p.add_argument("--min-compute", type=positive_float, metavar="C",
+                   help="drop the runs with C = 6 N D below C FLOPs before fitting")
+    p.add_argument("--select", choices=("backtest",), metavar="backtest",
+                   help="choose among fitting configurations (free, alpha=beta, compute-weighted, smallest runs "
+                        "dropped) by an inner backtest on the fitted runs only; the backtest then reports the whole "
+                        "procedure, selection included")
+    p.add_argument("--compute-weight", type=nonneg_float, default=0.0, metavar="P",
+                   help="weight each run's loss term by (C / C_max)^P, normalised to mean 1 (default 0: equal)")
     p.add_argument("--budget-rel-tol", type=nonneg_float, default=0.0, metavar="R",
                    help="approach 2: runs whose FLOPs differ by at most R (relative) share a budget (default exact)")
     p.add_argument("--window", type=positive_int, metavar="K",
                    help="approach 2: fit each parabola to the K runs nearest the lowest loss (default all)")
-    p.add_argument("--seed", type=int, default=0, help="random seed of the bootstrap (default 0)")
+    p.add_argument("--seed", type=seed, default=0, help="random seed of the bootstrap (default 0)")
     add_workers_argument(p, default=2, help="bootstrap processes (default 2)")
     p.add_argument("--out", type=output_file, metavar="FIT_JSON", help="write the fit to this JSON file (fit.json)")
     p.add_argument("--plot", type=output_file, metavar="HTML", help="write a plotly HTML report (data, fitted curves, residuals)")
@@ -70,25 +84,66 @@ def _fmt_ci(ci: dict, key: str) -> str:
 
 
 def run(args) -> int:
+    import numpy as np
+
     from planner.errors import UserError
     from planner.runs import MIN_ROWS_APPROACH3, load_runs
 
     if args.approach == 2 and (args.holdout_top_compute or args.alpha_eq_beta or args.fixed_alpha
-                               or args.fixed_beta or args.backtest_factors):
-        raise UserError("--holdout-top-compute/--alpha-eq-beta/--fixed-*/--backtest-factors apply to approach 3 "
-                        "only; drop them or use --approach 3")
+                               or args.fixed_beta or args.backtest_factors or args.fixed_E or args.min_compute
+                               or args.compute_weight or args.select):
+        raise UserError("--holdout-top-compute/--alpha-eq-beta/--fixed-*/--backtest-factors/--min-compute/"
+                        "--compute-weight/--select apply to approach 3 only; drop them or use --approach 3")
     if args.no_backtest and args.backtest_factors:
         raise UserError("--no-backtest and --backtest-factors contradict each other; give one")
     if args.plot and not str(args.plot).lower().endswith((".html", ".htm")):
         raise UserError(f"--plot writes HTML; give a path ending in .html, got {args.plot!r}")
-    df = load_runs(args.runs, n_col=args.n_col, loss_col=args.loss_col, d_col=args.d_col,
-                   flops_col=args.flops_col, status_col=args.status_col,
-                   min_rows=3 if args.approach == 2 else MIN_ROWS_APPROACH3)
+    with np.errstate(over="ignore"):  # C = 6 N D of an absurd N overflows: _check_table says so, once
+        df = load_runs(args.runs, n_col=args.n_col, loss_col=args.loss_col, d_col=args.d_col,
+                       flops_col=args.flops_col, status_col=args.status_col,
+                       min_rows=3 if args.approach == 2 else MIN_ROWS_APPROACH3)
+    _check_table(args, df)
     n_status = int(df.attrs.get("n_dropped_status", 0))
     meta = _meta(args)
     if args.approach == 2:
         return _run_isoflop(args, df, n_status, meta)
     return _run_approach3(args, df, meta)
+
+
+def _duplicated_columns(path) -> list[str]:
+    """Column names that the header line of a CSV/TSV file repeats (pandas would rename the second
+    ``loss`` to ``loss.1`` and fit the first silently); [] for other files."""
+    import csv
+    from pathlib import Path
+
+    path = Path(path)
+    ext = path.suffix.lower()
+    if ext not in (".csv", ".tsv", ".txt") or not path.is_file():
+        return []
+    with open(path, encoding="utf-8", errors="replace", newline="") as f:
+        header = next(csv.reader([f.readline(1 << 20)], delimiter="\t" if ext == ".tsv" else ","), [])
+    names = [h.strip() for h in header]
+    return sorted({n for n in names if n and names.count(n) > 1})
+
+
+def _check_table(args, df) -> None:
+    """UserError when a column the fit reads is named twice in the header, or when N or D lies
+    beyond physical sense (N, D >= 1; N <= MAX_PARAMS, D <= MAX_TOKENS: planner/limits.py)."""
+    from planner.errors import UserError
+
+    if isinstance(args.runs, str):
+        used = {c for c in (args.n_col, args.loss_col, args.d_col, args.flops_col, args.status_col) if c}
+        dup = [c for c in _duplicated_columns(args.runs) if c in used]
+        if dup:
+            raise UserError(f"{args.runs}: column(s) {dup} appear more than once in the header, so which one to fit "
+                            "is ambiguous; rename or remove the duplicates")
+    for col, name, hi, flag in (("N", "parameters N", MAX_PARAMS, "--n-col"),
+                                ("D", "tokens D", MAX_TOKENS, "--d-col/--flops-col")):
+        v = df[col].to_numpy(dtype=float)
+        bad = (v < 1) | (v > hi)
+        if bad.any():
+            raise UserError(f"{args.runs}: {name} ({flag}) must lie between 1 and {hi:.0e} (planner/limits.py), got "
+                            f"{v[bad][0]:.4g} in {int(bad.sum())} row(s); fix or remove those rows")
 
 
 def _run_approach3(args, df, meta: dict) -> int:
@@ -103,7 +158,12 @@ def _run_approach3(args, df, meta: dict) -> int:
                               fixed_alpha=args.fixed_alpha, fixed_beta=args.fixed_beta,
                               drop_top_loss=args.drop_top_loss, min_tokens_per_param=args.min_tokens_per_param,
                               bootstrap=args.bootstrap, seed=args.seed, n_jobs=args.workers,
-                              holdout_top_compute=args.holdout_top_compute, progress=True)
+                              holdout_top_compute=args.holdout_top_compute, progress=True,
+                              min_compute=args.min_compute, compute_weight=args.compute_weight, fixed_E=args.fixed_E)
+    if args.select:
+        from planner.fit_select import SelectingFitter
+
+        fitter = SelectingFitter(fitter)
     result = fit_runs(fitter, df, meta, backtest_factors=factors)
     skipped_backtest = result.backtest if result.backtest is not None and not result.backtest.predictions() else None
     if skipped_backtest is not None:  # no factor left enough runs on both sides: said, not stored
@@ -146,6 +206,10 @@ def _approach3_lines(args, result, skipped_backtest=None) -> list[str]:
         lines.append(f"  holdout: {h.n_heldout} highest-compute rows, max rel error {h.max_abs_rel_error:.2%}, mean "
                      f"{h.mean_abs_rel_error:.2%}, {sum(r.inside_interval for r in h.rows)}/{h.n_heldout} inside the "
                      "95% prediction interval")
+    sel = result.meta.get("select")
+    if sel:
+        scores = ", ".join(f"{k} {_pct(v) if v != float('inf') else 'n/a'}" for k, v in sel["scores"].items())
+        lines.append(f"  selected by inner backtest: {sel['chosen']} (mean |err| of inner predictions: {scores})")
     lines += _backtest_lines(result.backtest or skipped_backtest)
     lines += [f"  warning: {w}" for w in result.warnings]
     if args.out:
@@ -172,7 +236,8 @@ def _backtest_lines(bt) -> list[str]:
         else:
             lines.append(f"    {r['k']:>5g} {r['fitted']:>6} {r['held_out']:>5} {_pct(r['max_abs_rel_error']):>9} "
                          f"{_pct(r['mean_abs_rel_error']):>9} {r['inside']:>3}/{r['held_out']:<3} {r['reach']:>6.3g}x"
-                         + ("" if r["converged"] else "  (refit not converged)"))
+                         + ("" if r["converged"] else "  (refit not converged)")
+                         + (f"  [selected: {r['selected']}]" if r.get("selected") else ""))
     curve = bt.curve()
     if curve:
         lines.append("    error vs extrapolation factor (run compute / largest fitted compute), all splits:")

@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import argparse
 
+from planner.limits import MAX_BOOTSTRAP, MAX_LADDER_SIZES
 from planner.provenance import command_line
-from scaleplan.commands import add_workers_argument, emit, positive_float, positive_int
+from scaleplan.commands import add_workers_argument, emit, guards, positive_float
+from scaleplan.commands.ladder_queue import add_queue_arguments
 from planner.errors import UserError
 
 LADDER_EPILOG = """\
@@ -38,11 +40,13 @@ def register(sub) -> None:
                                    "transferred to each width), write STUDY/runs.csv as results arrive, then fit "
                                    "on all but the highest-compute runs and predict those (holdout.json).",
                        epilog=LADDER_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--study", required=True, help="study folder (runs/, runs.csv, study.yaml, holdout.json)")
-    p.add_argument("--data", required=True, help="data folder from `scaleplan data prepare`")
-    p.add_argument("--hparams", required=True, help="hparams.yaml from `scaleplan sweep export` (μP)")
+    p.add_argument("--study", required=True, type=guards.folder,
+                   help="study folder (runs/, runs.csv, study.yaml, holdout.json)")
+    p.add_argument("--data", help="data folder from `scaleplan data prepare` (needed unless the ladder is queued)")
+    p.add_argument("--hparams", help="hparams.yaml from `scaleplan sweep export` (μP; needed with --data)")
     p.add_argument("--sizes", default="auto", help="auto | d_model:n_layers,... | non-embedding counts (auto)")
-    p.add_argument("--n-sizes", type=positive_int, default=5, help="number of sizes for --sizes auto (5)")
+    p.add_argument("--n-sizes", type=guards.bounded_int(1, MAX_LADDER_SIZES, why="every size costs proxy runs"),
+                   default=5, help="number of sizes for --sizes auto (5)")
     p.add_argument("--n-range", type=_range, default=None, metavar="LO,HI",
                    help="non-embedding param range for --sizes auto (default 1.2e4,4e5: 1.5 decades)")
     p.add_argument("--depth", default="base",
@@ -53,23 +57,39 @@ def register(sub) -> None:
     b.add_argument("--flops", help="isoFLOP budgets C1,C2,...: D = C / (6 N_total) per size")
     p.add_argument("--schedule", choices=("wsd", "cosine"), default="wsd", help="wsd branches (default) or cosine")
     p.add_argument("--cooldown-frac", type=positive_float, default=0.2, help="WSD cooldown fraction (0.2)")
-    p.add_argument("--batch", type=positive_int, default=16, help="sequences per step, all runs (16)")
-    p.add_argument("--seq-len", type=positive_int, default=128, help="tokens per sequence (128)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--batch", type=guards.batch, default=16, help="sequences per step, all runs (16)")
+    p.add_argument("--seq-len", type=guards.seq_len, default=128, help="tokens per sequence (128)")
+    p.add_argument("--seed", type=guards.seed, default=0, help="model seed of every run (0)")
     add_workers_argument(p, default=2, help="local worker processes, 1 thread each (2)")
     p.add_argument("--holdout-extra", action="store_true",
                    help="also train one larger held-out proxy with >= 4x the largest fitted compute")
-    p.add_argument("--holdout-top", type=int, default=2, metavar="K",
+    p.add_argument("--holdout-top", type=guards.bounded_int(0, 10**6), default=2, metavar="K",
                    help="highest-compute ladder runs held out of the check's fit (2)")
-    p.add_argument("--bootstrap", type=positive_int, default=200, help="bootstrap resamples of the check (200)")
+    p.add_argument("--bootstrap", type=guards.bounded_int(1, MAX_BOOTSTRAP), default=200,
+                   help="bootstrap resamples of the check (200)")
     p.add_argument("--no-check", action="store_true", help="skip the held-out check after the ladder")
     p.add_argument("--plan-only", action="store_true", help="print the sizes and points, train nothing")
     p.add_argument("--parquet", action="store_true", help="also write runs.parquet")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    add_queue_arguments(p)
     p.set_defaults(func=cmd_ladder)
 
 
 def cmd_ladder(args) -> int:
+    from proxy_train.study import check_study_folder
+    from scaleplan.commands.ladder_queue import cmd_queue, is_queue_mode
+
+    check_study_folder(args.study)  # a data or run folder is refused before anything is written
+    if is_queue_mode(args):
+        return cmd_queue(args, load_spec=load_ladder_spec, holdout_lines=holdout_lines)
+    if not args.data or not args.hparams:
+        raise UserError("--data and --hparams are required to plan or train a ladder (a queue worker or "
+                        "--status needs neither: see --worker)")
+    return _cmd_local(args, load_ladder_spec(args))
+
+
+def load_ladder_spec(args):
+    """The LadderSpec of the planning options (UserError on bad input)."""
     from proxy_train import ladder
 
     if args.holdout_top < 0:
@@ -82,6 +102,12 @@ def cmd_ladder(args) -> int:
                             cooldown_frac=args.cooldown_frac, seed=args.seed, holdout_extra=args.holdout_extra,
                             depth=args.depth)
     spec.holdout_top = args.holdout_top
+    return spec
+
+
+def _cmd_local(args, spec) -> int:
+    from proxy_train import ladder
+
     if args.plan_only:
         points, skipped = ladder.plan_points(spec)
         payload = {"sizes": [{"name": s.name, "non_embedding_params": s.non_embedding_params,
@@ -105,12 +131,12 @@ def cmd_ladder(args) -> int:
              f"  wrote {summary['runs_table']}"]
     lines += [f"  skipped {k['size']} {k['tokens']:,} tokens: {k['reason']}" for k in summary["skipped_pairs"]]
     if not args.no_check:
-        lines += _holdout_lines(args, summary)
+        lines += holdout_lines(args, summary)
     emit(args, summary, "\n".join(lines))
     return 0
 
 
-def _holdout_lines(args, summary: dict) -> list[str]:
+def holdout_lines(args, summary: dict) -> list[str]:
     """Run the held-out check (planner.holdout) on the finished ladder; its summary lines."""
     from planner.fit import ChinchillaFitter
     from planner.holdout import holdout_check

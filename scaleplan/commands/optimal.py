@@ -9,8 +9,29 @@ from __future__ import annotations
 import argparse
 import math
 
-from scaleplan.commands import emit, nonneg_float, output_file, positive_float
+from scaleplan.commands import emit, output_file
+from scaleplan.commands.guards import bounded_float
 from planner.errors import UserError
+
+
+#: Plausible ranges (issue 18: guard rails on numbers). The largest reported training runs used
+#: ~4e25 FLOPs (Llama 3 405B: 3.8e25, arXiv:2407.21783 §1); 1e35 is ten billion times that. All
+#: public human text is estimated at ~3e14 tokens (Villalobos et al. 2024, arXiv:2211.04325), so 1e18
+#: unique tokens is beyond any corpus; 1e21 inference tokens is a million tokens per second for 30
+#: million years. k in C = k N D is 6 for training (2 forward + 4 backward matmul FLOPs per weight).
+FLOPS = bounded_float(0, 1e35, what="FLOPs", why="the largest reported training run used ~4e25")
+LOSS = bounded_float(0, 1e3, what="nats", why="a uniform guess over a 10^6-token vocab is 13.8 nats")
+UNIQUE_TOKENS = bounded_float(1, 1e18, lo_open=False, what="tokens", why="all public text is ~3e14 tokens")
+INFERENCE_TOKENS = bounded_float(0, 1e21, lo_open=False, what="tokens")
+K = bounded_float(0, 100, what="FLOPs per token per parameter", why="training is 6, 8 with full recompute")
+
+
+def check_allocation(alloc, what: str) -> None:
+    """UserError when the law's answer is not a model: fewer than one parameter or token, or not finite."""
+    vals = {"N": alloc.N, "D": alloc.D, "loss": alloc.loss}
+    if not all(math.isfinite(v) for v in vals.values()) or alloc.N < 1 or alloc.D < 1:
+        raise UserError(f"{what} gives N = {alloc.N:.3g} params and D = {alloc.D:.3g} tokens under this law: not a "
+                        "model; ask for a larger budget (or a loss nearer the law's fitted range)")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -26,14 +47,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--law", default="besiroglu2024",
                    help="preset name or a fit.json from `scaleplan fit` (default: besiroglu2024, see --list-laws)")
     goal = p.add_mutually_exclusive_group()
-    goal.add_argument("--flops", type=positive_float, metavar="C", help="training compute budget in FLOPs")
-    goal.add_argument("--target-loss", type=positive_float, metavar="L", help="target loss in nats")
-    p.add_argument("--inference-tokens", type=nonneg_float, metavar="T",
+    goal.add_argument("--flops", type=FLOPS, metavar="C", help="training compute budget in FLOPs")
+    goal.add_argument("--target-loss", type=LOSS, metavar="L", help="target loss in nats")
+    p.add_argument("--inference-tokens", type=INFERENCE_TOKENS, metavar="T",
                    help="tokens the model will serve: add the inference-aware size (Sardana et al. 2024)")
-    p.add_argument("--unique-tokens", type=positive_float, metavar="U",
+    p.add_argument("--unique-tokens", type=UNIQUE_TOKENS, metavar="U",
                    help="unique training tokens available: add the data-constrained allocation "
                         "(Muennighoff et al. 2023; needs --flops)")
-    p.add_argument("--flops-per-token-per-param", type=positive_float, default=6.0, metavar="K",
+    p.add_argument("--flops-per-token-per-param", type=K, default=6.0, metavar="K",
                    help="k in C = k N D (default 6)")
     p.add_argument("--plot", type=output_file, metavar="HTML",
                    help="write the iso-FLOP loss profile (plotly) to this .html file")
@@ -73,6 +94,8 @@ def run(args: argparse.Namespace) -> int:
     law = load_law(args.law)
     k = args.flops_per_token_per_param
     alloc = law.optimal(args.flops, k) if args.flops is not None else law.optimal_for_loss(args.target_loss, k)
+    check_allocation(alloc, f"--flops {args.flops:g}" if args.flops is not None else
+                     f"--target-loss {args.target_loss:g}")
     payload = {"law": law.name, "law_source": law.source, **alloc.to_dict(),
                "units": {"N": "params", "D": "tokens", "C": "FLOPs", "loss": "nats"}}
     lines = [f"compute-optimal allocation ({law.name}; C = {_fmt(k)} N D)",

@@ -5,6 +5,8 @@ import argparse
 
 from planner.provenance import command_line
 from scaleplan.commands import emit, nonneg_float, output_file, positive_float, positive_int
+from scaleplan.commands.guards import bounded_float, bounded_int
+from planner.limits import MAX_LR, MAX_PRICE, MAX_VOCAB, MIN_LR, MIN_PRICE
 from planner.errors import UserError
 
 
@@ -22,7 +24,7 @@ def register(sub) -> None:
     b.add_argument("--preset", help="pin a published model + recipe (see --list-presets)")
     b.add_argument("--list-presets", action="store_true", help="list the named recipes and exit")
     p.add_argument("--tokens", type=positive_float, help="training tokens (with --preset; default: published)")
-    p.add_argument("--gpu", default="h100", help="GPU type (default h100 = H100 SXM)")
+    p.add_argument("--gpu", help="GPU type (default: the preset's, else h100 = H100 SXM)")
     p.add_argument("--gpus", type=positive_int, help="number of GPUs (default: preset's, or ~30 days)")
     p.add_argument("--law", default="besiroglu2024", help="scaling law preset or fit.json (default besiroglu2024)")
     p.add_argument("--loss-tolerance", type=nonneg_float, default=0.0025,
@@ -33,10 +35,14 @@ def register(sub) -> None:
     p.add_argument("--hparams", help="hparams.yaml from `scaleplan sweep export` (μP transfer)")
     p.add_argument("--force-hparams", action="store_true",
                    help="apply --hparams even when they fail the quality gate (trials, search edges, transfer check)")
+    p.add_argument("--no-horizon-correction", dest="horizon_correction", action="store_false",
+                   help="keep the hparams' LR as tuned: no (T_target/T_proxy)^b training-horizon factor "
+                        "(planner/horizon.py, studies/horizon)")
     p.add_argument("--inference-tokens", type=nonneg_float, default=0.0, help="tokens to serve (Sardana et al.)")
     p.add_argument("--unique-tokens", type=positive_float, help="unique data available (Muennighoff et al.)")
     p.add_argument("--seq-len", type=positive_int, help="sequence length (default 4096 or the preset's)")
-    p.add_argument("--vocab", type=positive_int, help="vocabulary size (default 32000 or the preset's)")
+    p.add_argument("--vocab", type=bounded_int(1, MAX_VOCAB, why="the largest published BPE vocab is 262,144"),
+                   help="vocabulary size (default 32000 or the preset's)")
     p.add_argument("--tp", type=positive_int, help="pin tensor parallelism")
     p.add_argument("--pp", type=positive_int, help="pin pipeline parallelism")
     p.add_argument("--micro-batch", type=positive_int, help="pin the micro-batch")
@@ -46,14 +52,22 @@ def register(sub) -> None:
     p.add_argument("--memory-margin", type=nonneg_float,
                    help="fraction of GPU memory kept free for fragmentation, NCCL and spikes (default 0.10)")
     p.add_argument("--mfu", type=positive_float, help="model FLOPs utilisation (default: the GPU's prior)")
-    p.add_argument("--price", type=nonneg_float, help="US$ per GPU-hour (default: a placeholder)")
+    p.add_argument("--price", type=bounded_float(MIN_PRICE, MAX_PRICE, lo_open=False, what="US$/GPU-hour"),
+                   help="US$ per GPU-hour (default: a placeholder)")
     r = p.add_argument_group("checkpoints and failures (defaults and sources: planner/resilience.py)")
     r.add_argument("--fs-bandwidth", type=positive_float, metavar="GB/s", help="checkpoint write bandwidth, GB/s")
     r.add_argument("--node-mtbf-hours", type=positive_float, help="mean hours between failures of one node")
     r.add_argument("--keep-checkpoints", type=positive_int, help="checkpoints kept on disk")
     r.add_argument("--disk", type=positive_float, metavar="TB", help="checkpoint disk in TB; warned when too small")
     p.add_argument("--schedule", choices=["cosine", "wsd"], help="LR schedule (default cosine)")
-    p.add_argument("--lr", type=positive_float, help="override the peak LR")
+    p.add_argument("--lr", type=bounded_float(MIN_LR, MAX_LR, lo_open=False, why="published peak LRs are 1e-4..1e-2"),
+                   help="override the peak LR")
+    p.add_argument("--phases", metavar="FILE",
+                   help="multi-phase schedule, YAML/JSON: a list (or {phases: [...]}) of phases with tokens or "
+                        "train_iters, global_batch, mode continue|rewarm|reset, lr, min_lr, warmup_iters, "
+                        "decay_iters, decay_style, data [{prefix, weight}]; they must add up to the plan's tokens "
+                        "(with --preset, phases that all give a length define them; the last may give none and "
+                        "take the rest) (planner/plan/phases.py)")
     p.add_argument("--data-path", help="Megatron data prefix written into exports")
     p.add_argument("--tokenizer", help="tokenizer model/folder written into exports")
     p.add_argument("--out", type=output_file, help="write the plan to this YAML file")
@@ -80,6 +94,9 @@ def _plan(args: argparse.Namespace) -> int:
         data["data_path"] = args.data_path
     if args.tokenizer:
         data["tokenizer_model"] = args.tokenizer
+    phases = _read_phases(args.phases) if args.phases else None
+    if phases and args.preset and args.tokens is None:  # a preset's phases may define its tokens
+        args.tokens = _phases_tokens(phases, args)
     plan = make_plan(PlanRequest(
         budget=budget, preset=args.preset, target_loss=args.target_loss,
         tokens=int(args.tokens) if args.tokens else None, law=args.law, inference_tokens=args.inference_tokens,
@@ -89,9 +106,46 @@ def _plan(args: argparse.Namespace) -> int:
         mfu=args.mfu, price_per_gpu_hour=args.price, data=data, command=command_line(),
         force_hparams=args.force_hparams, loss_tolerance=args.loss_tolerance, memory_margin=args.memory_margin, serve_on=args.serve_on,
         fs_bandwidth=args.fs_bandwidth * 1e9 if args.fs_bandwidth else None, node_mtbf_hours=args.node_mtbf_hours,
-        keep_checkpoints=args.keep_checkpoints, disk_bytes=args.disk * 1e12 if args.disk else None))
+        keep_checkpoints=args.keep_checkpoints, disk_bytes=args.disk * 1e12 if args.disk else None,
+        horizon_correction=args.horizon_correction, phases=phases))
+    _check_phases(plan)
     if args.out:
         plan.write(args.out)
     human = plan.summary() + (f"\n  written to {args.out}" if args.out else "")
     emit(args, plan.to_dict(), human)
     return 0
+
+
+def _read_phases(path: str) -> list:
+    """The phases in ``path`` (YAML or JSON, read by the bounded loader): a list or {phases: [...]}."""
+    from planner.io import read_yaml
+    from planner.plan.sections import check_phases
+
+    data = read_yaml(path, "phases file")
+    if isinstance(data, dict) and set(data) == {"phases"}:
+        data = data["phases"]
+    if not isinstance(data, list) or not data:
+        raise UserError(f"phases file {path} must hold a non-empty list of phases (or {{phases: [...]}}); "
+                        "see `scaleplan plan --help`")
+    return check_phases(data)
+
+
+def _phases_tokens(phases: list, args: argparse.Namespace) -> int | None:
+    """The tokens the phases add up to when every phase has a length (batch and sequence: the options,
+    else the preset's); None when one leaves it out (it then takes the rest of the preset's tokens)."""
+    from planner.plan.presets import preset_request
+
+    if any(p.get("tokens") is None and p.get("train_iters") is None for p in phases):
+        return None
+    recipe = preset_request(args.preset).recipe
+    seq = args.seq_len or recipe.seq_len
+    return sum(int(p["tokens"]) if p.get("tokens") is not None else
+               int(p["train_iters"]) * int(p.get("global_batch") or args.global_batch or recipe.global_batch) * seq
+               for p in phases)
+
+
+def _check_phases(plan) -> None:
+    """Phase lengths, modes and LR segments against the plan (UserError before anything is written)."""
+    from planner.plan.phases import resolve_plan_phases
+
+    resolve_plan_phases(plan)

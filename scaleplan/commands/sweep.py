@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 
 from planner.provenance import command_line
-from scaleplan.commands import add_workers_argument, emit, int_list, nonneg_float, positive_int
+from scaleplan.commands import add_workers_argument, emit, guards
 
 SWEEP_EPILOG = """\
 --trials N means N finished trials (complete or pruned); killed or interrupted trials are retried
@@ -24,16 +24,16 @@ def add_proxy_options(p: argparse.ArgumentParser, *, steps_default: int, head_di
     g = p.add_argument_group("proxy runs")
     g.add_argument("--data", help="data folder from `scaleplan data prepare`")
     length = g.add_mutually_exclusive_group()
-    length.add_argument("--tokens", type=positive_int, help="training tokens per proxy run")
-    length.add_argument("--steps", type=positive_int, default=None,
+    length.add_argument("--tokens", type=guards.tokens, help="training tokens per proxy run")
+    length.add_argument("--steps", type=guards.steps, default=None,
                         help=f"optimizer steps per proxy run (default {steps_default})")
-    g.add_argument("--n-layers", type=positive_int, default=2, help="proxy depth (default 2)")
-    g.add_argument("--head-dim", type=positive_int, default=head_dim,
+    g.add_argument("--n-layers", type=guards.layers, default=2, help="proxy depth (default 2)")
+    g.add_argument("--head-dim", type=guards.head_dim, default=head_dim,
                    help=f"fixed head size; n_heads = width / head_dim (default {head_dim})")
-    g.add_argument("--batch", type=positive_int, default=16, help="sequences per step (default 16)")
-    g.add_argument("--seq-len", type=positive_int, default=seq_len,
+    g.add_argument("--batch", type=guards.batch, default=16, help="sequences per step (default 16)")
+    g.add_argument("--seq-len", type=guards.seq_len, default=seq_len,
                    help=f"tokens per sequence (default {seq_len})")
-    g.add_argument("--seed", type=int, default=0, help="sampler and model seed (default 0)")
+    g.add_argument("--seed", type=guards.seed, default=0, help="sampler and model seed (default 0)")
 
 
 def register(sub) -> None:
@@ -41,9 +41,9 @@ def register(sub) -> None:
                        description="Optuna sweep over muP base hyperparameters (lr, init std, output and "
                                    "input multipliers, warmup) on small proxy widths.",
                        epilog=SWEEP_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--study", help="study folder (created, or resumed when it exists)")
-    p.add_argument("--widths", type=int_list, default=[64], help="proxy widths, e.g. 64,128 (default 64)")
-    p.add_argument("--trials", type=positive_int, default=20, help="finished trials wanted (default 20)")
+    p.add_argument("--study", type=guards.folder, help="study folder (created, or resumed when it exists)")
+    p.add_argument("--widths", type=guards.widths, default=[64], help="proxy widths, e.g. 64,128 (default 64)")
+    p.add_argument("--trials", type=guards.trials, default=20, help="finished trials wanted (default 20)")
     add_workers_argument(p, default=1, help="local worker processes (default 1)")
     p.add_argument("--storage", help="Optuna storage URL (postgresql://, mysql://, sqlite:///); "
                                      "default: a journal file in the study folder")
@@ -53,10 +53,10 @@ def register(sub) -> None:
                    help="prunes no earlier than a quarter of each run (default hyperband)")
     p.add_argument("--schedule", choices=("cosine", "wsd", "constant"), default="cosine")
     p.add_argument("--tune-wd", action="store_true", help="also search weight decay (log scale)")
-    p.add_argument("--weight-decay", type=nonneg_float, default=0.0, help="fixed weight decay (default 0)")
-    p.add_argument("--heartbeat-interval", type=positive_int, default=60,
+    p.add_argument("--weight-decay", type=guards.weight_decay, default=0.0, help="fixed weight decay (default 0)")
+    p.add_argument("--heartbeat-interval", type=guards.seconds, default=60,
                    help="RDB storage: seconds between worker heartbeats (default 60)")
-    p.add_argument("--grace-period", type=positive_int, default=None,
+    p.add_argument("--grace-period", type=guards.seconds, default=None,
                    help="RDB storage: seconds without heartbeat before a trial is retried (default 2x)")
     p.add_argument("--objective", default="proxy", help=argparse.SUPPRESS)  # tests: file.py:function
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
@@ -78,10 +78,11 @@ def register(sub) -> None:
 def cmd_sweep(args) -> int:
     from planner.errors import UserError
     from proxy_train import sweep
-    from proxy_train.study import make_spec
+    from proxy_train.study import check_study_folder, make_spec
 
     if args.study is None or args.data is None:
         raise UserError("scaleplan sweep needs --study DIR and --data DIR (see `scaleplan sweep --help`)")
+    check_study_folder(args.study)
     steps = args.steps if (args.steps or args.tokens) else 200
     spec = make_spec(data=args.data, widths=args.widths, param=args.param, steps=steps,
                      tokens=args.tokens, sampler=args.sampler, pruner=args.pruner, seed=args.seed,

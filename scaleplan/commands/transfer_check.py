@@ -5,7 +5,7 @@ import argparse
 
 from planner.provenance import command_line
 from proxy_train.transfer import MUP_GOAL, SP_GOAL  # the library's goals (no torch at import)
-from scaleplan.commands import add_workers_argument, emit, int_list
+from scaleplan.commands import add_workers_argument, emit, guards
 from scaleplan.commands.sweep import add_proxy_options
 
 
@@ -15,17 +15,24 @@ def register(sub) -> None:
                                    "else fixed) and measure how far the optimal LR moves (octaves).",
                        formatter_class=argparse.RawDescriptionHelpFormatter,
                        epilog=f"Goal (Tensor Programs V, Fig. 1): muP drift <= {MUP_GOAL} octave, SP >= {SP_GOAL} over 8x width.\n"
-                              "Resumable: rerun the same command. Writes transfer.json, transfer.html, runs.csv.")
-    t.add_argument("--out", required=True, help="output (study) folder")
-    t.add_argument("--widths", type=int_list, default=[64, 128, 256, 512])
+                              "Resumable: rerun the same command. Writes transfer.json, transfer.html, runs.csv.\n"
+                              "--record-into STUDY/hparams.yaml (or STUDY) also writes the result as the file's\n"
+                              "`transfer` record, which the plan's hyperparameter quality gate reads; without\n"
+                              "--data it only re-analyses the finished check in --out and records it.")
+    t.add_argument("--out", required=True, type=guards.folder, help="output (study) folder")
+    t.add_argument("--widths", type=guards.widths, default=[64, 128, 256, 512],
+                   help="proxy widths, e.g. 64,128,256,512 (default)")
     t.add_argument("--lrs", default="-12:-5:1", help="log2 LR grid START:STOP:STEP inclusive, or a list "
                                                      "like -10,-9,-8 (default -12:-5:1)")
     t.add_argument("--param", default="mup,sp", help="parameterizations: mup,sp (default both)")
     add_workers_argument(t, default=1, help="local worker processes")
-    t.add_argument("--init-std", type=float, default=0.02, help="fixed base init std (default 0.02)")
+    t.add_argument("--init-std", type=guards.init_std, default=0.02, help="fixed base init std (default 0.02)")
     t.add_argument("--schedule", choices=("cosine", "wsd", "constant"), default="constant",
                    help="LR schedule (default constant, as nanoGPT-mup's Shakespeare transfer runs)")
     t.add_argument("--objective", default="proxy", help=argparse.SUPPRESS)
+    t.add_argument("--record-into", metavar="HPARAMS",
+                   help="hparams.yaml (or a study folder holding one) to write this check's result into as its "
+                        "`transfer` record (refused if the parameterization, base width or corpus differ)")
     t.add_argument("--json", action="store_true")
     # Defaults: the 2-core μTransfer setting of notes §4.4 (2 layers, d_head 16, T=64, B=16, 150 steps).
     add_proxy_options(t, steps_default=150, head_dim=16, seq_len=64)
@@ -34,12 +41,41 @@ def register(sub) -> None:
 
 def cmd_transfer(args) -> int:
     from proxy_train import transfer
+    from proxy_train.study import check_study_folder
 
+    check_study_folder(args.out)  # a data or run folder is refused before anything is written
+    lrs, params = transfer.parse_lr_grid(args.lrs), transfer.parse_params(args.param)
+    if args.data is None:  # re-analyse a finished check (e.g. to record it) without running anything
+        res = _analyse_only(args, transfer)
+        emit(args, res, transfer.human_report(res))
+        return 0
     res = transfer.run_transfer_check(
-        data=args.data, out=args.out, widths=args.widths, lrs=transfer.parse_lr_grid(args.lrs),
-        params=transfer.parse_params(args.param), steps=args.steps if (args.steps or args.tokens) else 150,
-        tokens=args.tokens, n_layers=args.n_layers, head_dim=args.head_dim, batch=args.batch,
-        seq_len=args.seq_len, seed=args.seed, workers=args.workers, init_std=args.init_std,
-        schedule=args.schedule, objective=args.objective, command=command_line())
+        data=args.data, out=args.out, widths=args.widths, lrs=lrs, params=params,
+        steps=args.steps if (args.steps or args.tokens) else 150, tokens=args.tokens, n_layers=args.n_layers,
+        head_dim=args.head_dim, batch=args.batch, seq_len=args.seq_len, seed=args.seed, workers=args.workers,
+        init_std=args.init_std, schedule=args.schedule, objective=args.objective, command=command_line(),
+        record_into=args.record_into)
     emit(args, res, transfer.human_report(res))
     return 0
+
+
+def _analyse_only(args, transfer) -> dict:
+    """finish() on the existing check in --out, then --record-into; a UserError without a check there."""
+    from pathlib import Path
+
+    from planner.errors import UserError
+    from proxy_train.study import read_study_meta
+
+    if not (Path(args.out) / "study.yaml").is_file() or read_study_meta(args.out).spec.kind != "transfer":
+        raise UserError(f"--out {args.out} holds no transfer check; pass --data to run one")
+    if args.record_into is None:
+        raise UserError("without --data nothing runs: pass --data to run (or resume) the check, or "
+                        "--record-into HPARAMS to record the finished check in --out")
+    previous = Path(args.out) / "transfer.json"  # keep the recorded wall time of the runs
+    try:
+        wall = transfer.read_result(previous).get("wall_s") if previous.is_file() else None
+    except UserError:  # a damaged old result is rewritten below; only its wall time is lost
+        wall = None
+    res = transfer.finish(args.out, {"wall_s": wall} if wall is not None else None)
+    res["recorded_into"] = str(transfer.record_into_hparams(args.record_into, res))
+    return res
