@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # SLURM wrapper for the Megatron-LM launch
-# made by scaleplan 0.1.0 from plan ad76a059f98b321ac12aaaa1669235a7d2befc8d073fe64c853dc92f42a1c766
+# made by scaleplan 0.1.0 from plan 326a95c593764d0c2ad73a61f84b8af310da2666d9ff788dc9339033df1615b5
 # command: scaleplan export studies/demo/plan.yaml --trainer megatron --out studies/demo/exports/megatron
-# plan created: 2026-12-02T10:04:24Z
+# plan created: 2026-12-02T15:01:53Z
 #SBATCH --job-name=scaleplan
 #SBATCH --nodes=8
 #SBATCH --ntasks-per-node=1

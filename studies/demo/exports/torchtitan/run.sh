@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # torchtitan 0.3.0 launch
-# made by scaleplan 0.1.0 from plan ad76a059f98b321ac12aaaa1669235a7d2befc8d073fe64c853dc92f42a1c766
+# made by scaleplan 0.1.0 from plan 326a95c593764d0c2ad73a61f84b8af310da2666d9ff788dc9339033df1615b5
 # command: scaleplan export studies/demo/plan.yaml --trainer torchtitan --out studies/demo/exports/torchtitan --allow-approximate-mup
-# plan created: 2026-12-02T10:04:24Z
+# plan created: 2026-12-02T15:01:53Z
 # needs: pip install torchtitan==0.3.0 (and its torch); multi node: set NNODES/NODE_RANK/MASTER_ADDR.
 set -euo pipefail
 SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"

@@ -1,12 +1,12 @@
 """torchtitan 0.3.0 config for the planned model (generated; edit the TODOs).
 
  scaleplan torchtitan export
- made by scaleplan 0.1.0 from plan ad76a059f98b321ac12aaaa1669235a7d2befc8d073fe64c853dc92f42a1c766
+ made by scaleplan 0.1.0 from plan 326a95c593764d0c2ad73a61f84b8af310da2666d9ff788dc9339033df1615b5
  command: scaleplan export studies/demo/plan.yaml --trainer torchtitan --out studies/demo/exports/torchtitan --allow-approximate-mup
- plan created: 2026-12-02T10:04:24Z
+ plan created: 2026-12-02T15:01:53Z
 
 Shape: 40 layers, d_model 5120, ffn 13568, heads 40 (8 kv, head dim 128),
-vocab 32000 padded to 32000, seq 4096; 11,180,856,320 parameters.
+vocab 32000 padded to 32000, seq 4096; 11,180,856,320 parameters; RMSNorm.
 Layout: TP2, PP1, CP1, DP32, mbs 1, accum 42, SP, recompute selective, ZeRO-1 (distributed optimizer).
 Sharding: FSDP2 over 32 ranks (the plan's ZeRO-1/2 has no torchtitan equivalent; FSDP also shards parameters).
 APPROXIMATE μP (--allow-approximate-mup): width 5120, base 64, m_d = 80.
@@ -40,7 +40,7 @@ from torchtitan.config import ParallelismConfig, TrainingConfig
 from torchtitan.distributed.activation_checkpoint import FullAC, SelectiveAC
 from torchtitan.distributed.pipeline_parallel import pipeline_llm
 from torchtitan.hf_datasets.text_datasets import HuggingFaceTextDataLoader
-from torchtitan.models.common import ComplexRoPE, Embedding, Linear, RMSNorm
+from torchtitan.models.common import ComplexRoPE, Embedding, LayerNorm, Linear, RMSNorm
 from torchtitan.models.common.config_utils import get_attention_config, make_ffn_config, make_gqa_config, decoder_vocab_size
 from torchtitan.models.common.param_init import skip_param_init
 from torchtitan.models.llama3 import Llama3Model, Llama3TransformerBlock, Llama3StateDictAdapter, parallelize_llama
@@ -54,6 +54,7 @@ CHECKPOINT_DIR = '/path/to/checkpoints'  # TODO
 N_LAYERS, DIM, FFN, N_HEADS, N_KV_HEADS, HEAD_DIM = 40, 5120, 13568, 40, 8, 128
 VOCAB, SEQ_LEN, ROPE_THETA, NORM_EPS = 32000, 4096, 10000.0, 1e-05
 TIED = False
+NORM, ATTN_BIAS, FFN_BIAS = 'rmsnorm', False, False
 HIDDEN_STD = 0.001961386538888477
 DEPTH_SCALED = False
 QUERY_STD = 0.0
@@ -68,7 +69,21 @@ def _normal(std):
 
 
 def _norm():
+    if NORM == 'layernorm':
+        return LayerNorm.Config(normalized_shape=DIM, eps=NORM_EPS,
+                                param_init={'weight': nn.init.ones_, 'bias': nn.init.zeros_})
     return RMSNorm.Config(normalized_shape=DIM, eps=NORM_EPS, param_init={'weight': nn.init.ones_})
+
+
+def _biases(attention, feed_forward):
+    """Linear.Config.bias on Q, K, V and the output projection (ATTN_BIAS), on w1, w2, w3 (FFN_BIAS)."""
+    if ATTN_BIAS:
+        qkv = attention.qkv_linear
+        for linear in [getattr(qkv, name) for name in ('wqkv', 'wq', 'wkv') if hasattr(qkv, name)] + [attention.wo]:
+            linear.bias = True
+    if FFN_BIAS:
+        for linear in (feed_forward.w1, feed_forward.w2, feed_forward.w3):
+            linear.bias = True
 
 
 def _layers():
@@ -83,10 +98,11 @@ def _layers():
                                     rope=rope)
         if QUERY_STD is not None:  # a separate wq: its own init (and AdamW group)
             attention.qkv_linear.wq.param_init = _normal(QUERY_STD)
+        feed_forward = make_ffn_config(dim=DIM, hidden_dim=FFN, w1_param_init=_normal(HIDDEN_STD),
+                                       w2w3_param_init=out_init)
+        _biases(attention, feed_forward)
         blocks.append(Llama3TransformerBlock.Config(
-            attention_norm=_norm(), ffn_norm=_norm(), attention=attention,
-            feed_forward=make_ffn_config(dim=DIM, hidden_dim=FFN, w1_param_init=_normal(HIDDEN_STD),
-                                         w2w3_param_init=out_init)))
+            attention_norm=_norm(), ffn_norm=_norm(), attention=attention, feed_forward=feed_forward))
     return blocks
 
 
@@ -102,14 +118,14 @@ def _model():
 
 
 def scaleplan_plan() -> Trainer.Config:
-    spec = ModelSpec(name='llama3', flavor='scaleplan_ad76a059f98b', model=_model(),
+    spec = ModelSpec(name='llama3', flavor='scaleplan_326a95c59376', model=_model(),
                      parallelize_fn=parallelize_llama, pipelining_fn=pipeline_llm,
                      post_optimizer_build_fn=None, state_dict_adapter=Llama3StateDictAdapter)
     groups = [
         ParamGroupConfig(pattern='(^|\\.)tok_embeddings\\.weight$', optimizer_name='AdamW', optimizer_kwargs={'lr': 0.0030509340769462015, 'weight_decay': 0.0, 'betas': (0.9, 0.95), 'eps': 8.095911652190891e-09}),
         ParamGroupConfig(pattern='(^|\\.)lm_head\\.weight$', optimizer_name='AdamW', optimizer_kwargs={'lr': 0.0001135673839374773, 'weight_decay': 0.0, 'betas': (0.9, 0.95), 'eps': 2.1749283894056454e-07}),
         ParamGroupConfig(pattern='\\.wq\\.weight$', optimizer_name='AdamW', optimizer_kwargs={'lr': 2.729000480460439e-06, 'weight_decay': 0.0, 'betas': (0.9, 0.95), 'eps': 1.131370849898476e-07}),
-        ParamGroupConfig(pattern='norm\\.weight$', optimizer_name='AdamW', optimizer_kwargs={'lr': 0.002470009274361501, 'weight_decay': 0.0, 'betas': (0.9, 0.95), 'eps': 1e-08}),
+        ParamGroupConfig(pattern='(norm\\.weight|\\.bias)$', optimizer_name='AdamW', optimizer_kwargs={'lr': 0.002470009274361501, 'weight_decay': 0.0, 'betas': (0.9, 0.95), 'eps': 1e-08}),
         ParamGroupConfig(pattern='.*', optimizer_name='AdamW', optimizer_kwargs={'lr': 3.0875115929518764e-05, 'weight_decay': 0.0, 'betas': (0.9, 0.95), 'eps': 1e-08}),
     ]
     return Trainer.Config(
