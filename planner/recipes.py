@@ -19,12 +19,17 @@ Token counts and batches:
   names the launch script and config it was read from; ``caveats`` list the assumptions and what
   the planner or an exporter cannot represent (CPU offload, quadratic warmup, hybrid sharding on
   Megatron, unstated hardware).
+* μP: a recipe that published its μP carries it as ``hparams`` (planner/hparams.py HParams, applied
+  per parameter group at the shape's width); only crystal-7b does (:data:`CRYSTAL_MUP`, from its
+  params.yaml). Its plan's LR, and its phases' LRs, are then the hidden-matrix LR (planner/plan/
+  presets.py ``phases_in_plan_lr``).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field, asdict
 from typing import Any
 
+from planner.hparams import HParams
 
 
 @dataclass(frozen=True)
@@ -64,6 +69,9 @@ class Recipe:
     caveats: tuple[str, ...] = ()
     # Published phases (planner/plan/phases.py PhaseSpec mappings), their lengths adding up to ``tokens``.
     phases: tuple[dict[str, Any], ...] = ()
+    # Published μP base hyperparameters (planner/hparams.py), applied per parameter group at the
+    # shape's width; None: standard parameterization, one LR for every group.
+    hparams: HParams | None = None
 
     @property
     def plan_sharding(self) -> str:
@@ -75,6 +83,7 @@ class Recipe:
         d["betas"] = list(self.betas)
         d["caveats"] = list(self.caveats)
         d["phases"] = [dict(p) for p in self.phases]
+        d["hparams"] = self.hparams.to_dict() if self.hparams is not None else None
         return d
 
 
@@ -270,15 +279,51 @@ RECIPES["llm-jp-3-1.8b-exp2"] = Recipe(
     source="llm-jp/scripts PR #42 v3-1.8b-exp2-sakura/train.sh then PR #36 (a3bae267) "
            "v3-1.7b-exp2-cpt-2epoch-sakura/train.sh: a second epoch with optimizer state kept, LR at min 3e-5",
 )
+#: Crystal's μP, the same in all three params.yaml (LLM360/crystalcoder-train 03efa544, model: and
+#: optimizer:). Width multiplier 16: ``optimizer.adjust_learning_rate.decoder_kernel`` 0.0625 = 1/16
+#: and ``output_logits_scale`` 0.13875 = 2.22/16 (the HF port's config.json: ``mup_width_scale``
+#: 0.0625, ``mup_output_alpha`` 2.22), so the proxy width is 4096/16 = 256. Per group at width 4096
+#: (planner/width_hparams.py): embedding ``embedding_initializer.std`` 0.073 (the base std),
+#: ``embeddings_scale`` 14.6 (alpha_in), LR 0.012 (``learning_rate``, unadjusted); hidden matrices
+#: ``initializer.std`` 0.01825 = 0.073/sqrt(16), LR 0.012 x 0.0625 = 0.00075; attention
+#: ``scale_qk_dot_by_d``: q.k/d_head (attn_mult 1); the readout is the embedding
+#: (``share_embedding_weights``): its init 0.073 and LR 0.012 are the embedding's, neither zero
+#: (readout/query zero-init off), and the logits are multiplied by alpha_out/m = 0.13875. AdamW eps
+#: 1e-9 and wd 0.1 for every group: the hidden LR x 1/16 with wd unchanged makes the hidden decay per
+#: step lr x wd / 16 (``wd_rule: unscaled``; the HF port's ``get_mup_param_groups`` also keeps wd
+#: unscaled with decoupled decay). Not in HParams (stated in the caveats): the residual output
+#: projections' ``output_layer_initializer.std`` 0.00228125 = 0.073/sqrt(2 x 16 x 32) (GPT-2 depth
+#: scaling, as Megatron's ``output_layer_init_method``), truncated normals at +-2 std, biases (zero
+#: init, base LR, no decay in the HF port's groups).
+CRYSTAL_MUP = HParams(
+    parameterization="mup", base_width=256, base_head_dim=128, lr=0.012, init_std=0.073, alpha_in=14.6,
+    alpha_out=2.22, attn_mult=1.0, warmup_frac=86 / 294_423, weight_decay=0.1, wd_rule="unscaled",
+    readout_zero_init=False, query_zero_init=False, betas=(0.9, 0.95), eps=1e-9, vocab_size=32_032,
+    source={"published": "LLM360/crystalcoder-train pretrain/params/phase1/params.yaml (03efa544)",
+            "width_mult": 16})
 RECIPES["crystal-7b"] = Recipe(
     name="crystal-7b", shape_preset="crystal-7b", tokens=_phase_steps(CRYSTAL_PHASES) * 2112 * 2048, seq_len=2048,
     global_batch=2112, lr=0.012, min_lr=0.00012408, warmup_iters=86, schedule="cosine", eps=1e-9,
     weight_decay=0.1, clip_grad=1.0, init_std=0.01825, train_iters=_phase_steps(CRYSTAL_PHASES), gpu="h100",
-    n_gpus=64, phases=CRYSTAL_PHASES,
+    n_gpus=64, phases=CRYSTAL_PHASES, hparams=CRYSTAL_MUP,
     caveats=("trained on 16 Cerebras CS-2 (no GPU layout published): 64 H100 (2112 = 64 x 33 sequences per step) "
              "and the layout are planned, not published",
+             "μP (params.yaml): the plan's LR and its phases' LRs are the hidden-matrix LR (Megatron --lr under "
+             "--use-mup's own division, params.yaml learning_rate x decoder_kernel 0.0625); embedding and tied "
+             "readout train at 16x that (the published 0.012 -> 0.00012408, 0.0087825 -> 0.00013679, 0.002 -> 0.0002)",
              "phase 2 re-warms up with Adam state kept; Megatron-LM can express that exactly only with one LR "
-             "for every parameter group (planner/export/megatron_phases.py)"),
+             "for every parameter group (planner/export/megatron_phases.py): the --use-mup export refuses it unless "
+             "--allow-approximate-schedule, which continues phase 1's decay instead (at most 0.0104% off the "
+             "published LR after phase 2's 86-step warmup; those 86 steps run at about 0.0088 instead of 0 -> 0.0088)",
+             "Megatron's --use-mup divides Adam's eps by 16 for hidden matrices (1e-9/16); Crystal used 1e-9 for "
+             "every group",
+             "Cerebras draws every init from a normal truncated at +-2 std (std 0.88x the nominal one); Megatron and "
+             "the plan use untruncated normals of the nominal std (0.073 embedding, 0.01825 hidden, 0.00228125 "
+             "output projections)",
+             "--use-mup with tied embeddings: the one embedding matrix serves input and output, at the embedding's "
+             "init 0.073 and LR, the logits times 2.22/16, as Crystal; launch.sh's per-group table compares the "
+             "output projections' depth-scaled init (0.073/sqrt(2 x 16 x 32), Crystal's and Megatron's) against "
+             "the plan's hidden std, which has no depth factor (init ratio 0.125)"),
     source="LLM360/crystalcoder-train pretrain/params/phase{1,2,3}/params.yaml (03efa544): 3 phases, "
            "321,836 steps x 2112 x 2048 = 1.39T tokens",
 )

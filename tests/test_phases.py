@@ -98,8 +98,17 @@ def check_megatron_equals_phases(plan, by_phase: dict, every: int = 97) -> int:
 
 @pytest.fixture(scope="module")
 def crystal():
-    plan = make_plan(preset="crystal-7b", data={"checkpoint_dir": "/ckpt"})
+    """Crystal's schedule with one LR for every parameter group (``lr`` given: the preset's μP values are
+    reported, not applied), so Megatron can re-warm exactly; the preset's own μP plan is ``crystal_mup``."""
+    plan = make_plan(preset="crystal-7b", lr=0.012, phases=copy.deepcopy(list(CRYSTAL_PHASES)),
+                     data={"checkpoint_dir": "/ckpt"})
+    assert not plan.is_mup and any("not applied" in w for w in plan.warnings)
     return plan, json.loads(render_megatron(plan)["megatron_args.json"])["phases"]
+
+
+@pytest.fixture(scope="module")
+def crystal_mup():
+    return make_plan(preset="crystal-7b", data={"checkpoint_dir": "/ckpt"})
 
 
 # ------------------------------------------------------------------------------- the LR function
@@ -121,6 +130,23 @@ def test_crystal_lr_equals_the_published_schedule(crystal):
     assert lr_at_tokens(phases, phases[1].start_token)[0] == 0.0  # a re-warmup, not a jump
     lines = describe_phases(phases)
     assert lines[1].startswith("phase2 (rewarm): 214,387 steps x 2112") and "8 sources" in lines[1]
+
+
+def test_crystal_mup_phases_are_the_published_schedule_in_hidden_lr(crystal_mup):
+    """Under μP the plan's LR (Megatron's --lr unit) is the hidden-matrix LR: params.yaml's learning_rate x
+    decoder_kernel 0.0625; x m_d = 16 it is the published schedule at every boundary and warmup end."""
+    plan = crystal_mup
+    phases = resolve_plan_phases(plan)
+    m = plan.hparams.m_d
+    assert m == 16 and plan.is_mup and [p.mode for p in phases] == ["start", "rewarm", "reset"]
+    assert [p.train_iters for p in phases] == [n for n, _ in CRYSTAL_PUBLISHED]
+    for p, (max_steps, segments) in zip(phases, CRYSTAL_PUBLISHED):
+        warm = segments[0][2]
+        steps = [0, 1, warm - 1, warm, warm + 1, max_steps // 2, max_steps - 1]
+        got = lr_at_tokens(phases, [p.start_token + s * CRYSTAL_BATCH * CRYSTAL_SEQ for s in steps]) * m
+        np.testing.assert_allclose(got, [cerebras_lr(segments, s) for s in steps], rtol=1e-12, atol=0)
+    # the embedding and tied readout run at m_d x the curve: the published values themselves
+    assert plan.training.decoupled_lr == CRYSTAL_PUBLISHED[0][1][1][0] == plan.hparams.embedding.lr
 
 
 def test_phase_lengths_must_add_up():

@@ -8,9 +8,17 @@ authors ran, flag by flag. The published values are written out here with their 
 * Amber 7B: LLM360/amber-train at 64bc595, main.py constants and run.sh (56 nodes x 4 GPUs).
 * DMaS-LLaMa-Lite 1.7B: McGill-DMaS/DMaS-LLaMa-Lite-Training-Code presets.py ('2b') and train.py
   defaults; arXiv 2412.13335 (~20B tokens).
+* Crystal 7B μP: LLM360/crystalcoder-train pretrain/params/phase{1,2,3}/params.yaml at 03efa544
+  (:data:`CRYSTAL_PARAMS`) and its HF port's config.json (:data:`CRYSTAL_HF`). Tied embeddings under
+  μP: Crystal shares one matrix (``share_embedding_weights``) with the embedding's init (0.073) and
+  unadjusted LR (0.012), scales the input by 14.6 and the logits by 2.22/16; the plan does the same
+  (readout group = embedding init and LR, multiplier alpha_out/m_d, no zero init) and so does
+  Megatron's --use-mup (the tied output layer is the embedding parameter, tagged
+  ``is_embedding_parameter``: base LR and eps; language_module.py at d98e8a64).
 """
 from __future__ import annotations
 
+import json
 import math
 
 import pytest
@@ -18,6 +26,8 @@ import pytest
 from planner.errors import UserError
 from planner.export.megatron import build_args, render_megatron
 from planner.export.megatron_flags import validate_args
+from planner.export.megatron_mup import megatron_effective
+from planner.export.megatron_phases import phase_runs
 from planner.export.torchtitan import config_module, render_torchtitan, sections
 from planner.parallel.dp_traffic import distributed_optimizer_traffic, hsdp_traffic
 from planner.parallel.memory import memory_per_gpu
@@ -192,3 +202,125 @@ def test_every_new_preset_reports_memory_and_time(plans):
     for name, plan in plans.items():
         assert plan.memory.breakdown.total > 0 and plan.time_cost.estimate.days > 0, name
     assert set(REPLANNED) == set(NEW)
+
+
+# ---------------------------------------------------------------------------------- Crystal 7B μP
+#: LLM360/crystalcoder-train pretrain/params/phase1/params.yaml at 03efa544085152c3dc54c7d80797046999e78a7b
+#: (phase2/3 repeat every value here): model: and optimizer: sections, verbatim numbers.
+CRYSTAL_PARAMS = {
+    "hidden_size": 4096, "num_hidden_layers": 32, "num_heads": 32, "embeddings_scale": 14.6,
+    "output_logits_scale": 0.13875, "decoder_kernel": 0.0625, "scale_qk_dot_by_d": True,
+    "share_embedding_weights": True, "embedding_std": 0.073, "initializer_std": 0.01825,
+    "output_layer_std": 0.00228125, "eps": 1.0e-09, "weight_decay_rate": 0.1,
+    # optimizer.learning_rate: per phase (peak, end); phase 1 is this file, 2 and 3 their params.yaml
+    "phase_lrs": [(0.012, 0.00012408), (0.0087825, 0.00013679), (0.002, 0.0002)],
+}
+#: The HF port's config.json (same commit, finetune/Megatron-LM/CrystalCoder/config.json): output
+#: logits are mup_output_alpha x mup_width_scale = 2.22 x 0.0625.
+CRYSTAL_HF = {"mup_output_alpha": 2.22, "mup_width_scale": 0.0625, "mup_embeddings_scale": 14.6}
+
+
+@pytest.fixture(scope="module")
+def crystal():
+    return make_plan(preset="crystal-7b", data={"checkpoint_dir": "/ckpt"})
+
+
+def test_crystal_plan_carries_the_published_mup_per_group(crystal):
+    P = CRYSTAL_PARAMS
+    w, t = crystal.hparams, crystal.training
+    assert crystal.is_mup and w.is_mup and crystal.shape.tied and crystal.shape.d_model == P["hidden_size"]
+    assert w.m_d == 1 / P["decoder_kernel"] == 16 and w.base_width == 256  # 4096 / 16
+    assert w.embedding.multiplier == P["embeddings_scale"] == CRYSTAL_HF["mup_embeddings_scale"]
+    assert w.readout.multiplier == P["output_logits_scale"] == CRYSTAL_HF["mup_output_alpha"] * CRYSTAL_HF[
+        "mup_width_scale"]
+    peak, end = P["phase_lrs"][0]
+    assert (w.embedding.lr, w.readout.lr, w.norms.lr) == (peak, peak, peak)  # unadjusted groups
+    assert w.hidden.lr == peak * P["decoder_kernel"] == 0.00075
+    assert (w.embedding.init_std, w.hidden.init_std) == (P["embedding_std"], P["initializer_std"])
+    # tied: the readout IS the embedding matrix: its init and LR are the embedding's, never zero-initialised
+    assert w.readout.init_std == w.embedding.init_std and not w.readout_zero_init and not w.query_zero_init
+    assert w.attention.scale == 1 / 128 and w.attention.rule == "attn_mult/d_head"  # scale_qk_dot_by_d
+    assert w.eps == t.eps == P["eps"] and {g.weight_decay for g in (w.embedding, w.hidden, w.readout)} == {0.1}
+    assert w.decay_rule == "unscaled"  # hidden lr x wd is the embedding's / 16: the LR adjusted, wd not
+    # Megatron's --lr unit: the hidden LR; embedding/readout at --decoupled-lr with the published min/peak ratio
+    assert (t.lr, t.decoupled_lr, t.init_std, t.embedding_init_std) == (0.00075, peak, 0.01825, 0.073)
+    assert t.min_lr == pytest.approx(end / 16, rel=1e-15) and t.decoupled_min_lr == pytest.approx(end, rel=1e-15)
+    assert w.horizon == {"applied": False, "reason": "the peak LR is the preset's or given, not the hparams'"}
+    assert not any("not applied" in x for x in crystal.warnings)
+    assert any("hidden-matrix LR" in c for c in preset_caveats("crystal-7b"))
+
+
+def test_only_crystal_brings_hparams():
+    for name in preset_names():
+        req = preset_request(name)
+        assert (req.hparams is not None) == (name == "crystal-7b"), name
+        assert (req.recipe.to_dict()["hparams"] is not None) == (name == "crystal-7b"), name
+
+
+def test_crystal_megatron_refuses_the_rewarm_under_use_mup_by_default(crystal):
+    with pytest.raises(UserError, match=r"phase2 \(rewarm\) needs --override-opt_param-scheduler, .* erases "
+                                        r"--use-mup's per-group hidden LR.* by at most 0\.0104% after the phase's "
+                                        r"warmup\): pass --allow-approximate-schedule"):
+        render_megatron(crystal)
+
+
+def _crystal_published_rel_error() -> float:
+    """max |phase 1's schedule continued - phase 2's published| / published over phase 2's steps after its
+    86-step warmup (params.yaml Linear segments; Cerebras's step s of a phase uses the LR at s)."""
+    import numpy as np
+
+    (lr1, end1), (lr2, end2), _ = CRYSTAL_PARAMS["phase_lrs"]
+    s = np.arange(86, 214_387)
+    continued = lr1 - (lr1 - end1) * (79_721 + s - 86) / 294_337
+    published = lr2 - (lr2 - end2) * (s - 86) / 214_301
+    return float(np.max(np.abs(continued - published) / published))
+
+
+def test_crystal_megatron_native_mup_export_matches_params_yaml(crystal, flags_json):
+
+    P = CRYSTAL_PARAMS
+    files = render_megatron(crystal, allow_approximate_schedule=True)
+    out = json.loads(files["megatron_args.json"])
+    phases = out["phases"]
+    assert list(phases) == ["phase1", "phase2", "phase3"]
+    runs = {r.name: r for r in phase_runs(crystal, allow_approximate_schedule=True)}
+    assert 0.000104 < _crystal_published_rel_error() < 0.000105  # the 0.0104% the launch states
+    note = out["meta"]["phase_notes"]["phase2"]
+    assert note.startswith("phase2 (rewarm): APPROXIMATE: phase1's schedule continued instead") and "0.0104%" in note
+    assert "0.0104%" in files["launch_phase2.sh"] and phases["phase2"]["--use-checkpoint-opt_param-scheduler"]
+    assert "--override-opt_param-scheduler" not in phases["phase2"]
+    # --lr/--min-lr are the base (embedding) LRs under --use-mup; phase 2 runs phase 1's (the approximation)
+    exported = [P["phase_lrs"][0], P["phase_lrs"][0], P["phase_lrs"][2]]
+    for (name, a), (peak, end) in zip(phases.items(), exported):
+        assert a["--use-mup"] is True and "--untie-embeddings-and-output-weights" not in a, name  # tied
+        assert (float(a["--lr"]), float(a["--min-lr"])) == pytest.approx((peak, end), rel=1e-12), name
+        assert "--decoupled-lr" not in a  # wd unscaled: embedding and output layer train at --lr itself
+        args = build_args(crystal, phase=runs[name])
+        assert validate_args(args, flags_json) == []
+        eff = megatron_effective(args)
+        g = eff.groups
+        scale = float(a["--lr"]) / P["phase_lrs"][0][0]
+        assert g["embedding"].lr == pytest.approx(P["phase_lrs"][0][0] * scale, rel=1e-12)
+        assert (g["embedding"].init_std, g["embedding"].multiplier) == (P["embedding_std"], P["embeddings_scale"])
+        assert g["hidden"].lr == pytest.approx(g["embedding"].lr * P["decoder_kernel"], rel=1e-12)
+        assert g["hidden"].init_std == pytest.approx(P["initializer_std"], rel=1e-12)
+        # Megatron's depth-scaled output projections = Crystal's output_layer_initializer
+        assert g["hidden_out"].init_std == pytest.approx(P["output_layer_std"], rel=1e-12)
+        assert (g["readout"].lr, g["readout"].init_std) == (g["embedding"].lr, g["embedding"].init_std)  # tied
+        assert g["readout"].multiplier == pytest.approx(P["output_logits_scale"], rel=1e-12)
+        assert eff.softmax_scale == 1 / 128 and eff.width_mult == 16
+        assert {g[k].weight_decay for k in ("embedding", "hidden", "hidden_out", "readout")} == {
+            P["weight_decay_rate"]}
+        assert g["embedding"].eps == P["eps"] and g["hidden"].eps == pytest.approx(P["eps"] / 16, rel=1e-12)
+    assert phases["phase2"]["--lr-decay-iters"] == phases["phase1"]["--lr-decay-iters"] == "294423"  # 86 + 294,337
+    assert phases["phase2"]["--train-iters"] == "294108"  # 79,721 + 214,387 on one counter
+    # trainer / plan per group, reported not hidden: all 1 but Megatron's depth-scaled output projections
+    # (the plan's hidden std has no depth factor) and its hidden eps / width_mult (Crystal: 1e-9 everywhere)
+    ratios = out["meta"]["mup_check"]["groups"]
+    for name, r in ratios.items():
+        want_init = 1 / math.sqrt(2 * 32) if name == "hidden_out" else 1.0
+        want_eps = 1 / 16 if name in ("hidden", "hidden_out") else 1.0
+        assert r == pytest.approx(dict(update=1.0, init=want_init, multiplier=1.0, decay=1.0, eps=want_eps),
+                                  rel=1e-12), name
+    assert out["meta"]["mup_check"]["attention_ratio"] == 1.0
+

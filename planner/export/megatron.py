@@ -203,11 +203,16 @@ def _native_mup_args(plan: Plan, mup_mode: str) -> list[tuple[str, Any]]:
         ("--mup-attn-scale-power", 1.0)]
 
 
-def mup_check(plan: Plan, args: list[tuple[str, Any]]) -> MupCheck | None:
-    """What Megatron derives from ``args`` per group versus the plan's μP values (None unless μP)."""
+def mup_check(plan: Plan, args: list[tuple[str, Any]], phase: PhaseRun | None = None) -> MupCheck | None:
+    """What Megatron derives from ``args`` per group versus the plan's μP values (None unless μP); a
+    phase with its own peak LR is compared with the μP values at that peak (every group's LR scaled
+    alike, as its flags are: :func:`_mup_lr_init`)."""
     if not plan.is_mup:
         return None
-    return compare(megatron_effective(args), plan.hparams)
+    width = plan.hparams
+    if phase is not None and phase.lr != plan.training.lr:
+        width = width.with_lr_factor(phase.lr / plan.training.lr, width.horizon)
+    return compare(megatron_effective(args), width)
 
 
 # ---------------------------------------------------------------------------------- scripts
@@ -272,7 +277,7 @@ def launch_script(plan: Plan, args: list[tuple[str, Any]], *, command: str | Non
     z_warn = z_loss_warning(plan, "Megatron-LM", MEGATRON_Z_LOSS_NOTE)
     L += [f"# {z_warn}"] if z_warn else []
     L += caveat_lines(plan, "# ")
-    L += _mup_comment(plan, mup_mode, mup_check(plan, args))
+    L += _mup_comment(plan, mup_mode, mup_check(plan, args, phase))
     L += ([""] + guard_lines(phase)) if phase else []
     L += ["", "ARGS=("]
     for flag, value in args:
@@ -378,7 +383,7 @@ def render_megatron(plan: Plan, *, command: str | None = None, mup_mode: str = "
             if probs:
                 raise UserError("exported Megatron arguments are invalid: " + "; ".join(probs))
         _refuse_invalid(plan, args)
-        check = mup_check(plan, args)
+        check = mup_check(plan, args, phase)
         if not allow_approximate_mup:
             _refuse_decay_mismatch(check)
             if mup_mode == "translate":

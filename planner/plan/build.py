@@ -34,8 +34,8 @@ from planner.shape import ModelShape
 def make_plan(request: PlanRequest | Budget | float | None = None, **options: Any) -> Plan:
     """The Plan for ``request`` (or for a budget and the keyword options of :class:`PlanRequest`)."""
     request = PlanRequest.of(request, **options)
+    request = resolve(request)  # first: a preset may bring its published μP hparams (Recipe.hparams)
     hp, gate_warnings = gated_hparams(request)
-    request = resolve(request)
     gpu = get_gpu(request.gpu)
     allocation, budget, law_warnings = allocate(request)
     serving = None
@@ -56,7 +56,8 @@ def make_plan(request: PlanRequest | Budget | float | None = None, **options: An
     preset = request.recipe.name if request.recipe is not None else None
     warnings = [
         *law_warnings, *gate_warnings, *preset_caveats(preset),
-        *hparams_warnings(r.width, preset=preset, lr_given=request.lr is not None, deepseek_lr=r.deepseek.lr),
+        *hparams_warnings(r.width, preset=None if training.decoupled_lr is not None else preset,  # applied: Crystal
+                          lr_given=request.lr is not None, deepseek_lr=r.deepseek.lr),
         *r.layout_warnings, *memory_warning(r.memory, gpu), *price_warning(r.time_cost), *r.checkpoints.warnings(),
         *run_warnings(tokens=tokens, params=r.shape.total_params, inference_tokens=request.inference_tokens,
                       batch_tokens=training.batch_tokens, deepseek_batch_tokens=r.deepseek.batch_tokens,

@@ -54,13 +54,36 @@ def with_preset(request: PlanRequest) -> PlanRequest:
 
 
 def published_run(recipe: Recipe) -> PlanRequest:
-    """The request that reproduces ``recipe``: its shape, optimizer/schedule, batch, hardware and layout."""
+    """The request that reproduces ``recipe``: its shape, optimizer/schedule, batch, hardware and layout,
+    and its μP hyperparameters when it published them (``Recipe.hparams``, applied per group)."""
+    shape = preset_shape(recipe.shape_preset)
     return PlanRequest(
-        preset=recipe.name, recipe=recipe, shape=preset_shape(recipe.shape_preset), seq_len=recipe.seq_len,
+        preset=recipe.name, recipe=recipe, shape=shape, seq_len=recipe.seq_len,
         global_batch=recipe.global_batch, schedule=recipe.schedule, warmup_iters=recipe.warmup_iters,
         gpu=recipe.gpu or "h100", n_gpus=recipe.n_gpus, gpus_per_node=recipe.gpus_per_node, tp=recipe.tp,
         pp=recipe.pp, cp=recipe.cp, micro_batch=recipe.micro_batch, recompute=recipe.recompute,
-        sharding=recipe.plan_sharding, phases=copy.deepcopy(list(recipe.phases)))
+        sharding=recipe.plan_sharding, phases=phases_in_plan_lr(recipe, shape.d_model), hparams=recipe.hparams)
+
+
+def phases_in_plan_lr(recipe: Recipe, d_model: int) -> list[dict]:
+    """The recipe's phases with their LRs in the plan's LR unit.
+
+    Published phases give the base LR (Crystal's params.yaml ``learning_rate``: embedding, readout,
+    norms). A μP plan's LR (``training.lr``, Megatron's ``--lr`` unit in planner/plan/phases.py and
+    megatron_phases.py) is the hidden-matrix LR, base / m_d (planner/width_hparams.py), so under
+    μP hparams each phase's ``lr`` and ``min_lr`` are divided by m_d = d_model / base_width (a power
+    of two for Crystal: 16, so the values stay exact); without them the phases are as published.
+    """
+    phases = copy.deepcopy(list(recipe.phases))
+    hp = recipe.hparams
+    if hp is None or hp.parameterization != "mup":
+        return phases
+    m = hp.width_mult(d_model)
+    for p in phases:
+        for key in ("lr", "min_lr"):
+            if p.get(key) is not None:
+                p[key] = p[key] / m
+    return phases
 
 
 def preset_caveats(name: str | None) -> list[str]:

@@ -82,8 +82,10 @@ def gated_hparams(request: PlanRequest):
 
 
 def applies_mup(request: PlanRequest, width) -> bool:
-    """True when the plan trains with the μP per-group values (μP hparams, no preset, no given LR)."""
-    return width is not None and width.is_mup and request.recipe is None and request.lr is None
+    """True when the plan trains with the μP per-group values: μP hparams, no given LR, and no preset
+    or one that published its μP (``Recipe.hparams``: Crystal)."""
+    published = request.recipe is None or getattr(request.recipe, "hparams", None) is not None
+    return width is not None and width.is_mup and published and request.lr is None
 
 
 def training_recipe(request: PlanRequest, shape: ModelShape, tokens: int, n_gpus: int, width,
@@ -107,10 +109,12 @@ def training_recipe(request: PlanRequest, shape: ModelShape, tokens: int, n_gpus
         if not mup:
             lr = lr * hz["factor"]
     if mup:
+        ratio = MIN_LR_RATIO if min_lr is None else min_lr / lr  # a preset's published min/peak, else ours
         lr_source += f"; Megatron --lr is the hidden-matrix LR lr/m_d = {width.hidden.lr:.4g}"
         lr, init_std = width.hidden.lr, width.hidden.init_std
+        min_lr = None if min_lr is None else ratio * lr
         wd = width.hidden.weight_decay if hp.wd_rule == "mup" else wd
-        mup_fields = {"decoupled_lr": width.embedding.lr, "decoupled_min_lr": MIN_LR_RATIO * width.embedding.lr,
+        mup_fields = {"decoupled_lr": width.embedding.lr, "decoupled_min_lr": ratio * width.embedding.lr,
                       "embedding_init_std": width.embedding.init_std}
     schedule = lr_schedule(request, train_iters, hp)
     min_lr = float(min_lr if min_lr is not None else MIN_LR_RATIO * lr)
