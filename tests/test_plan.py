@@ -11,6 +11,7 @@ from planner.hparams import HParams
 from planner.io import write_json
 from planner.parallel.layout import Layout
 from planner.plan import Budget, Plan, make_plan
+from planner.plan.presets import preset_names
 
 
 @pytest.fixture(scope="module")
@@ -232,3 +233,13 @@ def test_a_broken_section_is_a_user_error(llmjp):
     del d["training"]["train_iters"]
     with pytest.raises(UserError, match="section training"):
         Plan.from_dict(d)
+
+
+@pytest.mark.parametrize("name", preset_names())
+def test_every_preset_plans_with_nothing_else_given(name):
+    """`scaleplan plan --preset NAME` alone must give a plan: a default GPU count of 88 (a multiple of
+    8) once left no layout whose data-parallel size divides Llama 2's 1024-sequence batch."""
+    plan = make_plan(preset=name)
+    lay = plan.layout
+    assert plan.training.global_batch % (lay.dp * lay.micro_batch) == 0
+    assert plan.memory is None or plan.memory.fits

@@ -1,7 +1,10 @@
 """Step 4, place on hardware: how many GPUs, and the TP/PP/CP/DP layout, micro-batch and sharding.
 
-* GPU count: the request's (a preset's published one), the budget's, else the multiple of 8 that
-  finishes the budget in about ``TARGET_DAYS`` at the GPU's MFU prior (planner/cost.py).
+* GPU count: the request's (a preset's published one), the budget's, else the power of two (>= 8)
+  that finishes the budget within ``TARGET_DAYS`` at the GPU's MFU prior (planner/cost.py). A power
+  of two: the data-parallel size must divide the global batch (Megatron-LM ``validate_args``), and
+  published global batches are powers of two (Llama 2's 1024 sequences); a multiple of 8 such as 88
+  left no valid layout for the llama-2-7b preset.
 * Layout (this is where the plan chooses TP): fully pinned (TP, PP and micro-batch given) -> that
   layout, checked against Megatron-LM's rules (``Layout.check``: a broken rule is a UserError).
   Otherwise the fastest layout that fits memory (planner/parallel/search.py), restricted to the
@@ -31,12 +34,12 @@ ALTERNATIVES_KEPT = 5
 
 
 def gpu_count(request: PlanRequest, budget: Budget, gpu: GPU) -> int:
-    """The request's GPU count, the budget's, or about ``TARGET_DAYS`` days' worth (a multiple of 8)."""
+    """The request's GPU count, the budget's, or the power of two >= 8 that takes at most ``TARGET_DAYS``."""
     if request.n_gpus or budget.n_gpus:
         return int(request.n_gpus or budget.n_gpus)
     m = request.mfu if request.mfu is not None else gpu.default_mfu
     n = budget.flops / (TARGET_DAYS * 86400.0 * gpu.peak_bf16_flops * m)
-    return max(8, int(math.ceil(n / 8.0)) * 8)
+    return max(8, 2 ** math.ceil(math.log2(max(n, 1.0))))
 
 
 def place_on_hardware(request: PlanRequest, shape: ModelShape, gpu: GPU, n_gpus: int, global_batch: int
