@@ -14,7 +14,8 @@ from planner.plan.phases import Phase, lr_curve, resolve_plan_phases
 _BANDS = ("#4C78A8", "#F58518", "#54A24B", "#E45756", "#72B7B2", "#B279A2")
 
 
-def phase_lr_figure(phases: list[Phase], title: str = "Learning rate over the phases") -> go.Figure:
+def phase_lr_figure(phases: list[Phase], title: str = "Learning rate over the phases",
+                    y_title: str = "learning rate") -> go.Figure:
     """LR vs tokens (billions) with one band per phase (hover: phase, mode, tokens, LR)."""
     tokens, lr = lr_curve(phases)
     fig = go.Figure()
@@ -25,7 +26,7 @@ def phase_lr_figure(phases: list[Phase], title: str = "Learning rate over the ph
     names = [next(p.name for p in phases if p.start_token <= t < p.end_token or p is phases[-1]) for t in tokens]
     fig.add_trace(go.Scatter(x=tokens / 1e9, y=lr, mode="lines", name="LR", customdata=names,
                              hovertemplate="%{customdata}: %{x:.4g}B tokens, LR %{y:.4g}<extra></extra>"))
-    fig.update_layout(title=title, xaxis_title="tokens (billions)", yaxis_title="learning rate", height=380,
+    fig.update_layout(title=title, xaxis_title="tokens (billions)", yaxis_title=y_title, height=380,
                       margin=dict(t=60, b=30), showlegend=False)
     return fig
 
@@ -33,4 +34,9 @@ def phase_lr_figure(phases: list[Phase], title: str = "Learning rate over the ph
 def plan_phase_figure(plan) -> go.Figure | None:
     """The figure for a plan with phases (None without): the Plan page's entry point."""
     phases = resolve_plan_phases(plan)
-    return phase_lr_figure(phases) if phases else None
+    if not phases:
+        return None
+    hp = plan.hparams
+    if hp is not None and plan.training.decoupled_lr is not None:  # μP: the plan's LR is the hidden matrices'
+        return phase_lr_figure(phases, y_title=f"hidden-matrix LR (embedding/readout x {hp.m_d:.3g})")
+    return phase_lr_figure(phases)

@@ -57,7 +57,8 @@ Comparisons fold each forward multiplier ``c`` into its weight, which Adam allow
 trains like a weight with init ``c * std``, LR ``c * lr``, eps ``eps / c``; the decay per step
 ``lr * wd`` is unchanged): *update* = lr x multiplier, *init* = std x multiplier, *decay* =
 lr x wd, *eps* = eps / multiplier. A ratio of two zeros is 1; a non-zero over a zero is inf.
-Biases (``--disable-bias-linear`` is always exported) are not modelled.
+Biases (an architecture option, planner/export/architecture.py; Megatron gives them the base LR and no
+weight decay) are not modelled per group.
 """
 from __future__ import annotations
 
