@@ -87,3 +87,30 @@ def sbatch_script(job: ArrayJob, worker_args: list[str], *, storage: str, python
              'echo "worker $(hostname) array task ${SLURM_ARRAY_TASK_ID:-0} of job ${SLURM_ARRAY_JOB_ID:-none}"',
              "exec " + " ".join(shlex.quote(c) for c in cmd)]
     return "\n".join(lines) + "\n"
+
+
+def require_shared_storage(url: str, command: str) -> None:
+    """An array job's tasks are separate commands on separate machines: they need an RDB storage
+    (``postgresql://``...; heartbeats, row locks). A journal study is owned by one command
+    (``proxy_train.study.StudyLock``) and its file locks are unsafe over NFS (Optuna's JournalFileBackend docs)."""
+    from proxy_train.sweep_storage import is_rdb
+
+    if not is_rdb(url):
+        raise UserError(f"`scaleplan {command} --emit-sbatch` needs --storage postgresql://user@host/db (or "
+                        f"${STORAGE_ENV}): the array's workers run on many machines; a journal file serves one "
+                        "command on one machine (--workers N)")
+
+
+def emit_sbatch(job: ArrayJob, worker_args: list[str], *, storage: str, path: str | None, dry_run: bool,
+                comment: str = "") -> str:
+    """Write the sbatch file to ``path`` atomically (or print it with ``dry_run``); returns its text."""
+    from pathlib import Path
+
+    from planner.io import atomic_write
+
+    text = sbatch_script(job, worker_args, storage=storage, comment=comment)
+    if dry_run:
+        sys.stdout.write(text)
+    else:
+        atomic_write(Path(path), text)
+    return text

@@ -41,7 +41,8 @@ from proxy_train.workers import TooManyErrors, repair_and_requeue, run_worker
 
 def run_sweep(spec: StudySpec, study_dir: str | Path, *, trials: int, workers: int = 1, storage: str | None = None,
               command: str = "", heartbeat_interval: int = 60, grace_period: int | None = None,
-              progress: bool = True, cells: list[dict] | None = None) -> dict:
+              progress: bool = True, cells: list[dict] | None = None, mode: str = "run",
+              study_attrs: dict | None = None) -> dict:
     """Run (or resume) a study until it holds ``trials`` finished trials; return a summary.
 
     ``workers`` > 1 starts that many ``python -m proxy_train.workers`` processes (one torch
@@ -51,9 +52,17 @@ def run_sweep(spec: StudySpec, study_dir: str | Path, *, trials: int, workers: i
     cell without a finished trial is enqueued once, and the target becomes finished + pending, so
     parallel workers can neither skip a cell nor run one twice (Optuna's GridSampler alone can,
     when workers race or trials are retried).
+
+    ``mode``: ``run`` (create or resume, enqueue the cells, train), ``enqueue`` (create and enqueue,
+    train nothing: the SLURM array's workers train) or ``join`` (an RDB study that another command
+    created and enqueued: train until the target, enqueue nothing, repair nothing, so workers
+    started at the same moment on many machines never enqueue a cell twice). ``study_attrs`` are set
+    as the Optuna study's user attrs when it is created or resumed (not in ``join``).
     """
     if trials <= 0 or workers <= 0:
         raise UserError("--trials and --workers must be positive")
+    if mode not in ("run", "enqueue", "join"):
+        raise ValueError(f"mode {mode!r}")
     study_dir = Path(study_dir)
     url = resolve_storage(study_dir, storage)
     rdb = is_rdb(url)
@@ -69,12 +78,18 @@ def run_sweep(spec: StudySpec, study_dir: str | Path, *, trials: int, workers: i
     with (nullcontext() if rdb else StudyLock(study_dir)) as lock:
         meta = write_or_check_meta(study_dir, spec, storage=storage_label(url), command=command, trials=trials,
                                    runtime=runtime)
-        study = load_study(study_dir, url, meta, create=True)
-        repaired = repair_and_requeue(study, trials, fail_running=not rdb, count_failed=spec.count_failed)
-        if cells is not None:
-            trials = enqueue_missing_cells(study, cells, count_failed=spec.count_failed)
+        study = load_study(study_dir, url, meta, create=mode != "join")
+        repaired: dict = {}
+        if mode != "join":
+            for k, v in (study_attrs or {}).items():
+                study.set_user_attr(k, v)
+            repaired = repair_and_requeue(study, trials, fail_running=not rdb, count_failed=spec.count_failed)
+            if cells is not None:
+                trials = enqueue_missing_cells(study, cells, count_failed=spec.count_failed)
         t0 = time.time()
-        if workers == 1:
+        if mode == "enqueue":
+            pass
+        elif workers == 1:
             _run_inline(study_dir, url, trials, meta, progress)
         else:
             _run_processes(study_dir, url, trials, workers, meta, progress, lock)
@@ -86,8 +101,11 @@ def run_sweep(spec: StudySpec, study_dir: str | Path, *, trials: int, workers: i
 
 
 def enqueue_missing_cells(study, cells: list[dict], *, count_failed: bool = False) -> int:
-    """Enqueue each grid cell that has neither a finished nor a waiting trial; return the target
-    number of finished trials (finished so far + waiting)."""
+    """Enqueue each grid cell that has neither a finished, a waiting nor a running trial; return the
+    target number of finished trials (finished so far + waiting + running). A RUNNING cell counts as
+    covered: under an RDB storage it belongs to a worker on another machine, and if that worker
+    died its heartbeat goes stale and Optuna's retry callback re-enqueues it (under the journal
+    file :func:`run_sweep` has already failed and re-enqueued every RUNNING trial)."""
     from optuna.trial import TrialState
 
     names = sorted(cells[0])
@@ -97,7 +115,7 @@ def enqueue_missing_cells(study, cells: list[dict], *, count_failed: bool = Fals
 
     done, waiting = set(), set()
     for t in study.get_trials(deepcopy=False):
-        if t.state == TrialState.WAITING:
+        if t.state in (TrialState.WAITING, TrialState.RUNNING):
             waiting.add(key(t.system_attrs.get("fixed_params") or t.params))
         elif is_counted(t, count_failed):
             done.add(key(t.params))

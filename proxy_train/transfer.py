@@ -10,7 +10,8 @@ octave, SP drift ≥ 1.5.
 
 Conventions: μP runs use ``base_width = min(widths)`` (so m_d = width / min width varies, which is
 the point); SP ignores the base width. The grid runs as one Optuna study (``GridSampler`` over
-``width × param × log2_lr``, journal file in the out folder), so it is resumable and can use
+``width × param × log2_lr``, journal file in the out folder, or any Optuna RDB storage shared by
+workers on many machines: :mod:`proxy_train.transfer_queue`), so it is resumable and can use
 several workers; a diverged run counts as visited with loss ``None`` (treated as +inf).
 
 Recording (``--record-into``): :mod:`proxy_train.transfer_record`.
@@ -280,10 +281,13 @@ def transfer_figure(result: dict):
 
 def run_transfer_check(*, data, out, widths, lrs, params, steps=150, tokens=None, n_layers=2, head_dim=16,
                        batch=16, seq_len=64, seed=0, workers=1, init_std=0.02, schedule="constant",
-                       objective="proxy", command="", progress=True, record_into=None) -> dict:
+                       objective="proxy", command="", progress=True, record_into=None, storage=None,
+                       enqueue_only=False, heartbeat_interval=60, grace_period=None) -> dict:
     """Run (or resume) the grid and write transfer.json, transfer.html and runs.csv into ``out``;
     with ``record_into`` (an hparams.yaml or its study folder) also its ``transfer`` record, checked
-    against that file before any run starts."""
+    against that file before any run starts. ``storage``: the Optuna storage URL (default the
+    journal file in ``out``); ``enqueue_only``: enqueue the cells for workers on other machines
+    (:mod:`proxy_train.transfer_queue`) and train nothing (returns the sweep summary)."""
     from proxy_train.study import make_spec
     from proxy_train.sweep import run_sweep
 
@@ -301,9 +305,15 @@ def run_transfer_check(*, data, out, widths, lrs, params, steps=150, tokens=None
         refuse_mismatch(target, record_problems(read_target_hparams(target), grid["param"], grid["width"], spec.corpus_sha256))
     cells = [{"width": w, "param": p, "log2_lr": float(lr)}
              for w in grid["width"] for p in grid["param"] for lr in grid["log2_lr"]]
+    from proxy_train.transfer_queue import queue_attrs
+
     summary = run_sweep(spec, out, trials=len(cells), workers=workers, command=command, progress=progress,
-                        cells=cells)
-    result = finish(out, summary)
+                        cells=cells, storage=storage, heartbeat_interval=heartbeat_interval,
+                        grace_period=grace_period, mode="enqueue" if enqueue_only else "run",
+                        study_attrs=queue_attrs(spec, cells))
+    if enqueue_only:
+        return summary
+    result = finish(out, summary, storage=storage)
     if record_into is not None:
         result["recorded_into"] = str(record_into_hparams(record_into, result))
     return result
@@ -339,13 +349,14 @@ def runs_table(df, n_layers: int):
     return table
 
 
-def finish(out: str | Path, summary: dict | None = None) -> dict:
-    """Analyse the study in ``out`` and write the result files."""
+def finish(out: str | Path, summary: dict | None = None, storage: str | None = None) -> dict:
+    """Analyse the study in ``out`` (its trials read from the storage, not from any one disk) and
+    write the result files."""
     from proxy_train.sweep_export import trials_frame
     from proxy_train.sweep_storage import open_study
 
     out = Path(out)
-    study, meta = open_study(out)
+    study, meta = open_study(out, storage)
     df = trials_frame(study)
     cells = grid_points(df)
     result = analyze(cells)

@@ -1,6 +1,9 @@
 """Sweeps page: browse the Optuna studies of the chosen study folder and its μTransfer check.
 
-Reads (inside the study folder only), all through the library: the sweep studies of the folder's
+Reads (inside the study folder only), all through the library: a ladder work queue's status
+(``proxy_train.ladder_queue_results.queue_status``: tasks done / running with worker host / failed /
+queued, from the journal file in the folder or the storage URL recorded in study.yaml), the sweep
+studies of the folder's
 Optuna journal (``proxy_train.sweep_summary``: counts, best trial, trials table and figures, the
 same as ``scaleplan sweep export`` writes), hparams.yaml (``planner.hparams.HParams``) and
 transfer.json (drawn by ``proxy_train.transfer.transfer_figure``).
@@ -28,6 +31,10 @@ if study is None:
 sweeps = {}
 try:
     journal, sweeps = loaders.load_sweeps(study)
+    if study is not None:  # the ladder queue's study is shown in its own section below
+        from proxy_train.ladder_queue import queue_name
+
+        sweeps = {k: v for k, v in sweeps.items() if k != queue_name(study)}
     if study is not None and journal is None:
         st.info(f"No Optuna journal in `{study.name}`.")
 except UserError as e:
@@ -54,6 +61,75 @@ if sweeps:
                     st.info(f"{FIGURE_TABS[key]} not available for this study: {skipped.get(key, 'not drawn')}.")
     else:
         st.info("No complete trial yet.")
+
+
+# ---------------------------------------------------------------------------- ladder work queue
+def _ladder_queue_url(folder) -> str | None:
+    """The storage URL of the folder's ladder queue (`scaleplan ladder --storage URL --enqueue`):
+    study.yaml's ``ladder_queue.storage`` (a masked password is taken from $SCALEPLAN_SWEEP_STORAGE),
+    else the folder's journal file when it holds the queue study; None without a queue."""
+    import os
+
+    from planner.io import read_yaml
+    from proxy_train.sweep_storage import JOURNAL_NAME, STORAGE_ENV, journal_url
+
+    path = folder / "study.yaml"
+    rec = read_yaml(path) if path.is_file() else None
+    rec = rec.get("ladder_queue") if isinstance(rec, dict) else None
+    url = rec.get("storage") if isinstance(rec, dict) else None
+    if isinstance(url, str) and url and not url.startswith("journal:"):
+        if "***" in url:
+            url = os.environ.get(STORAGE_ENV)
+            if not url:
+                raise UserError(f"the ladder queue's storage needs a password: set {STORAGE_ENV} before "
+                                "`scaleplan app` to see its status")
+        return url
+    return journal_url(folder) if (folder / JOURNAL_NAME).is_file() else None
+
+
+def _queue_rows(status: dict) -> list[dict]:
+    rows = [{"state": "done", "task": d["task"], "trial": d["trial"], "worker": "",
+             "detail": f"loss {d['value']:.4f}, {d['points']} point(s)" if d.get("value") is not None else ""}
+            for d in status["done"]]
+    rows += [{"state": "running", "task": r["task"], "trial": r["trial"], "worker": r.get("worker") or r.get("host")
+              or "", "detail": f"since {r.get('started')}"} for r in status["running"]]
+    rows += [{"state": "failed", "task": f["task"], "trial": f["trial"], "worker": "", "detail": f["reason"]}
+             for f in status["failed"]]
+    return rows + [{"state": "queued", "task": q["task"], "trial": q["trial"], "worker": "", "detail": ""}
+                   for q in status["queued"]]
+
+
+def _ladder_status(folder) -> dict | None:
+    url = _ladder_queue_url(folder)
+    if url is None:
+        return None
+    from proxy_train.ladder_queue_results import queue_status
+
+    try:
+        return queue_status(folder, url)
+    except UserError:
+        if url.startswith("journal:"):
+            return None  # the folder's journal holds sweeps only
+        raise
+
+
+if study is not None:
+    try:
+        status = _ladder_status(study)
+    except UserError as e:
+        st.error(f"Ladder queue: {e}")
+        status = None
+    if status is not None:
+        st.header("Ladder work queue")
+        st.caption(f"Optuna study {status['queue']} in {status['storage']}: one task per size (WSD stable "
+                   "phase and its branches) or per point; `scaleplan ladder --study DIR --status` prints the same.")
+        c = status["counts"]
+        for col, (label, key) in zip(st.columns(4), (("Done", "done"), ("Running", "running"),
+                                                     ("Failed", "failed"), ("Queued", "queued"))):
+            col.metric(f"Ladder tasks {label.lower()}", c[key])
+        if c["retried"]:
+            st.caption(f"{c['retried']} task(s) were retried after their worker stopped.")
+        st.dataframe(pd.DataFrame(_queue_rows(status)), hide_index=True)
 
 hp = loaders.study_file(study, *loaders.HPARAMS_FILES)
 if hp is not None:

@@ -7,6 +7,7 @@ Handlers only parse options and call :mod:`proxy_train.study` (the spec), :mod:`
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from planner.provenance import command_line
 from scaleplan.commands import add_workers_argument, emit, guards
@@ -61,6 +62,9 @@ def register(sub) -> None:
     p.add_argument("--objective", default="proxy", help=argparse.SUPPRESS)  # tests: file.py:function
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     add_proxy_options(p, steps_default=200, head_dim=32, seq_len=128)
+    from scaleplan.commands.sbatch_options import add_sbatch_arguments
+
+    add_sbatch_arguments(p)
     p.set_defaults(func=cmd_sweep)
 
     ss = p.add_subparsers(dest="sweep_cmd", metavar="{export}")
@@ -89,11 +93,34 @@ def cmd_sweep(args) -> int:
                      n_layers=args.n_layers, batch=args.batch, seq_len=args.seq_len, head_dim=args.head_dim,
                      schedule=args.schedule, tune_wd=args.tune_wd, weight_decay=args.weight_decay,
                      objective=args.objective)
-    summary = sweep.run_sweep(spec, args.study, trials=args.trials, workers=args.workers, storage=args.storage,
+    from scaleplan.commands.sbatch_options import shared_url, wants_sbatch, write_sbatch
+
+    if wants_sbatch(args):  # every array task runs this same sweep as one worker against the storage
+        name = Path(args.study).resolve().name
+        return write_sbatch(args, command="sweep", name=f"sweep-{name}", worker_args=_worker_args(args),
+                            tasks=args.trials, comment=f"scaleplan sweep workers for {Path(args.study).resolve()}")
+    summary = sweep.run_sweep(spec, args.study, trials=args.trials, workers=args.workers, storage=shared_url(args),
                               command=command_line(), heartbeat_interval=args.heartbeat_interval,
                               grace_period=args.grace_period, progress=True)
     emit(args, summary, sweep.human_summary(summary))
     return 0
+
+
+def _worker_args(args) -> list[str]:
+    """The sweep command of one array task: these options, --workers 1, absolute folders (the storage
+    is added by proxy_train.slurm, or read from $SCALEPLAN_SWEEP_STORAGE when it holds a password)."""
+    from pathlib import Path
+
+    out = ["sweep", "--study", str(Path(args.study).resolve()), "--data", str(Path(args.data).resolve()),
+           "--widths", ",".join(map(str, args.widths)), "--trials", str(args.trials), "--workers", "1",
+           "--param", args.param, "--sampler", args.sampler, "--pruner", args.pruner, "--schedule", args.schedule,
+           "--weight-decay", repr(args.weight_decay), "--heartbeat-interval", str(args.heartbeat_interval),
+           "--n-layers", str(args.n_layers), "--head-dim", str(args.head_dim), "--batch", str(args.batch),
+           "--seq-len", str(args.seq_len), "--seed", str(args.seed), "--objective", args.objective]
+    out += ["--tokens", str(args.tokens)] if args.tokens else ["--steps", str(args.steps or 200)]
+    if args.grace_period:
+        out += ["--grace-period", str(args.grace_period)]
+    return out + (["--tune-wd"] if args.tune_wd else [])
 
 
 def cmd_export(args) -> int:
