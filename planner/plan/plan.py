@@ -25,6 +25,7 @@ from planner.plan.joint_choice import JointChoice
 from planner.plan.operations import Operations
 from planner.plan.sensitivity import LawView
 from planner.plan.serving_choice import ServingConstraint
+from planner.plan.repetition_section import DataRepetition
 from planner.plan.sections import (PLAN_FIX, LayoutOption, MemoryFit, Placement, PlanAllocation, ShapeOption, TimeCost,
                                    TrainingRecipe, check_data, check_phases, check_scalar, read_section,
                                    read_width_hparams, where)
@@ -34,7 +35,7 @@ from planner.shape import ModelShape
 from planner.width_hparams import WidthHParams
 
 REQUIRED_SECTIONS = ("budget", "allocation", "shape", "tokens", "training", "layout")
-OPTIONAL_SECTIONS = ("memory", "time_cost", "layout_options", "operations", "checkpoints", "serving", "choice", "sensitivity", "hparams", "candidates", "phases", "data", "warnings", "preset", "meta")
+OPTIONAL_SECTIONS = ("memory", "time_cost", "layout_options", "operations", "checkpoints", "serving", "choice", "sensitivity", "hparams", "candidates", "phases", "data", "data_repetition", "warnings", "preset", "meta")
 
 
 def _check_meta(meta: Any) -> dict[str, Any]:
@@ -75,6 +76,7 @@ class Plan:
     candidates: list[ShapeOption] = field(default_factory=list)
     phases: list[dict[str, Any]] = field(default_factory=list)
     data: dict[str, Any] = field(default_factory=dict)  # launch placeholders the exporters write
+    data_repetition: DataRepetition | None = None  # epochs per source, repetition penalty (data_mixture.py)
     warnings: list[str] = field(default_factory=list)
     preset: str | None = None
     meta: dict[str, Any] = field(default_factory=dict)
@@ -115,7 +117,9 @@ class Plan:
              **({"sensitivity": [v.to_dict() for v in self.sensitivity]} if self.sensitivity else {}),
              "hparams": self.hparams.to_dict() if self.hparams else None,
              "candidates": [c.to_dict() for c in self.candidates], "phases": copy.deepcopy(self.phases),
-             "data": copy.deepcopy(self.data), "warnings": list(self.warnings), "preset": self.preset}
+             "data": copy.deepcopy(self.data),
+             **({"data_repetition": self.data_repetition.to_dict()} if self.data_repetition else {}),
+             "warnings": list(self.warnings), "preset": self.preset}
         return json.loads(to_json(d, indent=None))
 
     @property
@@ -170,6 +174,8 @@ class Plan:
             candidates=[read_section(f"candidates[{i}]", partial(ShapeOption.from_dict, name=f"candidates[{i}]"), c)
                         for i, c in enumerate(check_scalar(d.get("candidates") or [], list[object], "candidates"))],
             phases=check_phases(d.get("phases") or []), data=check_data(d.get("data") or {}),
+            data_repetition=(read_section("data_repetition", DataRepetition.from_dict, d["data_repetition"])
+                             if d.get("data_repetition") else None),
             warnings=list(check_scalar(d.get("warnings") or [], list[str], "warnings")),
             preset=check_scalar(d.get("preset"), str | None, "preset"),
             meta={k: v for k, v in meta.items() if k not in ("plan_hash", "scaleplan_version")})

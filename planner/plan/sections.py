@@ -18,6 +18,7 @@ from planner.errors import UserError
 from planner.hardware import GIB
 from planner.parallel.layout import Layout
 from planner.parallel.memory import MemoryBreakdown
+from planner.plan.continue_spec import check_continue_from
 from planner.schema import check_record, check_rule, check_value
 from planner.width_hparams import GROUPS, AttentionScale, GroupHParams, WidthHParams
 
@@ -104,7 +105,7 @@ class PlanAllocation:
 
 #: TrainingRecipe fields written only when set (the rest are always written, None as null).
 _WRITTEN_WHEN_SET = ("wsd_decay_iters", "wsd_decay_style", "decoupled_lr", "decoupled_min_lr",
-                     "embedding_init_std", "megatron_extra")
+                     "embedding_init_std", "megatron_extra", "continue_from")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -140,6 +141,7 @@ class TrainingRecipe:
     decoupled_min_lr: float | None = None
     embedding_init_std: float | None = None
     megatron_extra: dict[str, Any] | None = None  # a published run's non-planning Megatron settings
+    continue_from: dict[str, Any] | None = None  # continual pretraining: ContinueSpec (planner/plan/continuation.py)
 
     @property
     def batch_tokens(self) -> int:
@@ -168,6 +170,8 @@ class TrainingRecipe:
         out = cls(**_checked(cls, d, "training", _TRAINING_RULES))
         if out.schedule == "wsd" and out.wsd_decay_iters is None:
             raise UserError(f"{where('training')}.wsd_decay_iters must be set for schedule wsd; {PLAN_FIX}")
+        if out.continue_from is not None:
+            check_continue_from(out.continue_from, f"{where('training')}.continue_from", PLAN_FIX)
         for k, v in (out.megatron_extra or {}).items():
             if not k.replace("_", "").isalnum() or not k.isascii():
                 raise UserError(f"{where('training')}.megatron_extra key {k!r} is not a Megatron flag name "
@@ -338,10 +342,13 @@ class PhaseSpec:
 
 @dataclass(frozen=True)
 class PhaseData:
-    """One source of a phase's data mixture: a Megatron data prefix and its (relative) weight."""
+    """One source of a phase's data mixture: a Megatron data prefix and its (relative) weight;
+    ``unique_tokens`` (optional): the distinct tokens the source holds, for epochs and the
+    repetition penalty (planner/plan/data_mixture.py)."""
 
     prefix: str
     weight: float
+    unique_tokens: float | None = None
 
 
 @dataclass(frozen=True)
@@ -372,7 +379,8 @@ def check_phases(phases: Any) -> list[dict[str, Any]]:
             raise UserError(f"{w}.name must be letters, digits, - _ . (it names launch files and folders), "
                             f"got {name!r:.80}; {PLAN_FIX}")
         for j, src in enumerate(p.get("data") or []):
-            check_record(PhaseData, src, f"{w}.data[{j}]", fix=PLAN_FIX, rules={"weight": "positive"})
+            check_record(PhaseData, src, f"{w}.data[{j}]", fix=PLAN_FIX,
+                         rules={"weight": "positive", "unique_tokens": "positive"})
     return list(phases)
 
 
