@@ -22,7 +22,10 @@ import strip_notebooks  # noqa: E402
 
 NB_DIR = ROOT / "studies" / "notebooks"
 NOTEBOOKS = sorted(NB_DIR.glob("*.ipynb"))
-EXPECTED = {"01_mutransfer_check.ipynb", "02_fit_your_runs.ipynb", "03_plan_and_export.ipynb"}
+EXPECTED = {"01_mutransfer_check.ipynb", "02_fit_your_runs.ipynb", "03_plan_and_export.ipynb",
+            "04_published_runs.ipynb"}
+#: The published runs notebook 04 re-plans (issue 15's six presets, planner/recipes.py).
+PUBLISHED_RUNS = ["llm-jp-3-1.8b-exp2", "ibm-7b-fsdp", "k2-65b", "amber-7b", "crystal-7b", "dmas-llama-lite-1.7b"]
 
 
 def _nbmake(*paths: Path, timeout: float = 420) -> subprocess.CompletedProcess:
@@ -37,8 +40,19 @@ def _load(path: Path) -> dict:
     return json.loads(path.read_text(encoding="utf-8"))
 
 
-def test_the_three_notebooks_exist():
+def test_the_notebooks_exist():
     assert EXPECTED <= {p.name for p in NOTEBOOKS}
+
+
+def test_published_runs_notebook_replans_the_six_presets():
+    from planner.plan.presets import preset_names
+
+    code = [c for c in _load(NB_DIR / "04_published_runs.ipynb")["cells"] if c["cell_type"] == "code"]
+    params: dict = {}
+    exec("".join(code[0]["source"]), {}, params)  # the parameters cell: plain assignments
+    assert params["PRESETS"] == PUBLISHED_RUNS and set(PUBLISHED_RUNS) <= set(preset_names())
+    body = "".join("".join(c["source"]) for c in code)
+    assert "DEFAULT_LAW" in body and "predict_loss" in body and "make_subplots" in body
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)

@@ -45,7 +45,8 @@ from planner.export.common import (PLACEHOLDERS, data_value, edited_note, fmt, h
 from planner.export.megatron_flags import (Shell, args_to_json, launch_env, operations_args, parallel_args,
                                            run_check_lines, run_checks_meta, run_ops, validate_args)
 from planner.export.megatron_mup import MupCheck, compare, megatron_effective, native_mup_flags
-from planner.export.megatron_phases import PhaseRun, data_path_values, guard_lines, phase_runs, phase_scheduler_args
+from planner.export.megatron_phases import (CONTINUE_PLACEHOLDER, PhaseRun, continuation_lines, continued_run,
+                                            data_path_values, guard_lines, phase_runs, phase_scheduler_args)
 from planner.export.megatron_validate import MEGATRON_COMMIT, megatron_arg_problems
 from planner.plan import Plan
 
@@ -107,10 +108,13 @@ def _data_args(plan: Plan, phase: PhaseRun | None, train_iters: int) -> list[tup
     """Steps, tokenizer, checkpoint folder and data (``None`` = a placeholder filled from the script's variables)."""
     extra = _extra(plan)
     ckpt = Shell(f'"${{CHECKPOINT_DIR}}/{phase.folder}"') if phase else None
+    load = ckpt
+    if phase and phase.continued:  # continual pretraining: launch.sh picks the checkpoint or this run's own
+        ckpt, load = None, Shell('"${LOAD_DIR}"') if phase.continued == "kept" else None
     mixture = data_path_values(phase) if phase else None  # a phase's own mixture, else the placeholder
     return [("--train-iters", train_iters),
             ("--tokenizer-type", extra.get("tokenizer_type", "HuggingFaceTokenizer")), ("--tokenizer-model", None),
-            ("--load", ckpt), ("--save", ckpt), ("--data-path", mixture), ("--data-cache-path", None),
+            ("--load", load), ("--save", ckpt), ("--data-path", mixture), ("--data-cache-path", None),
             ("--distributed-backend", "nccl")]
 
 
@@ -278,7 +282,7 @@ def launch_script(plan: Plan, args: list[tuple[str, Any]], *, command: str | Non
     L += [f"# {z_warn}"] if z_warn else []
     L += caveat_lines(plan, "# ")
     L += _mup_comment(plan, mup_mode, mup_check(plan, args, phase))
-    L += ([""] + guard_lines(phase)) if phase else []
+    L += ([""] + (continuation_lines(phase) if phase.continued else guard_lines(phase))) if phase else []
     L += ["", "ARGS=("]
     for flag, value in args:
         if value is True:
@@ -376,7 +380,8 @@ def render_megatron(plan: Plan, *, command: str | None = None, mup_mode: str = "
     all_args = {}
     check = None
     runs = phase_runs(plan, mup_mode=mup_mode, allow_approximate_schedule=allow_approximate_schedule)
-    for phase in runs or [None]:
+    continued = continued_run(plan, mup_mode=mup_mode, allow_approximate_schedule=allow_approximate_schedule)
+    for phase in runs or [continued]:
         args = build_args(plan, mup_mode=mup_mode, phase=phase)
         if flags_json_path is not None:
             probs = validate_args(args, flags_json_path)
@@ -388,11 +393,12 @@ def render_megatron(plan: Plan, *, command: str | None = None, mup_mode: str = "
             _refuse_decay_mismatch(check)
             if mup_mode == "translate":
                 _refuse_approximate(check)
-        suffix = f"_{phase.name}" if phase else ""
+        named = phase is not None and not phase.continued  # a continued plan is one launch: launch.sh
+        suffix = f"_{phase.name}" if named else ""
         files[f"launch{suffix}.sh"] = launch_script(plan, args, command=command, mup_mode=mup_mode, phase=phase,
                                                    title=f"Megatron-LM launch{(' ' + phase.name) if phase else ''}")
         files[f"sbatch{suffix}.sh"] = sbatch_script(plan, f"launch{suffix}.sh", command=command)
-        all_args[phase.name if phase else "main"] = args_to_json(args, plan)
+        all_args[phase.name if named else "main"] = args_to_json(args, plan)
         if phase and phase.data:  # a phase's own mixture: the weight/prefix list as given
             all_args[phase.name]["--data-path"] = data_path_values(phase)
     meta = {"scaleplan_plan_hash": plan.plan_hash, "command": one_line(command or plan.meta.get("command", "")),
@@ -403,6 +409,9 @@ def render_megatron(plan: Plan, *, command: str | None = None, mup_mode: str = "
         meta["mup_check"] = check.to_dict()
     if runs:  # how each phase continues, and any approximation allow_approximate_schedule let through
         meta["phase_notes"] = {r.name: r.note for r in runs}
+    if continued:  # the first launch's checkpoint (launch.sh resumes this run's own after a failure)
+        _continued_json(all_args["main"], continued)
+        meta["continue_from"] = {**plan.training.continue_from, "note": continued.note}
     if z_loss(plan):
         meta["z_loss"] = {"coefficient": z_loss(plan), "applied": False, "why": MEGATRON_Z_LOSS_NOTE}
     if edited_note(plan):
@@ -410,6 +419,15 @@ def render_megatron(plan: Plan, *, command: str | None = None, mup_mode: str = "
     body = {"args": all_args["main"]} if "main" in all_args else {"phases": all_args}
     files["megatron_args.json"] = json_text({"meta": meta, **body})
     return files
+
+
+def _continued_json(args: dict[str, Any], run: PhaseRun) -> None:
+    """megatron_args.json of a continued plan: the checkpoint path the first launch loads."""
+    path = run.checkpoint or CONTINUE_PLACEHOLDER
+    if run.continued == "kept":
+        args["--load"] = path
+    else:
+        args["--pretrained-checkpoint"] = path
 
 
 def export_megatron(plan: Plan, out_dir: str | Path, *, command: str | None = None, mup_mode: str = "native",

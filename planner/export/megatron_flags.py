@@ -342,6 +342,10 @@ def predicted_loss(plan: Plan) -> tuple[float | None, str]:
     s, a = plan.shape, plan.allocation
     size = f"{s.total_params:.4g} parameters, {plan.tokens:.4g} tokens"
     at_shape = getattr(plan.operations, "predicted_loss", None)
+    cont = getattr(plan.training, "continue_from", None)  # continual pretraining (planner/plan/continuation.py)
+    if at_shape is not None and cont:
+        return at_shape, (f"the law {cont.get('law') or a.law} at the planned shape and the tokens seen plus planned "
+                          f"({s.total_params:.4g} parameters, {cont['tokens_seen']:.4g} + {plan.tokens:.4g} tokens)")
     if at_shape is not None:
         return at_shape, f"the law {a.law} at the planned shape ({size})"
     if a.loss is None:

@@ -60,6 +60,7 @@ from typing import Any
 import numpy as np
 
 from planner.errors import UserError
+from planner.export.common import q
 from planner.export.megatron_flags import Shell
 from planner.plan.phases import Phase, resolve_plan_phases
 
@@ -89,6 +90,8 @@ class PhaseRun:
     data: tuple[tuple[float, str], ...]
     note: str  # what launch.sh says about this phase (approximations included)
     approximate: bool = False  # its LR differs from the plan's (allow_approximate_schedule)
+    continued: str | None = None  # continual pretraining (continued_run): kept | fresh optimizer
+    checkpoint: str | None = None  # continued: the checkpoint it starts from (None: a placeholder)
 
 
 def phase_runs(plan, *, mup_mode: str = "native", allow_approximate_schedule: bool = False) -> list[PhaseRun]:
@@ -238,8 +241,100 @@ def phase_scheduler_args(run: PhaseRun) -> list[tuple[str, Any]]:
     a: list[tuple[str, Any]] = []
     if run.warmup_init:
         a.append(("--lr-warmup-init", repr(float(run.warmup_init))))  # exact text: it cancels -lr*S/W
+    if run.continued == "fresh":  # continual pretraining, weights only (continued_run)
+        return a + [("--pretrained-checkpoint", Shell('"${CONTINUE_FROM}"'))]
     if run.scheduler:  # a phase that continues must find its checkpoint, never start from random weights
         a += [(run.scheduler, True), ("--exit-on-missing-checkpoint", True)]
     if run.previous:
         a.append(("--pretrained-checkpoint", Shell('"${CHECKPOINT_DIR}/' + run.previous + '"')))
     return a
+
+
+# ---------------------------------------------------------------------- continual pretraining
+#: launch.sh's placeholder for a continued plan's checkpoint when the plan names none.
+CONTINUE_PLACEHOLDER = "/path/to/checkpoint"
+
+
+def continued_run(plan, *, mup_mode: str = "native", allow_approximate_schedule: bool = False) -> PhaseRun | None:
+    """The launch of a continued plan (``training.continue_from``, planner/plan/continuation.py), None otherwise.
+
+    It is the second phase of an implicit two-phase run whose first phase is the checkpoint's:
+    optimizer kept -> a ``rewarm`` phase on the same counter (``--load`` the checkpoint without
+    ``--finetune``: iteration, consumed samples, Adam moments and scheduler restored; the plan's
+    schedule placed at sample S = iteration x its batch by :func:`_schedule` with
+    ``--override-opt_param-scheduler``; ``--train-iters`` = iteration + the new steps); optimizer
+    fresh -> a ``reset`` phase (``--pretrained-checkpoint``: finetune semantics, counter, moments and
+    data from 0, the plan's schedule as is). Sources: the module docstring (checkpointing.py
+    ``load_checkpoint``, optimizer_param_scheduler.py ``load_state_dict`` at d98e8a64); with
+    ``--override-opt_param-scheduler`` ``load_checkpoint`` also sets the scheduler's ``num_steps``
+    to the checkpoint's ``consumed_train_samples``, the S the schedule is placed at; with
+    ``--pretrained-checkpoint`` it loads that folder with ``args.finetune = True`` only while
+    ``--load`` holds no checkpoint, so a relaunch resumes this run.
+    """
+    from planner.plan.continuation import plan_continuation
+    from planner.plan.phases import LRSegment
+
+    cont = plan_continuation(plan)
+    if cont is None:
+        return None
+    t = plan.training
+    kept = cont.keeps_optimizer
+    S = cont.consumed_samples if kept else 0
+    G, n = t.global_batch, t.train_iters
+    if kept and t.schedule not in ("cosine", "wsd"):
+        raise UserError(f"a continued run with its optimizer kept needs a cosine or WSD schedule, got {t.schedule!r}")
+    if kept and (cont.iteration + n) * G < S + n * G:  # training.py get_train_valid_test_num_samples
+        raise UserError(f"the plan's global batch {G} is smaller than the checkpoint's {cont.global_batch}: Megatron "
+                        f"builds its dataset for --train-iters x --global-batch-size = {(cont.iteration + n) * G:,} "
+                        f"samples but the run consumes {S + n * G:,}; keep or raise the batch, or pass --fresh-optimizer")
+    seg = LRSegment(start_sample=S, lr=t.lr, min_lr=t.min_lr, warmup_samples=t.warmup_iters * G,
+                    decay_samples=max((t.lr_decay_iters - t.warmup_iters) * G, 1), style=t.schedule)
+    phase = Phase(index=2, name="continued", mode="rewarm" if kept else "reset", global_batch=G, seq_len=t.seq_len,
+                  train_iters=n, start_sample=S, counter_start_sample=0 if kept else S,
+                  counter_start_iter=cont.iteration if kept else 0, segment=seg, segment_phase=2, segment_batch=G,
+                  changed=(), data=())
+    if kept and plan.is_mup and mup_mode == "native":
+        raise UserError(f"a continued run with its optimizer kept needs {OVERRIDE}, which resets every non-decoupled "
+                        "group's max LR to --lr on load (Megatron-LM checkpointing.py load_checkpoint, commit "
+                        "59ff1719) and so erases --use-mup's per-group hidden LR; export with --megatron-mup "
+                        "translate, or plan with --fresh-optimizer")
+    if kept:
+        sched, note = _schedule(plan, phase, mup_mode, allow_approximate_schedule)
+        note = (f"continued from iteration {cont.iteration:,} ({S:,} samples consumed) with optimizer state, "
+                f"scheduler counter and data position kept (--load, no --finetune); " + note.split(": ", 1)[1])
+    else:
+        sched = dict(lr=t.lr, min_lr=t.min_lr, warmup_iters=t.warmup_iters, lr_decay_iters=t.lr_decay_iters,
+                     decay_style=t.schedule, warmup_init=0.0)
+        note = ("continued from the checkpoint's weights only (--fresh-optimizer: --pretrained-checkpoint, finetune "
+                "semantics: iteration, Adam moments, scheduler and data position start at 0)")
+    return PhaseRun(name="continued", folder="", train_iters=phase.counter_start_iter + n,
+                    start_iter=phase.counter_start_iter, global_batch=G, **sched,
+                    scheduler=OVERRIDE if kept else None, previous=None, previous_end=0, data=(), note=note,
+                    approximate="APPROXIMATE" in note, continued=cont.optimizer, checkpoint=cont.checkpoint)
+
+
+def continuation_lines(run: PhaseRun) -> list[str]:
+    """launch.sh lines of a continued plan: the checkpoint, and which folder ``--load`` reads.
+
+    The first launch loads the given checkpoint; a relaunch after a failure finds this run's own
+    checkpoint in ``$CHECKPOINT_DIR`` and resumes from it (``latest_checkpointed_iteration.txt``,
+    Megatron-LM checkpointing.py ``read_metadata``). Optimizer kept: the checkpoint must hold
+    ``start_iter`` (the exported schedule is placed there), else launch.sh refuses to start.
+    """
+    path = run.checkpoint or CONTINUE_PLACEHOLDER
+    todo = "" if run.checkpoint else "  # TODO: the checkpoint folder to continue from"
+    latest = "latest_checkpointed_iteration.txt"
+    L = ["# ---- continual pretraining (planner/plan/continuation.py) --------------------------",
+         f"# {run.note}", f"CONTINUE_FROM={q(path)}{todo}"]
+    if run.continued == "fresh":
+        return L + [f'if [[ ! -f "$CONTINUE_FROM/{latest}" ]]; then echo "no Megatron checkpoint in $CONTINUE_FROM" >&2; '
+                    "exit 1; fi", ""]
+    return L + [
+        f'if [[ -f "${{CHECKPOINT_DIR}}/{latest}" ]]; then LOAD_DIR="${{CHECKPOINT_DIR}}"  # a relaunch: resume this run',
+        "else",
+        f'  LOAD_DIR="$CONTINUE_FROM"; FOUND="$(cat "$CONTINUE_FROM/{latest}" 2>/dev/null || echo none)"',
+        f'  if [[ "$FOUND" != {run.start_iter} ]]; then echo "$CONTINUE_FROM holds iteration $FOUND, not '
+        f'{run.start_iter}: the schedule is placed at {run.start_iter}; re-plan with --continue-from-iteration" >&2; '
+        "exit 1; fi",
+        "fi", ""]
+

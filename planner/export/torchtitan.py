@@ -42,6 +42,16 @@ Plan field -> torchtitan (file, class/function of the 0.3.0 wheel):
   (``Linear.Config.bias`` on wqkv or wq/wkv, wo, w1, w2, w3) are written; a GELU MLP and partial
   rotary are refused; a z-loss (``CrossEntropyLoss`` has none) is written as a warning.
 
+Continual pretraining (``training.continue_from``, planner/plan/continuation.py): with a fresh
+optimizer the checkpoint is ``checkpoint.initial_load_path`` with ``initial_load_model_only=True``
+(``BaseCheckpointManager.Config``: used only while the run's own folder is empty, so a relaunch
+resumes the run; weights only, step 0: the plan's schedule as is); it must be a torchtitan (DCP)
+checkpoint at an absolute path (``Config.__post_init__``). With the optimizer kept it is refused:
+``initial_load_model_only=False`` restores the step, but the LR lambda
+(``components/optimizer/lr_scheduler.py`` ``linear_warmup_stable_decay``) counts warmup from step
+0 of that counter with no start value, so a schedule that begins at the checkpoint's step cannot
+be placed there (Megatron-LM's export can: planner/export/megatron_phases.py ``continued_run``).
+
 μP: torchtitan 0.3.0 has none. ``models/common/decoder.py`` ``Decoder.forward`` applies no
 embedding or logit multiplier and ``models/common/attention.py`` ``GQAttention.__init__`` fixes
 the softmax scale at ``head_dim ** -0.5``. Per-group LR, weight decay, eps (``ParamGroupConfig``)
@@ -149,9 +159,41 @@ def _check_layout(plan: Plan) -> None:
     if plan.phases:
         errs.append(f"the plan has {len(plan.phases)} schedule phases; torchtitan runs one schedule per job")
     errs += torchtitan_unsupported(s)  # GELU MLP, partial rotary (planner/export/architecture.py)
+    errs += _continuation_problems(plan)
     if errs:
         raise UserError(f"torchtitan {TORCHTITAN_VERSION} cannot run this plan: " + "; ".join(errs)
                         + "; re-plan with other --tp/--pp/--gpus, or export to Megatron")
+
+
+# ---------------------------------------------------------------------------------- continual pretraining
+#: The checkpoint placeholder of a continued plan that names none (absolute, as torchtitan requires).
+CONTINUE_PLACEHOLDER = "/path/to/torchtitan/checkpoint/step-N"
+
+
+def _continuation_problems(plan: Plan) -> list[str]:
+    """Why torchtitan 0.3.0 cannot continue this plan from its checkpoint (module docstring); [] if it can."""
+    cont = plan.training.continue_from
+    if not cont:
+        return []
+    if cont.get("optimizer", "kept") == "kept":
+        return [f"the run continues from iteration {cont['iteration']:,} with its optimizer kept: torchtitan's LR "
+                "lambda (components/optimizer/lr_scheduler.py linear_warmup_stable_decay) counts warmup from step 0 "
+                "of the restored counter and has no start value, so the plan's schedule cannot begin at that step; "
+                "plan with --fresh-optimizer (weights only)"]
+    path = cont.get("checkpoint")
+    if path and not path.startswith("/"):
+        return [f"checkpoint.initial_load_path must be absolute (BaseCheckpointManager.Config.__post_init__), got "
+                f"{path!r:.80}"]
+    return []
+
+
+def _continuation_kwargs(plan: Plan) -> str:
+    """Extra ``CheckpointManager.Config`` arguments of a continued plan ('' from scratch)."""
+    cont = plan.training.continue_from
+    if not cont:
+        return ""
+    path = cont.get("checkpoint") or CONTINUE_PLACEHOLDER
+    return f", initial_load_path={path!r}, initial_load_model_only=True"
 
 
 # ---------------------------------------------------------------------------------- μP
@@ -321,7 +363,7 @@ def _config_function(plan: Plan) -> list[str]:
         "        dataloader=HuggingFaceTextDataLoader.Config(dataset=DATASET),",
         f"        parallelism=ParallelismConfig({_kwargs(sec['parallelism'])}),",
         f"        checkpoint=CheckpointManager.Config(enable=True, folder=CHECKPOINT_DIR, "
-        f"interval={py_num(sec['checkpoint']['interval'])}),",
+        f"interval={py_num(sec['checkpoint']['interval'])}{_continuation_kwargs(plan)}),",
         f"        activation_checkpoint={ac},  # plan recompute: {rec}",
         *extra,
         "    )",

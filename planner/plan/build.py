@@ -14,6 +14,8 @@ from typing import Any
 from planner.hardware import get_gpu
 from planner.plan.allocation import allocate
 from planner.plan.budget import Budget
+from planner.plan.continuation import check_request, continuation_warnings, continued_loss, resolved, training_with
+from planner.plan.data_mixture import launch_data, plan_repetition, repetition_warnings
 from planner.plan.operations import plan_operations
 from planner.plan.joint_choice import JointChoice, choose_jointly, near_optimal_band
 from planner.plan.plan import Plan
@@ -35,6 +37,7 @@ def make_plan(request: PlanRequest | Budget | float | None = None, **options: An
     """The Plan for ``request`` (or for a budget and the keyword options of :class:`PlanRequest`)."""
     request = PlanRequest.of(request, **options)
     request = resolve(request)  # first: a preset may bring its published μP hparams (Recipe.hparams)
+    cont = check_request(request)  # continual pretraining (planner/plan/continuation.py); None from scratch
     hp, gate_warnings = gated_hparams(request)
     gpu = get_gpu(request.gpu)
     allocation, budget, law_warnings = allocate(request)
@@ -48,11 +51,14 @@ def make_plan(request: PlanRequest | Budget | float | None = None, **options: An
         chosen, choice, candidates = choose_in_band(request, allocation, chosen, candidates, gpu, hp)
     r = chosen
     training, tokens = r.training, r.tokens
+    if cont is not None:
+        cont = resolved(cont, training, law_name(request.law))
+        training = training_with(training, cont)
     operations = plan_operations(global_batch=training.global_batch, seq_len=training.seq_len,
                                  train_iters=training.train_iters,
                                  step_seconds=r.time_cost.estimate.seconds / training.train_iters,
                                  checkpoint_interval_steps=r.checkpoints.interval_steps,
-                                 predicted_loss=predicted_loss(request, allocation, r))
+                                 predicted_loss=predicted_loss(request, allocation, r, cont))
     preset = request.recipe.name if request.recipe is not None else None
     warnings = [
         *law_warnings, *gate_warnings, *preset_caveats(preset),
@@ -63,6 +69,7 @@ def make_plan(request: PlanRequest | Budget | float | None = None, **options: An
                       batch_tokens=training.batch_tokens, deepseek_batch_tokens=r.deepseek.batch_tokens,
                       unique_tokens=request.unique_tokens),
         *no_hparams_warning(request.hparams is not None, preset), *serving_warning(serving, r.shape.total_params),
+        *continued_warnings(request, r, cont),
     ]
     sensitivity = (law_sensitivity(r.budget.flops, r.shape.total_params, tokens, request.law)
                    if not allocation.is_preset else [])
@@ -72,9 +79,11 @@ def make_plan(request: PlanRequest | Budget | float | None = None, **options: An
                 placement=r.placement, memory=r.memory, time_cost=r.time_cost, operations=operations,
                 checkpoints=r.checkpoints, serving=serving, layout_options=layout_options(r, gpu),
                 hparams=r.width, candidates=candidates, choice=choice, sensitivity=sensitivity,
-                phases=check_phases(list(request.phases)), data=check_data(dict(request.data)), warnings=warnings,
+                phases=check_phases(list(request.phases)), data=check_data(launch_data(dict(request.data), request.data_sources)), warnings=warnings,
                 preset=preset, meta=meta)
     resolve_plan_phases(plan)  # phase lengths, modes and mixtures refused here, not first at export
+    plan.data_repetition = plan_repetition(plan, request.law, request.data_sources)  # data_mixture.py
+    plan.warnings = plan.warnings + repetition_warnings(plan.data_repetition)
     return plan
 
 
@@ -92,13 +101,35 @@ def layout_options(r: Realised, gpu) -> list[LayoutOption]:
             for c in r.alternatives]
 
 
-def predicted_loss(request: PlanRequest, allocation, r: Realised) -> float | None:
-    """The plan's law at the chosen shape's total parameters and the planned tokens (None for a preset)."""
-    if allocation.is_preset:
-        return None
+def predicted_loss(request: PlanRequest, allocation, r: Realised, cont=None) -> float | None:
+    """The plan's law at the chosen shape's total parameters and the planned tokens (None for a preset);
+    a continued run (``cont``): at the tokens seen plus the planned ones, preset or not (continuation.py)."""
     from planner.laws import load_law
 
+    if cont is not None:
+        return continued_loss(load_law(request.law), r.shape.total_params, cont.tokens_seen, r.tokens)
+    if allocation.is_preset:
+        return None
     return float(load_law(request.law).predict(r.shape.total_params, r.tokens))
+
+
+def law_name(law) -> str:
+    """The name of the request's law (a preset name, a fit's name or the path given)."""
+    from planner.laws import load_law
+
+    return load_law(law).name or str(law)
+
+
+def continued_warnings(request: PlanRequest, r: Realised, cont) -> list[str]:
+    """What a continued run's prediction assumes (planner/plan/continuation.py); [] from scratch."""
+    if cont is None:
+        return []
+    from planner.laws import load_law
+
+    law = load_law(request.law)
+    return continuation_warnings(cont, law_name=law_name(request.law), params=r.shape.total_params,
+                                 tokens=r.tokens, loss=continued_loss(law, r.shape.total_params, cont.tokens_seen,
+                                                                      r.tokens), seq_len=r.training.seq_len)
 
 
 def serving_warning(serving, params: int) -> list[str]:

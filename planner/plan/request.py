@@ -87,6 +87,8 @@ class PlanRequest:
     # ---- carried into the plan as is
     data: dict[str, Any] = field(default_factory=dict)  # launch placeholders (data path, tokenizer, ...)
     phases: list[dict[str, Any]] = field(default_factory=list)
+    continue_from: Any = None  # continual pretraining: ContinueFrom or its mapping (planner/plan/continuation.py)
+    data_sources: list[dict[str, Any]] = field(default_factory=list)  # mixture with unique tokens (data_mixture.py)
     command: str | None = None
 
     def __post_init__(self) -> None:
@@ -94,6 +96,7 @@ class PlanRequest:
             self.budget = Budget.from_flops(self.budget)
         self.data = dict(self.data or {})
         self.phases = list(self.phases or [])
+        self.data_sources = list(self.data_sources or [])
         check_ranges(self)
 
     @classmethod

@@ -31,7 +31,7 @@ def plan_summary(plan) -> str:
         f"  optimizer  AdamW betas {tuple(t.betas)}, eps {t.eps:g}, wd {t.weight_decay:g}, "
         f"clip {t.clip_grad:g}, init std {t.init_std:.4g}",
     ]
-    lines += _phase_lines(plan)
+    lines += _phase_lines(plan) + _data_lines(plan)
     hp = plan.hparams
     if hp is not None:
         lines.append(f"  μP         m_d {hp.m_d:.3g}: hidden lr {hp.hidden.lr:.3g}, "
@@ -63,6 +63,16 @@ def _phase_lines(plan) -> list[str]:
     from planner.plan.phases import describe_phases, resolve_plan_phases
 
     return [f"  phase      {line}" for line in describe_phases(resolve_plan_phases(plan))]
+
+
+def _data_lines(plan) -> list[str]:
+    """The mixture's repetition: the repeated-vs-fresh comparison, then epochs per source."""
+    if getattr(plan, "data_repetition", None) is None:
+        return []
+    from planner.plan.data_mixture import describe_repetition
+
+    first, *rest = describe_repetition(plan.data_repetition)
+    return [f"  data       {first}"] + [f"  source     {line}" for line in rest]
 
 
 def _run_lines(plan) -> list[str]:

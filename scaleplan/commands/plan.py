@@ -65,9 +65,26 @@ def register(sub) -> None:
     p.add_argument("--phases", metavar="FILE",
                    help="multi-phase schedule, YAML/JSON: a list (or {phases: [...]}) of phases with tokens or "
                         "train_iters, global_batch, mode continue|rewarm|reset, lr, min_lr, warmup_iters, "
-                        "decay_iters, decay_style, data [{prefix, weight}]; they must add up to the plan's tokens "
+                        "decay_iters, decay_style, data [{prefix, weight, unique_tokens}]; they must add up to the plan's tokens "
                         "(with --preset, phases that all give a length define them; the last may give none and "
                         "take the rest) (planner/plan/phases.py)")
+    p.add_argument("--mixture", metavar="FILE",
+                   help="data mixture, YAML/JSON: a list (or {sources: [...]}) of {prefix, weight, unique_tokens}: "
+                        "epochs per source, a warning past ~4 epochs and the data-constrained law's repeated-vs-fresh "
+                        "loss in the plan's data_repetition section; phases without data use it "
+                        "(planner/plan/data_mixture.py)")
+    c = p.add_argument_group("continual pretraining: start from a checkpoint; --tokens are the tokens added "
+                             "(planner/plan/continuation.py)")
+    c.add_argument("--continue-from-tokens", type=positive_float, metavar="T",
+                   help="tokens the checkpoint was trained on (the law predicts the loss at T + --tokens)")
+    c.add_argument("--continue-from-iteration", type=positive_int, metavar="I",
+                   help="the checkpoint's iteration on the trainer's step counter")
+    c.add_argument("--continue-from-batch", type=positive_int, metavar="G",
+                   help="global batch (sequences) the checkpoint ran at (default: the plan's)")
+    c.add_argument("--continue-from-checkpoint", metavar="PATH", help="the checkpoint folder (Megatron --load)")
+    c.add_argument("--fresh-optimizer", action="store_true",
+                   help="load the weights only: new Adam moments, step counter and data position (Megatron "
+                        "--pretrained-checkpoint, finetune semantics); default: keep them")
     p.add_argument("--data-path", help="Megatron data prefix written into exports")
     p.add_argument("--tokenizer", help="tokenizer model/folder written into exports")
     p.add_argument("--out", type=output_file, help="write the plan to this YAML file")
@@ -81,8 +98,11 @@ def _plan(args: argparse.Namespace) -> int:
 
     if args.list_presets:
         rows = list_recipes()
-        human = "\n".join(f"{r['name']:<16} {r['tokens']:.3g} tokens, batch {r['global_batch']} x {r['seq_len']}, "
-                          f"lr {r['lr']:g} -> {r['min_lr']:g}  ({r['source']})" for r in rows)
+        width = max(len(r["name"]) for r in rows)
+        human = "\n".join(f"{r['name']:<{width}} {r['tokens']:.3g} tokens, batch {r['global_batch']} x {r['seq_len']}, "
+                          f"lr {r['lr']:g} -> {r['min_lr']:g}"
+                          + (f", {len(r['phases'])} phases" if r.get("phases") else "")
+                          + f"  (source: {r['source']})" for r in rows)
         emit(args, rows, human)
         return 0
     budget = Budget.from_options(flops=args.flops, gpu_hours=args.gpu_hours, days=args.days, gpus=args.gpus,
@@ -107,13 +127,28 @@ def _plan(args: argparse.Namespace) -> int:
         force_hparams=args.force_hparams, loss_tolerance=args.loss_tolerance, memory_margin=args.memory_margin, serve_on=args.serve_on,
         fs_bandwidth=args.fs_bandwidth * 1e9 if args.fs_bandwidth else None, node_mtbf_hours=args.node_mtbf_hours,
         keep_checkpoints=args.keep_checkpoints, disk_bytes=args.disk * 1e12 if args.disk else None,
-        horizon_correction=args.horizon_correction, phases=phases))
+        horizon_correction=args.horizon_correction, phases=phases, continue_from=_continue_from(args),
+        data_sources=_read_mixture(args.mixture) if args.mixture else None))
     _check_phases(plan)
     if args.out:
         plan.write(args.out)
     human = plan.summary() + (f"\n  written to {args.out}" if args.out else "")
     emit(args, plan.to_dict(), human)
     return 0
+
+
+def _continue_from(args: argparse.Namespace) -> dict | None:
+    """The --continue-from-* options as a continue_from mapping (None when none is given)."""
+    given = [args.continue_from_tokens, args.continue_from_iteration, args.continue_from_batch,
+             args.continue_from_checkpoint, args.fresh_optimizer or None]
+    if all(v is None for v in given):
+        return None
+    if args.continue_from_tokens is None or args.continue_from_iteration is None:
+        raise UserError("continuing from a checkpoint needs both --continue-from-tokens (tokens it has seen) and "
+                        "--continue-from-iteration (its step); see `scaleplan plan --help`")
+    return {"tokens_seen": int(args.continue_from_tokens), "iteration": args.continue_from_iteration,
+            "global_batch": args.continue_from_batch, "optimizer": "fresh" if args.fresh_optimizer else "kept",
+            "checkpoint": args.continue_from_checkpoint}
 
 
 def _read_phases(path: str) -> list:
@@ -128,6 +163,14 @@ def _read_phases(path: str) -> list:
         raise UserError(f"phases file {path} must hold a non-empty list of phases (or {{phases: [...]}}); "
                         "see `scaleplan plan --help`")
     return check_phases(data)
+
+
+def _read_mixture(path: str) -> list:
+    """The mixture in ``path`` (YAML or JSON, read by the bounded loader), checked (data_mixture.py)."""
+    from planner.io import read_yaml
+    from planner.plan.data_mixture import read_mixture
+
+    return read_mixture(read_yaml(path, "mixture file"), f"mixture file {path}")
 
 
 def _phases_tokens(phases: list, args: argparse.Namespace) -> int | None:
