@@ -325,3 +325,17 @@ def test_spec_round_trips_through_the_storage_record(toy):
     assert back == spec
     keys = [t.key for t in tasks_for(back, plan_points(back)[0], Path("/r"))]
     assert keys == [t.key for t in tasks_for(spec, plan_points(spec)[0], Path("/r"))] and len(keys) >= 3
+
+
+def test_dry_run_with_a_ladder_prints_one_task_per_array_entry_and_writes_nothing(toy, tmp_path):
+    """--dry-run plans the ladder to size the array but enqueues and creates nothing (no study folder,
+    no journal, no runs root)."""
+    work = tmp_path / "dry"
+    work.mkdir()
+    r = run_cli("ladder", "--study", work / "study", "--data", toy["data"], "--hparams", toy["hparams"], *TINY,
+                "--emit-sbatch", work / "x.sbatch", "--runs-root", work / "runs", "--dry-run")
+    assert r.returncode == 0, r.stderr
+    assert list(work.iterdir()) == []
+    _enqueue(toy, tmp_path / "real")  # the same ladder enqueued for real: one array entry per task
+    n = len(_queue(tmp_path / "real", f"journal://{(tmp_path / 'real' / 'optuna.journal').resolve()}").get_trials())
+    assert f"#SBATCH --array=0-{n - 1}\n" in r.stdout and "--worker" in r.stdout

@@ -75,7 +75,9 @@ def cmd_queue(args, *, load_spec, holdout_lines) -> int:
         raise UserError("--dry-run prints the file of --emit-sbatch FILE; give --emit-sbatch too")
     if bool(args.data) != bool(args.hparams):
         raise UserError("give both --data and --hparams to plan the ladder (or neither, to work on a queued one)")
-    if args.data:
+    if args.data and args.dry_run:  # print the array job for the planned tasks; enqueue and write nothing
+        enq = {"tasks": _planned_tasks(args, load_spec(args))}
+    elif args.data:
         enq = _enqueue(args, url, load_spec(args))
     elif args.enqueue:
         raise UserError("--enqueue needs --data and --hparams (the ladder to plan)")
@@ -91,6 +93,15 @@ def cmd_queue(args, *, load_spec, holdout_lines) -> int:
     emit(args, enq, f"queued {len(enq['enqueued'])} of {len(enq['tasks'])} task(s) in {enq['queue']}; start "
                     f"workers: scaleplan ladder --study {args.study} --storage URL --worker")
     return 0
+
+
+def _planned_tasks(args, spec) -> list[str]:
+    """The keys of the tasks ``spec`` would enqueue (nothing written: for --dry-run)."""
+    from proxy_train.ladder import plan_points
+    from proxy_train.ladder_tasks import tasks_for
+
+    points, _ = plan_points(spec)
+    return [t.key for t in tasks_for(spec, points, Path(args.runs_root or args.study))]
 
 
 def _enqueue(args, url: str, spec) -> dict:
