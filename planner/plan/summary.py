@@ -26,8 +26,9 @@ def plan_summary(plan) -> str:
         f"  tokens     {plan.tokens:,} ({plan.tokens / s.total_params:.1f} tokens/param)",
         f"  batch      {t.global_batch} x {t.seq_len} = {t.batch_tokens:,} tokens/step, "
         f"{t.train_iters:,} steps, micro-batch {lay.micro_batch}",
-        f"  schedule   {t.schedule}: lr {t.lr:.3g} -> {t.min_lr:.3g}, warmup {t.warmup_iters}, "
-        f"decay iters {t.lr_decay_iters} (LR from {t.lr_source})",
+        (f"  schedule   {len(plan.phases)} phases, one line each below (LR from {t.lr_source})" if plan.phases else
+         f"  schedule   {t.schedule}: lr {t.lr:.3g} -> {t.min_lr:.3g}, warmup {t.warmup_iters}, "
+         f"decay iters {t.lr_decay_iters} (LR from {t.lr_source})"),
         f"  optimizer  AdamW betas {tuple(t.betas)}, eps {t.eps:g}, wd {t.weight_decay:g}, "
         f"clip {t.clip_grad:g}, init std {t.init_std:.4g}",
     ]
