@@ -79,7 +79,8 @@ def make_plan(request: PlanRequest | Budget | float | None = None, **options: An
                 placement=r.placement, memory=r.memory, time_cost=r.time_cost, operations=operations,
                 checkpoints=r.checkpoints, serving=serving, layout_options=layout_options(r, gpu),
                 hparams=r.width, candidates=candidates, choice=choice, sensitivity=sensitivity,
-                phases=check_phases(list(request.phases)), data=check_data(launch_data(dict(request.data), request.data_sources)), warnings=warnings,
+                phases=check_phases(list(request.phases)),
+                data=check_data(launch_data(dict(request.data), request.data_sources)), warnings=warnings,
                 preset=preset, meta=meta)
     resolve_plan_phases(plan)  # phase lengths, modes and mixtures refused here, not first at export
     plan.data_repetition = plan_repetition(plan, request.law, request.data_sources)  # data_mixture.py
