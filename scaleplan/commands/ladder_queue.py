@@ -11,6 +11,7 @@ from pathlib import Path
 
 from planner.errors import UserError
 from scaleplan.commands import emit, positive_int
+from scaleplan.commands.sbatch_options import add_sbatch_arguments
 
 QUEUE_EPILOG = """\
 Work queue (many machines): the ladder's tasks (one per size for WSD: the stable phase and its
@@ -41,14 +42,10 @@ def add_queue_arguments(p) -> None:
                    help="RDB storages: seconds between worker heartbeats (60)")
     g.add_argument("--grace-period", type=positive_int, default=None,
                    help="RDB storages: a task silent this long is failed and re-enqueued (2 x interval)")
-    g.add_argument("--emit-sbatch", metavar="FILE", help="write a SLURM array job of queue workers")
-    g.add_argument("--dry-run", action="store_true", help="print the sbatch file instead of writing it")
-    g.add_argument("--array-tasks", type=positive_int, default=None, help="SLURM array size (default: the task count)")
-    g.add_argument("--cpus-per-task", type=positive_int, default=None, help="SLURM cpus per task (default --threads)")
-    g.add_argument("--time", default="04:00:00", help="SLURM time limit per task (04:00:00)")
-    g.add_argument("--partition", help="SLURM partition")
-    g.add_argument("--mem", help="SLURM memory per task (e.g. 8G)")
-    g.add_argument("--slurm-output", default="slurm-%x-%A_%a.out", help="SLURM --output pattern")
+    add_sbatch_arguments(p, gpus_option=False, cpus_default=None, cpus_help="SLURM cpus per task (default --threads)",
+                         tasks_help="SLURM array size (default: the task count)",
+                         help="SLURM: --emit-sbatch FILE writes an array job of queue workers (one GPU each with "
+                              "--device cuda); --dry-run prints it instead.")
 
 
 def is_queue_mode(args) -> bool:
@@ -150,28 +147,23 @@ def _worker_args(args, *, workers: int, runs_root: str | None) -> list[str]:
 
 
 def _sbatch(args, url: str, enq: dict | None) -> int:
-    from planner.io import atomic_write
-    from proxy_train.slurm import ArrayJob, sbatch_script
+    from proxy_train.slurm import ArrayJob, emit_sbatch
 
     n = args.array_tasks or (len(enq["tasks"]) if enq else None)
     if n is None:
         raise UserError("--emit-sbatch without --data/--hparams needs --array-tasks N (how many workers)")
-    cpus = args.cpus_per_task or args.threads
-    job = ArrayJob(name=f"ladder-{Path(args.study).resolve().name}", tasks=n, cpus_per_task=cpus,
-                   gpus_per_task=1 if args.device == "cuda" else 0, time=args.time, output=args.slurm_output,
-                   partition=args.partition, mem=args.mem)
+    job = ArrayJob(name=f"ladder-{Path(args.study).resolve().name}", tasks=n,
+                   cpus_per_task=args.cpus_per_task or args.threads, gpus_per_task=1 if args.device == "cuda" else 0,
+                   time=args.time, output=args.slurm_output, partition=args.partition, mem=args.mem).check()
     root = str(Path(args.runs_root).resolve()) if args.runs_root else None
-    text = sbatch_script(job, _worker_args(args, workers=1, runs_root=root), storage=url,
-                         comment=f"scaleplan ladder queue workers for {Path(args.study).resolve()}")
     if url.startswith("journal:"):
         print("note: a journal file storage is for workers on one machine (file locks over NFS may race, "
               "Optuna docs); use --storage postgresql://... for a cluster", file=sys.stderr)
-    if args.dry_run:
-        sys.stdout.write(text)
-        return 0
-    atomic_write(Path(args.emit_sbatch), text)
-    emit(args, {"sbatch": args.emit_sbatch, "array_tasks": n},
-         f"wrote {args.emit_sbatch} ({n} array task(s)); submit it with: sbatch {args.emit_sbatch}")
+    emit_sbatch(job, _worker_args(args, workers=1, runs_root=root), storage=url, path=args.emit_sbatch,
+                dry_run=args.dry_run, comment=f"scaleplan ladder queue workers for {Path(args.study).resolve()}")
+    if not args.dry_run:
+        emit(args, {"sbatch": args.emit_sbatch, "array_tasks": n},
+             f"wrote {args.emit_sbatch} ({n} array task(s)); submit it with: sbatch {args.emit_sbatch}")
     return 0
 
 

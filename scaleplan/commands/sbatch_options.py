@@ -14,13 +14,17 @@ script then needs $SCALEPLAN_SWEEP_STORAGE in the submitting shell); --dry-run p
 """
 
 
-def add_sbatch_arguments(p) -> None:
-    g = p.add_argument_group("SLURM array job", SBATCH_HELP)
+def add_sbatch_arguments(p, *, gpus_option: bool = True, cpus_default: int | None = 1,
+                         cpus_help: str = "SLURM cpus per task (1)", tasks_help: str = "SLURM array size = worker count",
+                         help: str = SBATCH_HELP) -> None:
+    """The SLURM options; ``gpus_option=False`` where the GPU count follows from another flag (ladder --device)."""
+    g = p.add_argument_group("SLURM array job", help)
     g.add_argument("--emit-sbatch", metavar="FILE", help="write a SLURM array job of workers (submit: sbatch FILE)")
     g.add_argument("--dry-run", action="store_true", help="print the sbatch file instead of writing it")
-    g.add_argument("--array-tasks", type=positive_int, default=None, help="SLURM array size = worker count")
-    g.add_argument("--cpus-per-task", type=positive_int, default=1, help="SLURM cpus per task (1)")
-    g.add_argument("--gpus-per-task", type=int, choices=(0, 1), default=0, help="SLURM GPUs per task (0)")
+    g.add_argument("--array-tasks", type=positive_int, default=None, help=tasks_help)
+    g.add_argument("--cpus-per-task", type=positive_int, default=cpus_default, help=cpus_help)
+    if gpus_option:
+        g.add_argument("--gpus-per-task", type=int, choices=(0, 1), default=0, help="SLURM GPUs per task (0)")
     g.add_argument("--time", default="04:00:00", help="SLURM time limit per task (04:00:00)")
     g.add_argument("--partition", help="SLURM partition")
     g.add_argument("--mem", help="SLURM memory per task (e.g. 8G)")
