@@ -222,13 +222,18 @@ def read_yaml(path: str | os.PathLike, what: str = "YAML file") -> Any:
     """The YAML value in ``path`` (safe tags only; aliases allowed only while the expanded document
     stays under MAX_YAML_NODES values and MAX_NESTING levels); UserError otherwise."""
     path = Path(path)
-    text = _read_text(path, what, "YAML")
+    return parse_yaml(_read_text(path, what, "YAML"), f"{what} {path}")
+
+
+def parse_yaml(text: str, what: str, fix: str = "fix or regenerate it") -> Any:
+    """The YAML value of ``text`` (e.g. typed in the dashboard) under :func:`read_yaml`'s rules;
+    ``what`` names it in the UserError, ``fix`` says what to do."""
     try:
         return yaml.load(text, Loader=_BoundedLoader)  # noqa: S506 - a SafeLoader subclass
     except _YAMLTooLarge as e:
-        raise UserError(f"{what} {path} is refused: {e}; pass the YAML file scaleplan wrote") from None
+        raise UserError(f"{what} is refused: {e}; {fix}") from None
     except RecursionError:
-        raise _too_nested(what, path, "YAML") from None
+        raise UserError(f"{what} is nested too deeply to read; {fix}") from None
     except yaml.YAMLError as e:
         msg = str(e).splitlines()[0] if str(e) else "parse error"
-        raise UserError(f"{what} {path} is not valid YAML ({msg}); fix or regenerate it") from None
+        raise UserError(f"{what} is not valid YAML ({msg}); {fix}") from None

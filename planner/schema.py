@@ -36,6 +36,9 @@ MAX_STR = 4096
 _CONTROL = re.compile(r"[\x00-\x1f\x7f\x85\u2028\u2029]")
 
 
+_UNSIGNED_EXPONENT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE]\d+")
+
+
 def show(value: Any, limit: int = 60) -> str:
     """``repr(value)``, cut to ``limit`` characters (one line: repr escapes newlines)."""
     r = repr(value)
@@ -59,10 +62,17 @@ def _check_number(value: Any, tp: type, where: str, fix: str) -> Any:
             raise UserError(f"{where} must be an integer, got {show(value)}; {fix}")
         return value
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise UserError(f"{where} must be a number, got {show(value)}; {fix}")
+        raise UserError(f"{where} must be a number, got {show(value)}{_yaml11_hint(value)}; {fix}")
     if isinstance(value, float) and not math.isfinite(value):
         raise UserError(f"{where} must be a finite number, got {show(value)}; {fix}")
     return value
+
+
+def _yaml11_hint(value: Any) -> str:
+    """YAML 1.1 (PyYAML) reads ``1e11`` and ``2.0e12`` as text: only a signed exponent makes a float."""
+    if isinstance(value, str) and _UNSIGNED_EXPONENT.fullmatch(value.strip()):
+        return f" (YAML reads an exponent without a sign as text: write {value.strip().replace('e', 'e+').replace('E', 'E+')})"
+    return ""
 
 
 def _check_str(value: Any, where: str, fix: str) -> str:

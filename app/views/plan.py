@@ -3,8 +3,8 @@
 Every number comes from :func:`planner.plan.make_plan` (allocation, shape search, the near-optimal
 band and its shape x layout options, law sensitivity, μP transfer, layout alternatives, memory,
 time, cost, eval cadence, checkpoints and goodput, the serving cap, warnings); this page only
-collects inputs, formats and plots results (sections and tables: app/planview.py and
-app/trainer_table.py, figures: app/figures.py), and offers the exporters' files as downloads. A
+collects inputs, formats and plots results (sections and tables: app/planview.py,
+app/trainer_table.py and app/data_view.py, figures: app/figures.py), and offers the exporters' files as downloads. A
 plan takes about a second (one layout search per shape in the band), so the page recomputes on
 every change (no submit button).
 """
@@ -15,6 +15,7 @@ import dataclasses
 import streamlit as st
 
 from app import exports, fmt, loaders, state
+from app.data_view import mixture_input, show_repetition
 from app.figures import memory_bar
 from app.phase_figures import plan_phase_figure
 from app.planview import (candidates_table, choice_inputs, hparams_gate, hparams_stated, hparams_table,
@@ -106,6 +107,10 @@ with left:
         schedule = st.selectbox("LR schedule", ["cosine", "wsd"], key="schedule")
         price = st.number_input("Price per GPU-hour ($, 0 = placeholder)", min_value=0.0, value=0.0, step=0.1,
                                 key="price")
+        try:
+            mixture, mixture_error = mixture_input(), None
+        except UserError as e:  # shown next to the plan; the plan is made without the mixture
+            mixture, mixture_error = None, str(e)
     choice_options = choice_inputs(gpu_names)
 
 # ------------------------------------------------------------------ the plan
@@ -123,6 +128,7 @@ try:
         vocab=int(vocab), tp=None if tp_choice == "auto" else int(tp_choice), mfu=mfu,
         price_per_gpu_hour=float(price) or None, schedule=schedule, **choice_options,
         force_hparams=bool(use_hp and not gate.passes),
+        data_sources=mixture,
         command="scaleplan app (Plan page)"))
 except UserError as e:
     error = str(e)
@@ -130,6 +136,8 @@ except UserError as e:
 with right:
     if error:
         st.error(f"Cannot plan this: {error}")
+    if mixture_error:
+        st.error(f"Data mixture not used: {mixture_error}")
     if plan is not None:
         a, s, t = plan.allocation, plan.shape, plan.training
         ci = a.ci
@@ -174,6 +182,7 @@ with right:
         if (fig := plan_phase_figure(plan)) is not None:
             st.caption("Learning rate over the whole run, phase by phase (planner/plan/phases.py)")
             st.plotly_chart(fig, width="stretch", key="phase_lr_chart")
+        show_repetition(plan)
 
         place, lay, mem = plan.placement, plan.layout, plan.memory
         st.subheader("Layout, memory, time and cost")
