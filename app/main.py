@@ -1,7 +1,7 @@
 """scaleplan dashboard entry point: ``streamlit run app/main.py -- --studies DIR`` (or ``scaleplan app``).
 
-Four pages (app/views/*.py), each usable without any study (published laws only):
-Plan (budget -> launchable plan), Scaling fit, Sweeps, Coordinate check. The sidebar picks the
+Five pages (app/views/*.py), each usable without any study (published laws only):
+Plan (budget -> launchable plan), Scaling fit, Sweeps, Coordinate check, Lazy layers. The sidebar picks the
 study from the folders under the studies root (see app/state.py); pages read ``st.session_state``
 keys ``studies_root`` (Path) and ``study`` (Path or None).
 """
@@ -53,6 +53,7 @@ pages = [
     st.Page(str(_VIEWS / "fit.py"), title="Scaling fit", icon=":material/trending_down:"),
     st.Page(str(_VIEWS / "sweeps.py"), title="Sweeps", icon=":material/tune:"),
     st.Page(str(_VIEWS / "coord.py"), title="Coordinate check", icon=":material/straighten:"),
+    st.Page(str(_VIEWS / "layers.py"), title="Lazy layers", icon=":material/layers:"),
 ]
 try:
     st.navigation(pages).run()

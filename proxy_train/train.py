@@ -3,7 +3,9 @@
 Conventions:
 * A run folder holds ``run.json`` (``proxy_train.run_record``, written atomically) and, while the
   run is unfinished, ``ckpt.pt`` (``proxy_train.checkpoint``); the loop itself is
-  ``proxy_train.trainer.Trainer`` (batches, evaluation, divergence rule).
+  ``proxy_train.trainer.Trainer`` (batches, evaluation, divergence rule). With ``keep_weights`` a
+  finished run also keeps ``model.pt`` (final weights, ``proxy_train.inherit``); a run that ends
+  ``ok`` gets the ``attention_diagnostic`` block (``proxy_train.attention_diagnostic``).
 * Statuses: ``ok`` and ``diverged`` are final (a rerun with the same config and data returns the
   record as is); ``stopped`` (an ``on_eval`` callback raised, or Ctrl-C) and ``failed`` (any other
   exception) are written before the exception propagates, and a rerun resumes from the checkpoint.
@@ -29,7 +31,10 @@ from planner.errors import UserError
 from planner.io import ensure_dir, read_json, write_json
 from proxy_train.config import TrainConfig
 from proxy_train.data import TokenData
+from proxy_train import attention_diagnostic
 from proxy_train.host import usable_cores
+from proxy_train.inherit import WEIGHTS_FILE, check_compatible, save_weights
+from proxy_train.inherit import apply as apply_inheritance
 from proxy_train.limits import check_fits_memory, training_bytes
 from proxy_train.interrupts import StopRequested, graceful_sigint
 from proxy_train.run_record import run_record, versions
@@ -68,7 +73,20 @@ def check_memory(cfg: TrainConfig, vocab: int) -> None:
     check_fits_memory(what, need, "choose a smaller model or batch")
 
 
-def _finish(tr: Trainer, out_dir: Path, chash: str, run, extra: dict | None = None) -> dict:
+def _final_extras(tr: Trainer, rec: dict, out_dir: Path, chash: str, keep_weights: bool) -> None:
+    """On a run that ended ``ok``: the attention diagnostic into ``rec`` and, with ``keep_weights``,
+    the final weights ``model.pt`` (proxy_train.inherit)."""
+    if rec["status"] != "ok":
+        return
+    block = attention_diagnostic.record(tr.model, tr.data, min(tr.cfg.seq_len, attention_diagnostic.MAX_SEQ_LEN))
+    if block is not None:
+        rec["attention_diagnostic"] = block
+    if keep_weights:
+        save_weights(tr.model, out_dir / WEIGHTS_FILE, chash, rec["run_id"])
+
+
+def _finish(tr: Trainer, out_dir: Path, chash: str, run, extra: dict | None = None,
+            keep_weights: bool = False) -> dict:
     """Run ``run()``; write run.json whatever happens (ok/diverged, stopped/failed then re-raise)."""
     ckpt = out_dir / "ckpt.pt"
     try:
@@ -85,6 +103,7 @@ def _finish(tr: Trainer, out_dir: Path, chash: str, run, extra: dict | None = No
                                                     f"{type(e).__name__}: {e}", chash, extra))
         raise
     rec = run_record(tr, status, reason, chash, extra)
+    _final_extras(tr, rec, out_dir, chash, keep_weights)
     write_json(out_dir / "run.json", rec)
     ckpt.unlink(missing_ok=True)
     return rec
@@ -121,11 +140,15 @@ def check_run_folder(cfg: TrainConfig, out_dir: str | Path) -> None:
                         f"{path} to replace it")
 
 
-def train(cfg: TrainConfig, out_dir: str | Path, *, on_eval: Callable | None = None) -> dict:
+def train(cfg: TrainConfig, out_dir: str | Path, *, on_eval: Callable | None = None,
+          keep_weights: bool = False) -> dict:
     """Train one proxy run; writes ``out_dir/run.json`` and returns it (see the module docstring).
 
     Resumable: a finished run (status ok/diverged, same config and data) is returned as is; an
-    unfinished one continues from ``out_dir/ckpt.pt``.
+    unfinished one continues from ``out_dir/ckpt.pt``. ``cfg.extra["inherit"]``
+    (``proxy_train.inherit.source_record``): a fresh start copies the source's first K layers first
+    (a resumed run keeps its own checkpoint). ``keep_weights``: the final weights go to
+    ``out_dir/model.pt`` (the source of a later ``--inherit-from``).
     """
     data = _open_data(cfg)
     out_dir = Path(out_dir)
@@ -134,13 +157,18 @@ def train(cfg: TrainConfig, out_dir: str | Path, *, on_eval: Callable | None = N
     if done is not None:
         return done
     tr = Trainer(cfg, data)  # before the folder is made: a refused run leaves nothing behind
-    out_dir = ensure_dir(out_dir, "run folder")
     ckpt = out_dir / "ckpt.pt"
-    tr.try_resume(ckpt, chash)
+    inherit = cfg.extra.get("inherit")
+    if not tr.try_resume(ckpt, chash) and inherit:
+        check_compatible(inherit, tr.model.cfg.shape.to_dict(), cfg.parameterization, cfg.n_layers)
+        apply_inheritance(tr.model, inherit)
+    out_dir = ensure_dir(out_dir, "run folder")
     total = cfg.total_steps
+    extra = {"inherit": inherit} if inherit else None
     with graceful_sigint():
         return _finish(tr, out_dir, chash,
-                       lambda: tr.run_until(total, total, ckpt=ckpt, config_hash=chash, on_eval=on_eval))
+                       lambda: tr.run_until(total, total, ckpt=ckpt, config_hash=chash, on_eval=on_eval),
+                       extra, keep_weights)
 
 
 # ---------------------------------------------------------------------------------- WSD branches

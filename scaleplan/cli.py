@@ -16,7 +16,7 @@ from scaleplan.commands import check_workers
 
 # Order = the workflow order shown by `scaleplan --help`.
 COMMAND_MODULES = [f"scaleplan.commands.{verb}" for verb in (
-    "data", "train", "coord_check",       # 1-2: corpus, one proxy run, μP check
+    "data", "train", "attention", "coord_check",  # 1-2: corpus, one proxy run (+ its attention), μP check
     "sweep", "transfer_check", "horizon",  # 3: Optuna sweep (+ export), μTransfer check, LR vs horizon
     "ladder", "fit", "optimal", "loss",   # 4-6: proxy ladder, scaling law, allocation, a model's loss
     "plan", "export", "app",              # 7-9: plan.yaml, launch files, dashboard

@@ -17,7 +17,7 @@ from app_fixtures import make_runs, make_study  # noqa: E402
 from conftest import ROOT, run_cli  # noqa: E402
 
 MAIN = str(ROOT / "app" / "main.py")
-PAGES = ["views/fit.py", "views/sweeps.py", "views/coord.py"]
+PAGES = ["views/fit.py", "views/sweeps.py", "views/coord.py", "views/layers.py"]
 _SUFFIX = {"K": 1e3, "M": 1e6, "B": 1e9, "T": 1e12}
 
 

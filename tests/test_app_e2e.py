@@ -125,3 +125,8 @@ def test_dashboard_end_to_end(server, page):
     pg.get_by_text("PASS", exact=False).first.wait_for()
     _wait_idle(pg)
     pg.screenshot(path=str(SHOTS / "coord_check.png"), full_page=True)
+
+    pg.get_by_role("link", name="Lazy layers").click()
+    pg.get_by_text("attention degeneracy per layer", exact=False).first.wait_for()
+    _wait_idle(pg)
+    pg.screenshot(path=str(SHOTS / "lazy_layers.png"), full_page=True)

@@ -1,4 +1,6 @@
-"""`scaleplan train`: one μP/SP proxy run, resumable, -> RUN_DIR/run.json.
+"""`scaleplan train`: one μP/SP proxy run, resumable, -> RUN_DIR/run.json and RUN_DIR/model.pt
+(the final weights, for a later ``--inherit-from``); ``--inherit-from RUN_DIR --inherit-layers K``
+starts from the first K layers of a finished run (proxy_train.inherit).
 """
 from __future__ import annotations
 
@@ -12,7 +14,7 @@ def register(sub) -> None:
                                    "Resumable: rerun the same command to continue or to get the finished record.")
     t.add_argument("--data", required=True, help="data folder from `scaleplan data prepare`")
     t.add_argument("--d-model", type=guards.width, required=True)
-    t.add_argument("--n-layers", type=guards.layers, required=True)
+    t.add_argument("--n-layers", type=guards.layers, help="depth (required unless --inherit-layers gives it)")
     heads = t.add_mutually_exclusive_group()
     heads.add_argument("--heads", type=guards.width, help="fixed number of heads (head size = d_model / heads)")
     heads.add_argument("--head-dim", type=guards.width, help="fixed head size (default 32; heads = d_model / head_dim)")
@@ -44,6 +46,11 @@ def register(sub) -> None:
     t.add_argument("--eval-every", type=guards.steps, help="steps between evaluations (about 10 per run)")
     t.add_argument("--hparams", help="hparams.yaml from `scaleplan sweep export` (explicit flags win)")
     t.add_argument("--out", required=True, type=guards.folder, help="run folder (run.json, ckpt.pt while running)")
+    t.add_argument("--inherit-from", metavar="RUN_DIR",
+                   help="start from a finished run's weights (RUN_DIR/model.pt): embedding, the first "
+                        "--inherit-layers blocks, final norm and readout (Inheritune, arXiv:2404.08634)")
+    t.add_argument("--inherit-layers", type=guards.layers, metavar="K",
+                   help="blocks to inherit with --inherit-from; the new model has K layers")
     t.add_argument("--json", action="store_true", help="print run.json (without curves) as JSON")
     t.set_defaults(func=cmd_train)
 
@@ -62,12 +69,13 @@ def config_from_args(args):
     from proxy_train.config import TrainConfig
     from proxy_train.data import TokenData
 
-    fields = dict(data=args.data, d_model=args.d_model, n_layers=args.n_layers, batch=args.batch,
+    n_layers, inherit = _depth_and_inheritance(args)
+    fields = dict(data=args.data, d_model=args.d_model, n_layers=n_layers, batch=args.batch,
                   seq_len=args.seq_len, schedule=args.schedule, cooldown_frac=args.cooldown_frac,
                   min_lr_frac=args.min_lr_frac, clip=args.clip, seed=args.seed, threads=args.threads,
                   device=args.device, compile=args.compile)
     fields.update({f: getattr(args, a) for a, f in _TRAIN_FLAGS.items() if getattr(args, a) is not None})
-    extra = {"command": command_line()}
+    extra = {"command": command_line(), **({"inherit": inherit} if inherit else {})}
     if not args.hparams:
         return TrainConfig(**fields, extra=extra).validate()
     data_vocab = TokenData(args.data).vocab_size
@@ -76,12 +84,43 @@ def config_from_args(args):
     return TrainConfig.from_hparams(hp, data_vocab=data_vocab, **fields, extra=extra).validate()
 
 
+def _depth_and_inheritance(args) -> tuple[int, dict | None]:
+    """(n_layers, the ``inherit`` record or None): --inherit-from and --inherit-layers come
+    together; the depth defaults to K and must equal it (proxy_train.inherit)."""
+    from planner.errors import UserError
+    from proxy_train.inherit import source_record
+
+    if (args.inherit_from is None) != (args.inherit_layers is None):
+        raise UserError("give --inherit-from RUN_DIR and --inherit-layers K together")
+    if args.inherit_from is None:
+        if args.n_layers is None:
+            raise UserError("no depth given; pass --n-layers L")
+        return args.n_layers, None
+    inherit = source_record(args.inherit_from, args.inherit_layers)
+    if args.n_layers is not None and args.n_layers != args.inherit_layers:
+        raise UserError(f"--n-layers {args.n_layers} differs from --inherit-layers {args.inherit_layers}; "
+                        "the inherited model has exactly K layers (omit --n-layers)")
+    return args.inherit_layers, inherit
+
+
+def _check_inheritance(cfg) -> None:
+    """The inherited model's shape against the source's, before anything is written."""
+    from proxy_train.data import TokenData
+    from proxy_train.inherit import check_compatible
+
+    inherit = cfg.extra.get("inherit")
+    if inherit:
+        shape = cfg.model_shape(TokenData(cfg.data).vocab_size).to_dict()
+        check_compatible(inherit, shape, cfg.parameterization, cfg.n_layers)
+
+
 def cmd_train(args) -> int:
     from proxy_train.train import check_run_folder, train
 
     cfg = config_from_args(args)
+    _check_inheritance(cfg)
     check_run_folder(cfg, args.out)
-    rec = train(cfg, args.out)
+    rec = train(cfg, args.out, keep_weights=True)
     brief = {k: v for k, v in rec.items() if k not in ("curve", "config")}
     line = (f"{args.out}: status {rec['status']}"
             + (f" ({rec['reason']})" if rec.get("reason") else "")
@@ -89,5 +128,10 @@ def cmd_train(args) -> int:
               f"D={rec['tokens']:,} tokens, C={rec['flops']:.3g} FLOPs, "
               f"train loss {rec['final_train_loss']:.4f}, val loss {rec['final_val_loss']:.4f} nats/token, "
               f"{rec['tokens_per_s'] or 0:,.0f} tokens/s")
+    if rec.get("inherit"):
+        line += f"\ninherited {rec['inherit']['layers']} of {rec['inherit']['source_layers']} layers from {rec['inherit']['from_run']}"
+    if rec.get("attention_diagnostic"):
+        from proxy_train.attention_diagnostic import summary_line
+        line += "\n" + summary_line(rec["attention_diagnostic"])
     emit(args, brief, line)
     return 0
