@@ -63,3 +63,7 @@ MAX_HUBER_DELTA = 10.0
 #: Sizes of one scaling ladder: published ladders have tens of sizes at most (Hoffmann et al. 2022
 #: trained over 400 models in all, from 70M to 16B parameters); every size costs proxy runs.
 MAX_LADDER_SIZES = 100
+#: ``scaleplan ladder --budget-minutes``: 1e5 minutes = 69 days of one machine. The budget mode
+#: calibrates this machine and trains proxies on it; runs that long belong on a cluster with explicit
+#: ``--flops`` budgets (and the 4-epoch data cap of a proxy corpus binds long before).
+MAX_BUDGET_MINUTES = 1e5

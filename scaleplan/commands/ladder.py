@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import argparse
 
-from planner.limits import MAX_BOOTSTRAP, MAX_LADDER_SIZES
+from planner.limits import MAX_BOOTSTRAP, MAX_BUDGET_MINUTES, MAX_LADDER_SIZES
 from planner.provenance import command_line
 from scaleplan.commands import add_workers_argument, emit, guards, positive_float
 from scaleplan.commands.ladder_queue import add_queue_arguments
@@ -19,6 +19,9 @@ count); or d_model:n_layers pairs (64:2,128:3); or
 non-embedding counts (2e4,1e5). Budgets: --tokens-per-param m1,m2 (D = m x N_non-embedding) or --flops
 C1,C2 (D = C / (6 N_total)); pairs under one step or over 4 epochs of the data are skipped (listed).
 WSD (default): one stable phase per size, a 20% cooldown branched at each budget; cosine: separate runs.
+Budget mode: --budget-minutes M (instead of --sizes/--tokens-per-param/--flops) times a few steps per
+width on this machine (cached in STUDY/ladder_budget.json), then picks the sizes and tokens/param that
+cover the most decades of N and D within M minutes on --workers workers (proxy_train/ladder_budget.py).
 Resumable: rerun the same command; runs.csv is rebuilt from the atomically written run.json files.
 Then: scaleplan fit STUDY/runs.csv --n-col non_embedding_params --d-col tokens --loss-col final_val_loss
 """
@@ -44,9 +47,9 @@ def register(sub) -> None:
                    help="study folder (runs/, runs.csv, study.yaml, holdout.json)")
     p.add_argument("--data", help="data folder from `scaleplan data prepare` (needed unless the ladder is queued)")
     p.add_argument("--hparams", help="hparams.yaml from `scaleplan sweep export` (μP; needed with --data)")
-    p.add_argument("--sizes", default="auto", help="auto | d_model:n_layers,... | non-embedding counts (auto)")
+    p.add_argument("--sizes", default=None, help="auto | d_model:n_layers,... | non-embedding counts (auto)")
     p.add_argument("--n-sizes", type=guards.bounded_int(1, MAX_LADDER_SIZES, why="every size costs proxy runs"),
-                   default=5, help="number of sizes for --sizes auto (5)")
+                   default=None, help="number of sizes for --sizes auto (5)")
     p.add_argument("--n-range", type=_range, default=None, metavar="LO,HI",
                    help="non-embedding param range for --sizes auto (default 1.2e4,4e5: 1.5 decades)")
     p.add_argument("--depth", default="base",
@@ -55,6 +58,11 @@ def register(sub) -> None:
     b = p.add_mutually_exclusive_group()
     b.add_argument("--tokens-per-param", help="budgets as multiples of N_non-embedding (default 5,7,10,14,20)")
     b.add_argument("--flops", help="isoFLOP budgets C1,C2,...: D = C / (6 N_total) per size")
+    p.add_argument("--budget-minutes", metavar="M",
+                   type=guards.bounded_float(0, MAX_BUDGET_MINUTES, what="minutes",
+                                             why="the budget mode plans proxies for one machine"),
+                   help="choose sizes and budgets for M minutes of wall time on this machine (excludes --sizes, "
+                        "--n-sizes, --n-range, --tokens-per-param, --flops)")
     p.add_argument("--schedule", choices=("wsd", "cosine"), default="wsd", help="wsd branches (default) or cosine")
     p.add_argument("--cooldown-frac", type=positive_float, default=0.2, help="WSD cooldown fraction (0.2)")
     p.add_argument("--batch", type=guards.batch, default=16, help="sequences per step, all runs (16)")
@@ -68,7 +76,9 @@ def register(sub) -> None:
     p.add_argument("--bootstrap", type=guards.bounded_int(1, MAX_BOOTSTRAP), default=200,
                    help="bootstrap resamples of the check (200)")
     p.add_argument("--no-check", action="store_true", help="skip the held-out check after the ladder")
-    p.add_argument("--plan-only", action="store_true", help="print the sizes and points, train nothing")
+    p.add_argument("--plan-only", action="store_true",
+                   help="print the sizes and points, train nothing (with --budget-minutes: calibrates and caches "
+                        "the timings in STUDY/ladder_budget.json)")
     p.add_argument("--parquet", action="store_true", help="also write runs.parquet")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     add_queue_arguments(p)
@@ -80,11 +90,17 @@ def cmd_ladder(args) -> int:
     from scaleplan.commands.ladder_queue import cmd_queue, is_queue_mode
 
     check_study_folder(args.study)  # a data or run folder is refused before anything is written
+    if args.budget_minutes is not None and is_queue_mode(args):
+        raise UserError("--budget-minutes calibrates and plans for local workers on this machine; for a queue give "
+                        "--sizes and --tokens-per-param (or --flops), e.g. those a --budget-minutes --plan-only chose")
     if is_queue_mode(args):
         return cmd_queue(args, load_spec=load_ladder_spec, holdout_lines=holdout_lines)
     if not args.data or not args.hparams:
         raise UserError("--data and --hparams are required to plan or train a ladder (a queue worker or "
                         "--status needs neither: see --worker)")
+    if args.budget_minutes is not None:
+        spec, choice = _budget_spec(args)
+        return _cmd_local(args, spec, choice)
     return _cmd_local(args, load_ladder_spec(args))
 
 
@@ -96,8 +112,9 @@ def load_ladder_spec(args):
         raise UserError(f"--holdout-top must be >= 0, got {args.holdout_top}")
     if not (0 < args.cooldown_frac < 1):
         raise UserError(f"--cooldown-frac must be in (0, 1), got {args.cooldown_frac}")
-    spec = ladder.load_spec(data=args.data, hparams=args.hparams, sizes=args.sizes, n_sizes=args.n_sizes,
-                            n_range=args.n_range or ladder.DEFAULT_N_RANGE, tokens_per_param=args.tokens_per_param,
+    spec = ladder.load_spec(data=args.data, hparams=args.hparams, sizes=args.sizes or "auto",
+                            n_sizes=args.n_sizes or 5, n_range=args.n_range or ladder.DEFAULT_N_RANGE,
+                            tokens_per_param=args.tokens_per_param,
                             flops=args.flops, schedule=args.schedule, batch=args.batch, seq_len=args.seq_len,
                             cooldown_frac=args.cooldown_frac, seed=args.seed, holdout_extra=args.holdout_extra,
                             depth=args.depth)
@@ -105,22 +122,72 @@ def load_ladder_spec(args):
     return spec
 
 
-def _cmd_local(args, spec) -> int:
+def _budget_spec(args):
+    """Budget mode: calibrate (or reuse STUDY/ladder_budget.json), choose, and the spec of the choice."""
+    from pathlib import Path
+
+    from proxy_train import ladder_budget
+    from proxy_train.ladder_budget_cal import calibration_for, save_cached
+
+    given = [f for f, v in (("--sizes", args.sizes), ("--n-sizes", args.n_sizes), ("--n-range", args.n_range),
+                            ("--tokens-per-param", args.tokens_per_param), ("--flops", args.flops)) if v is not None]
+    if given:
+        raise UserError(f"--budget-minutes chooses the sizes and budgets itself; drop {', '.join(given)} "
+                        "(or drop --budget-minutes to give them explicitly)")
+    base = load_ladder_spec(args)
+    depth = base.depth or (base.hp.base_depth if base.hp is not None else None) or base.sizes[0].n_layers
+    study = Path(args.study)
+    cal, reused, key = calibration_for(base, study, budget_minutes=args.budget_minutes, workers=args.workers,
+                                       depth=depth, progress=not args.json)
+    choice = ladder_budget.choose(base, cal, 60.0 * args.budget_minutes, args.workers, depth=depth)
+    choice.reused_calibration = reused
+    if not reused:
+        save_cached(study, key, cal)  # creates the study folder: only once a ladder was chosen
+    return ladder_budget.budget_spec(base, choice), choice
+
+
+def _budget_lines(choice) -> list[str]:
+    from proxy_train.ladder_budget import choice_lines
+
+    lines = choice_lines(choice)
+    if choice.reused_calibration:
+        lines[0] += " [reused from ladder_budget.json]"
+    return lines
+
+
+def _cmd_local(args, spec, budget=None) -> int:
+    import sys
+    from pathlib import Path
+
     from proxy_train import ladder
 
+    head = _budget_lines(budget) if budget is not None else []
     if args.plan_only:
         points, skipped = ladder.plan_points(spec)
         payload = {"sizes": [{"name": s.name, "non_embedding_params": s.non_embedding_params,
                               "total_params": s.total_params} for s in spec.sizes],
                    "points": [{"size": p.size.name, "tokens": p.tokens, "steps": p.steps, "role": p.role}
                               for p in points], "skipped": skipped}
-        lines = [f"{s.name}: N_non-emb {s.non_embedding_params:,}, N_total {s.total_params:,}" for s in spec.sizes]
+        if budget is not None:
+            payload["budget"] = budget.to_dict()
+        lines = head + [f"{s.name}: N_non-emb {s.non_embedding_params:,}, N_total {s.total_params:,}"
+                        for s in spec.sizes]
         lines += [f"  {p.role} {p.size.name}: {p.tokens:,} tokens ({p.steps} steps)" for p in points]
         lines += [f"  skipped {k['size']} {k['tokens']:,} tokens: {k['reason']}" for k in skipped]
         emit(args, payload, "\n".join(lines))
         return 0
+    if budget is not None:
+        if not args.json:
+            print("\n".join(head), file=sys.stderr, flush=True)
+        ladder.update_study_yaml(Path(args.study), "ladder_budget", budget.to_dict())
     summary = ladder.run_ladder(spec, args.study, workers=args.workers, parquet=args.parquet,
                                 command=command_line(), progress=True)
+    if budget is not None:
+        rec = {**budget.to_dict(), "measured_minutes": summary["wall_s"] / 60.0}
+        ladder.update_study_yaml(Path(args.study), "ladder_budget", rec)
+        summary["budget"] = rec
+        head.append(f"  measured {summary['wall_s'] / 60:.1f} min of training (this invocation) vs predicted "
+                    f"{budget.design.seconds / 60:.1f} min")
     lines = [f"ladder {args.study}: {summary['ok']} ok / {summary['points']} points "
              f"({summary['finished_before']} already done, {summary['diverged']} diverged), sizes "
              f"{', '.join(summary['sizes'])} ({summary['non_embedding_decades']:.2f} decades of N_non-emb), "
@@ -129,6 +196,7 @@ def _cmd_local(args, spec) -> int:
              f"separate runs ({summary['compute_used'] / max(summary['compute_separate_runs'], 1):.2f}x); "
              f"wall {summary['wall_s']:.0f} s",
              f"  wrote {summary['runs_table']}"]
+    lines = head + lines
     lines += [f"  skipped {k['size']} {k['tokens']:,} tokens: {k['reason']}" for k in summary["skipped_pairs"]]
     if not args.no_check:
         lines += holdout_lines(args, summary)
