@@ -18,7 +18,7 @@ from scaleplan.commands import check_workers
 COMMAND_MODULES = [f"scaleplan.commands.{verb}" for verb in (
     "data", "train", "attention", "coord_check",  # 1-2: corpus, one proxy run (+ its attention), μP check
     "sweep", "transfer_check", "horizon",  # 3: Optuna sweep (+ export), μTransfer check, LR vs horizon
-    "ladder", "fit", "optimal", "loss",   # 4-6: proxy ladder, scaling law, allocation, a model's loss
+    "ladder", "fit", "curve_law", "optimal", "loss",  # 4-6: ladder, scaling law, curve law, allocation, loss
     "plan", "export", "app",              # 7-9: plan.yaml, launch files, dashboard
     "count", "shape", "demo", "study",    # helpers
 )]

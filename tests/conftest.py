@@ -37,6 +37,27 @@ def run_cli(*args: str, cwd: str | os.PathLike | None = None, timeout: float = 6
     )
 
 
+TINY_HPARAMS = {"parameterization": "mup", "base_width": 32, "base_depth": 1, "base_head_dim": 8, "lr": 0.01,
+                "init_std": 0.02, "alpha_in": 1.0, "alpha_out": 1.0, "warmup_frac": 0.05, "weight_decay": 0.0,
+                "vocab_size": 320}
+
+
+def write_tiny_hparams(path: Path, **over) -> Path:
+    """An hparams.yaml for toy ladders (μP at base width 32, one layer, head size 8), ``over`` applied."""
+    import yaml
+
+    path.write_text(yaml.safe_dump({**TINY_HPARAMS, **over}))
+    return path
+
+
+def tiny_proxy_inputs(root: Path) -> tuple[Path, Path]:
+    """``root/data`` (0.3 MB of byte-tokenized stdlib text) and ``root/hparams.yaml`` for toy ladders."""
+    data = root / "data"
+    r = run_cli("data", "prepare", "--out", data, "--tokenizer", "bytes", "--max-mb", "0.3")
+    assert r.returncode == 0, r.stderr
+    return data, write_tiny_hparams(root / "hparams.yaml")
+
+
 @pytest.fixture
 def cli():
     return run_cli

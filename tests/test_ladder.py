@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from conftest import ROOT, run_cli
+from conftest import ROOT, run_cli, write_tiny_hparams
 
 CONTRACT_COLUMNS = ["run_id", "total_params", "non_embedding_params", "tokens", "flops", "final_val_loss",
                     "final_train_loss", "schedule", "status", "d_model", "n_layers"]
@@ -23,12 +23,7 @@ TOY = ["--sizes", "16:1,24:1,32:1", "--tokens-per-param", "2,3,4", "--batch", "8
 
 
 def _hparams(path: Path, **over) -> Path:
-    hp = {"parameterization": "mup", "base_width": 32, "base_depth": 1, "base_head_dim": 8, "lr": 0.01,
-          "init_std": 0.02, "alpha_in": 1.0, "alpha_out": 1.0, "warmup_frac": 0.05, "weight_decay": 0.0,
-          "vocab_size": 320}
-    hp.update(over)
-    path.write_text(yaml.safe_dump(hp))
-    return path
+    return write_tiny_hparams(path, **over)
 
 
 @pytest.fixture(scope="module")

@@ -7,9 +7,8 @@ import math
 from pathlib import Path
 
 import pytest
-import yaml
 
-from conftest import run_cli
+from conftest import run_cli, tiny_proxy_inputs, write_tiny_hparams
 from planner.errors import UserError
 from planner.hparams import HParams
 from proxy_train.ladder_budget import (MIN_RUNS, MIN_STEPS, CalPoint, Calibration, TimeModel, budget_spec, choose,
@@ -138,15 +137,8 @@ def test_deterministic_given_the_calibration():
 # ------------------------------------------------------------------------------------------ CLI
 @pytest.fixture(scope="module")
 def toy(tmp_path_factory):
-    tmp_path = tmp_path_factory.mktemp("budget")
-    data = tmp_path / "data"
-    r = run_cli("data", "prepare", "--out", data, "--tokenizer", "bytes", "--max-mb", "0.3")
-    assert r.returncode == 0, r.stderr
-    hp = tmp_path / "hparams.yaml"
-    hp.write_text(yaml.safe_dump({"parameterization": "mup", "base_width": 32, "base_depth": 2, "base_head_dim": HEAD,
-                                  "lr": 0.01, "init_std": 0.02, "alpha_in": 1.0, "alpha_out": 1.0,
-                                  "warmup_frac": 0.04, "weight_decay": 0.0, "vocab_size": VOCAB}))
-    return data, hp
+    data, hp = tiny_proxy_inputs(tmp_path_factory.mktemp("budget"))
+    return data, write_tiny_hparams(hp, base_depth=2, base_head_dim=HEAD, warmup_frac=0.04, vocab_size=VOCAB)
 
 
 def test_cli_plan_only_uses_the_cached_calibration(tmp_path, toy):

@@ -16,9 +16,8 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-import yaml
 
-from conftest import ROOT, run_cli, skip_or_fail
+from conftest import ROOT, run_cli, skip_or_fail, tiny_proxy_inputs
 from test_sweep_faults import postgres  # noqa: F401  (the fixture: a throwaway server)
 
 # 2 sizes x 2 budgets, WSD: one task per size (its stable phase + 2 cooldown branches)
@@ -30,14 +29,8 @@ COMPARED = ["run_id", "total_params", "non_embedding_params", "tokens", "flops",
 @pytest.fixture(scope="module")
 def toy(tmp_path_factory):
     root = tmp_path_factory.mktemp("ladderq")
-    data = root / "data"
-    r = run_cli("data", "prepare", "--out", data, "--tokenizer", "bytes", "--max-mb", "0.3")
-    assert r.returncode == 0, r.stderr
-    hp = {"parameterization": "mup", "base_width": 32, "base_depth": 1, "base_head_dim": 8, "lr": 0.01,
-          "init_std": 0.02, "alpha_in": 1.0, "alpha_out": 1.0, "warmup_frac": 0.05, "weight_decay": 0.0,
-          "vocab_size": 320}
-    (root / "hparams.yaml").write_text(yaml.safe_dump(hp))
-    return {"root": root, "data": data, "hparams": root / "hparams.yaml"}
+    data, hparams = tiny_proxy_inputs(root)
+    return {"root": root, "data": data, "hparams": hparams}
 
 
 def _enqueue(toy, study: Path, *extra) -> None:

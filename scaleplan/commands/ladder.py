@@ -75,6 +75,9 @@ def register(sub) -> None:
                    help="highest-compute ladder runs held out of the check's fit (2)")
     p.add_argument("--bootstrap", type=guards.bounded_int(1, MAX_BOOTSTRAP), default=200,
                    help="bootstrap resamples of the check (200)")
+    p.add_argument("--evals-per-run", type=guards.bounded_int(1, 1000, why="each evaluation costs eval batches"),
+                   default=4, metavar="K", help="validation evaluations over each task's smallest budget (4); "
+                   "`scaleplan curve-law` fits whole curves: give it 16 or more")
     p.add_argument("--no-check", action="store_true", help="skip the held-out check after the ladder")
     p.add_argument("--plan-only", action="store_true",
                    help="print the sizes and points, train nothing (with --budget-minutes: calibrates and caches "
@@ -119,6 +122,7 @@ def load_ladder_spec(args):
                             cooldown_frac=args.cooldown_frac, seed=args.seed, holdout_extra=args.holdout_extra,
                             depth=args.depth)
     spec.holdout_top = args.holdout_top
+    spec.evals_per_run = args.evals_per_run
     return spec
 
 
