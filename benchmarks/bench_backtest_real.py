@@ -21,7 +21,21 @@ Fitting choices (planner.fit, scaleplan fit options):
                   fitted by them on these same runs, held-out ones included); porian: the
                   full-data free fit's E. Both peek at the held-out runs: an upper bound on what
                   pinning E can give, not an honest backtest
-  select          --select backtest (inner backtest on each split's fitted runs only; honest)
+  select          --select backtest (inner backtest on each split's fitted runs only; honest); its
+                  candidates now include the forms kaplan, gadre, farseer (planner.fit_select)
+  prior           --E-prior-from: a Gaussian prior on log E. porian: from the *other* Porian data
+                  set's full-data fit (E, sd = bootstrap 95% CI half-width / 1.96): never the target's
+                  runs, but that data set's runs reach the same largest compute, so it carries
+                  large-compute information the split does not have (semi-peeking, said so in the
+                  output). chinchilla: Hoffmann's E 1.69 with sd 5% (peeks: fitted on these runs)
+  select-prior    --select backtest with that prior as one more candidate (porian only)
+  shared          --group-by config --share alpha,beta: joint fit with the other Porian data set,
+                  whose runs enter only up to the split's largest fitted compute (honest; porian only)
+  shared-E        the same sharing alpha, beta and E
+  kaplan, gadre, farseer   --form (planner.fit_forms): Kaplan et al. 2020 eq. (1.5), Gadre et al.
+                  2024 L(C, M), Farseer (Li et al. 2025)
+The slow variants (farseer, shared, shared-E: serial bootstrap refits) use --bootstrap-slow resamples
+(default 50) for their prediction intervals; the header line says so.
 
     .venv/bin/python benchmarks/bench_backtest_real.py [--bootstrap 200] [--variants free,select] [--out FILE]
 """
@@ -41,7 +55,10 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "external"
 FACTORS = (3.0, 10.0, 30.0, 100.0)
-VARIANTS = ("free", "min-compute", "compute-weight", "fixed-E", "select")
+VARIANTS = ("free", "min-compute", "compute-weight", "fixed-E", "select", "prior", "select-prior", "shared",
+            "shared-E", "kaplan", "gadre", "farseer")
+SLOW = ("farseer", "shared", "shared-E")
+PORIAN_ONLY = ("select-prior", "shared", "shared-E")
 HOFFMANN_E = 1.69  # Hoffmann et al. 2022, eq. (10)
 
 
@@ -54,11 +71,42 @@ def datasets():
             "porian owt2 (chinchilla-like)": (import_runs("porian2024", DATA, config=porian_owt2), {})}
 
 
-def make_fitter(variant: str, runs, base: dict, bootstrap: int):
+def other_porian(name: str, all_sets: dict):
+    """The runs of the other Porian data set (rw <-> owt2)."""
+    other = next(k for k in all_sets if "porian" in k and k != name)
+    return other, all_sets[other][0]
+
+
+def prior_from_other(name: str, all_sets: dict):
+    """EPrior from the other Porian data set's full-data fit (E, sd = CI half-width / 1.96)."""
     from planner.fit import ChinchillaFitter
-    from planner.fit_select import SelectingFitter
+    from planner.fit_prior import EPrior
+
+    other, runs = other_porian(name, all_sets)
+    f = ChinchillaFitter(bootstrap=200, n_jobs=1).fit(runs["N"], runs["D"], runs["loss"])
+    lo, hi = f.ci_["E"]
+    return EPrior(f.law_.E, (hi - lo) / 2 / 1.96, source=f"{other} full-data fit")
+
+
+def make_fitter(variant: str, runs, base: dict, bootstrap: int, name: str = "", all_sets: dict | None = None):
+    from planner.fit import ChinchillaFitter
+    from planner.fit_prior import EPrior
+    from planner.fit_select import SelectingFitter, build
 
     kw = dict(base, bootstrap=bootstrap, n_jobs=1)
+    if variant in ("kaplan", "gadre", "farseer"):
+        return build(ChinchillaFitter(**kw), {"form": variant})
+    if variant in ("prior", "select-prior"):
+        kw["E_prior"] = EPrior(HOFFMANN_E, 0.05 * HOFFMANN_E, "Hoffmann 2022 eq. (10)") if "chinchilla" in name \
+            else prior_from_other(name, all_sets)
+        fitter = ChinchillaFitter(**kw)
+        return SelectingFitter(fitter) if variant == "select-prior" else fitter
+    if variant in ("shared", "shared-E"):
+        from planner.fit_groups import GroupFitter
+
+        other, o = other_porian(name, all_sets)
+        share = ("alpha", "beta") if variant == "shared" else ("alpha", "beta", "E")
+        return GroupFitter(ChinchillaFitter(**kw), {other: (o["N"], o["D"], o["loss"])}, share, name)
     if variant == "min-compute":
         kw["min_compute"] = 10 * float(runs["C"].min())
     elif variant == "compute-weight":
@@ -96,8 +144,8 @@ def report(name: str, variant: str, fitter, runs) -> None:
 
     t0 = time.perf_counter()
     df = load_runs(runs, n_col="N", loss_col="loss", d_col="D")
-    keep = fitter.base._select(df["N"].to_numpy(), df["D"].to_numpy(), df["loss"].to_numpy()) \
-        if hasattr(fitter, "base") else fitter._select(df["N"].to_numpy(), df["D"].to_numpy(), df["loss"].to_numpy())
+    keep = (fitter.base if hasattr(fitter, "base") else fitter)._select(
+        df["N"].to_numpy(), df["D"].to_numpy(), df["loss"].to_numpy())
     kept = df[keep]
     bt = run_backtest(fitter, kept["N"], kept["D"], kept["loss"], kept["C"], FACTORS, run_ids=kept["run_id"])
     print(f"\n{name} | {variant} | {len(kept)} of {len(df)} runs, C {kept['C'].min():.3g}..{kept['C'].max():.3g} "
@@ -126,6 +174,7 @@ def report(name: str, variant: str, fitter, runs) -> None:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--bootstrap", type=int, default=200)
+    ap.add_argument("--bootstrap-slow", type=int, default=50, help=f"resamples for the slow variants {SLOW}")
     ap.add_argument("--variants", default=",".join(VARIANTS))
     ap.add_argument("--out", help="also write the output to this file with a header (command, date, load)")
     args = ap.parse_args(argv)
@@ -153,10 +202,23 @@ def main(argv=None) -> int:
               "variants: free = default fit; min-compute = runs below 10x the smallest compute dropped; "
               "compute-weight = --compute-weight 1; fixed-E = E pinned (chinchilla 1.69 from Hoffmann et al. 2022, "
               "porian the full-data fit's E: both were fitted on the held-out runs too, so these rows PEEK and bound "
-              "what pinning E could give); select = --select backtest (inner backtest on each split's fitted runs only)")
-        for name, (runs, base) in datasets().items():
+              "what pinning E could give); select = --select backtest (inner backtest on each split's fitted runs only; "
+              "candidates include the forms kaplan, gadre, farseer)\n"
+              "prior = Gaussian prior on log E: chinchilla Hoffmann's 1.69 +- 5% (PEEKS: fitted on these runs), porian "
+              "the other Porian data set's full-data E +- its CI (semi-peeking: another data set's runs up to the same "
+              "largest compute); select-prior = select with that prior as a candidate; shared / shared-E = joint fit "
+              "with the other Porian data set sharing alpha, beta (and E), its runs cut at the split's largest fitted "
+              "compute (honest); kaplan / gadre / farseer = the alternative forms (honest)")
+        print(f"slow variants {', '.join(SLOW)}: {args.bootstrap_slow} bootstrap resamples behind their intervals")
+        sets = datasets()
+        for name, (runs, base) in sets.items():
             for v in variants:
-                report(name, v, make_fitter(v, runs, base, args.bootstrap), runs)
+                if v in PORIAN_ONLY and "porian" not in name:
+                    print(f"\n{name} | {v} | not applicable: one data set, nothing to share or select a cross-data "
+                          "prior from")
+                    continue
+                boot = args.bootstrap_slow if v in SLOW else args.bootstrap
+                report(name, v, make_fitter(v, runs, base, boot, name, sets), runs)
     if args.out:
         Path(args.out).write_text(buf.getvalue(), encoding="utf-8")
     return 0

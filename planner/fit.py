@@ -25,7 +25,11 @@ et al. 2024, "A Hitchhiker's Guide to Scaling Law Estimation", discuss which run
 ``compute_weight`` p weights each run's Huber term by (C / C_max)^p, normalised to mean 1
 (OLMo-core's ladder fits weight runs by compute); ``fixed_E`` holds the irreducible loss at a
 given value (a published E or another fit's: Marin found a freely fitted E too optimistic and
-pinned it). :mod:`planner.fit_select` chooses among such settings by an inner backtest.
+pinned it); ``E_prior`` (a :class:`planner.fit_prior.EPrior`) is the soft version, a Gaussian
+penalty on log E scaled to the fit's likelihood (planner/fit_prior.py says how). Other forms of
+L(N, D) are :mod:`planner.fit_forms` (fitted by :mod:`planner.fit_form_fitter`), joint fits over
+data sets :mod:`planner.fit_groups`; :mod:`planner.fit_select` chooses among all of these by an
+inner backtest.
 """
 from __future__ import annotations
 
@@ -65,7 +69,7 @@ class ChinchillaFitter:
                  fixed_alpha: float | None = None, fixed_beta: float | None = None, drop_top_loss: int = 0,
                  min_tokens_per_param: float | None = None, bootstrap: int = 0, seed: int = 0, n_jobs: int = 2,
                  holdout_top_compute: float | None = None, progress: bool = False, min_compute: float | None = None,
-                 compute_weight: float = 0.0, fixed_E: float | None = None):
+                 compute_weight: float = 0.0, fixed_E: float | None = None, E_prior=None):
         self.delta = delta
         self.grid = grid
         self.fix_alpha_eq_beta = fix_alpha_eq_beta
@@ -81,10 +85,11 @@ class ChinchillaFitter:
         self.min_compute = min_compute
         self.compute_weight = compute_weight
         self.fixed_E = fixed_E
+        self.E_prior = E_prior  # a planner.fit_prior.EPrior (Gaussian on log E) or None
 
     SETTINGS = ("delta", "grid", "fix_alpha_eq_beta", "fixed_alpha", "fixed_beta", "drop_top_loss",
                 "min_tokens_per_param", "bootstrap", "seed", "n_jobs", "holdout_top_compute", "progress",
-                "min_compute", "compute_weight", "fixed_E")
+                "min_compute", "compute_weight", "fixed_E", "E_prior")
 
     def clone(self, **overrides) -> "ChinchillaFitter":
         """An unfitted fitter with these settings, ``overrides`` replacing some (the backtest's refits)."""
@@ -111,6 +116,8 @@ class ChinchillaFitter:
             v = getattr(self, name)
             if v is not None and not (math.isfinite(v) and v > 0):
                 raise UserError(f"{name} must be a positive number, got {v!r}")
+        if self.E_prior is not None and self.fixed_E is not None:
+            raise UserError("give either a fixed E or a prior on E, not both (a fixed E is the prior with sd 0)")
 
     @staticmethod
     def _check_data(N, D, L) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -170,6 +177,10 @@ class ChinchillaFitter:
         if P.M.shape[1] < 5:  # tied / fixed exponents or E: project the starts onto the constraint
             starts = np.unique(P.theta(P.phi(starts)), axis=0)
         opt = solve_multistart(x, y, logL, starts, P, self.delta, weights=w)
+        if self.E_prior is not None:  # penalty scaled by the free fit's residuals (planner/fit_prior.py)
+            free = ScalingLaw(*np.exp(opt.theta[[2, 0, 1]]), *opt.theta[3:5])
+            P.prior = self.E_prior.penalty(logL - np.log(free.predict(Nf, Df)), self.delta)
+            opt = solve_multistart(x, y, logL, np.vstack([starts, opt.theta[None, :]]), P, self.delta, weights=w)
         self.objective_, self.grad_norm_, self.agreement_ = opt.objective, opt.grad_norm, opt.agreement
         spread = max(opt.agreement["alpha_spread"], opt.agreement["beta_spread"])
         self.converged_ = bool(opt.grad_norm < GRAD_TOL and (opt.agreement["n_starts_at_best"] < 2 or spread < 1e-4))
@@ -248,6 +259,7 @@ class ChinchillaFitter:
                 "min_tokens_per_param": self.min_tokens_per_param, "seed": self.seed,
                 **{k: getattr(self, k) for k in ("min_compute", "compute_weight", "fixed_E")
                    if getattr(self, k) not in (None, 0, 0.0)},
+                **({"E_prior": self.E_prior.to_dict()} if self.E_prior is not None else {}),
                 "loss_units": "nats", "flops_per_token_per_param": 6.0,
                 "n_range": [float(Nf.min()), float(Nf.max())], "d_range": [float(Df.min()), float(Df.max())]}
 

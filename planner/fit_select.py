@@ -12,7 +12,10 @@ whole procedure, selection included (no peeking at the held-out runs).
 
 Candidates (issue 16 item 3): the free fit; alpha = beta; compute-weighted loss (p = 1,
 :class:`ChinchillaFitter`'s ``compute_weight``); the smallest third of the log-compute span
-dropped (``min_compute``). Each is a function of the rows' compute so it adapts to a split.
+dropped (``min_compute``); the alternative forms of :mod:`planner.fit_forms` (Kaplan 2020, Gadre
+2024, Farseer 2025; :data:`FORM_CANDIDATES`); and, when the base fitter carries a prior on E
+(:mod:`planner.fit_prior`), the fit with that prior (the other candidates then fit without it).
+Each is a function of the rows' compute so it adapts to a split.
 """
 from __future__ import annotations
 
@@ -38,6 +41,33 @@ CANDIDATES: dict[str, Callable[[np.ndarray], dict[str, Any]]] = {
     "compute-weighted (p=1)": lambda C: {"compute_weight": 1.0},
     "drop smallest third of log C": _drop_smallest_third,
 }
+#: The alternative functional forms, as candidates (``"form"`` selects a FormFitter).
+FORM_CANDIDATES: dict[str, Callable[[np.ndarray], dict[str, Any]]] = {
+    f"form {name}": (lambda C, name=name: {"form": name}) for name in ("kaplan", "gadre", "farseer")}
+_CHINCHILLA_ONLY = {"fix_alpha_eq_beta": False, "fixed_alpha": None, "fixed_beta": None, "fixed_E": None,
+                    "E_prior": None, "compute_weight": 0.0}
+
+
+def build(base, settings: dict[str, Any]):
+    """``base.clone(**settings)``, or a FormFitter with base's row and solver settings for ``form``."""
+    settings = dict(settings)
+    form = settings.pop("form", None)
+    if form in (None, "chinchilla"):
+        return base.clone(**settings)
+    from planner.fit_form_fitter import FormFitter
+
+    kw = {k: getattr(base, k) for k in type(base).SETTINGS if k != "form"}
+    return FormFitter(form=form, **{**kw, **_CHINCHILLA_ONLY, **settings})
+
+
+def default_candidates(base) -> dict[str, Callable]:
+    """CANDIDATES + FORM_CANDIDATES; with a prior on E in ``base``, those without it plus "E prior"."""
+    cands = {**CANDIDATES, **FORM_CANDIDATES}
+    if getattr(base, "E_prior", None) is None:
+        return cands
+    out = {name: (lambda C, s=s: {"E_prior": None, **s(C)}) for name, s in cands.items()}
+    out[f"E prior {base.E_prior.mean:g}+-{base.E_prior.sd:g}"] = lambda C: {}
+    return out
 
 
 def inner_score(fitter, settings: Callable, N, D, L, factors=INNER_FACTORS) -> float:
@@ -49,8 +79,8 @@ def inner_score(fitter, settings: Callable, N, D, L, factors=INNER_FACTORS) -> f
         if fit_rows.sum() < MIN_FIT_ROWS or fit_rows.all():
             continue
         try:
-            sub = fitter.clone(**{"bootstrap": 0, "holdout_top_compute": None, "progress": False, "drop_top_loss": 0,
-                                  "min_tokens_per_param": None, "min_compute": None, **settings(C[fit_rows])})
+            sub = build(fitter, {"bootstrap": 0, "holdout_top_compute": None, "progress": False, "drop_top_loss": 0,
+                                 "min_tokens_per_param": None, "min_compute": None, **settings(C[fit_rows])})
             sub.fit(N[fit_rows], D[fit_rows], L[fit_rows])
         except UserError:  # e.g. too few rows left after the candidate's own dropping
             continue
@@ -69,7 +99,7 @@ class SelectingFitter:
 
     def __init__(self, base, candidates: dict[str, Callable] | None = None, inner_factors=INNER_FACTORS):
         self.base = base
-        self.candidates = dict(CANDIDATES if candidates is None else candidates)
+        self.candidates = dict(default_candidates(base) if candidates is None else candidates)
         self.inner_factors = tuple(inner_factors)
 
     def clone(self, **overrides) -> "SelectingFitter":
@@ -93,7 +123,7 @@ class SelectingFitter:
         finite = {k: v for k, v in scores.items() if math.isfinite(v)}
         chosen = min(finite, key=finite.get) if finite else next(iter(self.candidates))
         C = 6.0 * N[rows] * D[rows]
-        self.fitter_ = self.base.clone(**self.candidates[chosen](C)).fit(N, D, L)
+        self.fitter_ = build(self.base, self.candidates[chosen](C)).fit(N, D, L)
         self.selection_ = {"method": "inner backtest on the fitted runs only: per candidate, fit on C <= C_max/k "
                                      "and score the mean |rel error| of the rest, averaged over k",
                            "inner_factors": list(self.inner_factors), "scores": scores, "chosen": chosen,
@@ -109,4 +139,5 @@ class SelectingFitter:
         return getattr(self.fitter_, name)
 
 
-__all__ = ["SelectingFitter", "CANDIDATES", "INNER_FACTORS", "inner_score"]
+__all__ = ["SelectingFitter", "CANDIDATES", "FORM_CANDIDATES", "INNER_FACTORS", "inner_score", "build",
+           "default_candidates"]

@@ -93,12 +93,26 @@ def _huber(r: np.ndarray, delta: float):
     return f, psi, inside.astype(float)
 
 
-def _objective(theta, x, y, logL, w, delta, order=2):
+def _objective(theta, x, y, logL, w, delta, order=2, prior=None):
     """Batched objective (S,), gradient (S, 5) and, for order 2, Hessian (S, 5, 5).
 
     ``w`` is (R,) or (S, R) row weights (bootstrap counts). The Hessian uses the exact second
-    derivative of the Huber function (0 outside |r| <= delta).
+    derivative of the Huber function (0 outside |r| <= delta). ``prior`` (mu, kappa): adds the
+    Gaussian penalty kappa/2 (e - mu)^2 on e = log E (:mod:`planner.fit_prior`).
     """
+    F, g, H = _huber_objective(theta, x, y, logL, w, delta, order)
+    if prior is not None:
+        mu, kappa = prior
+        dev = theta[:, 2] - mu
+        F = F + 0.5 * kappa * dev * dev
+        if g is not None:
+            g[:, 2] += kappa * dev
+        if H is not None:
+            H[:, 2, 2] += kappa
+    return F, g, H
+
+
+def _huber_objective(theta, x, y, logL, w, delta, order=2):
     with np.errstate(over="ignore", invalid="ignore"):
         lse, p1, p2, p3 = _terms(theta, x, y, weights=order > 0)
         r = lse - logL
@@ -134,9 +148,11 @@ def _objective(theta, x, y, logL, w, delta, order=2):
 
 @dataclass
 class ParamMap:
-    """theta = M @ phi + c: ties (alpha = beta) and fixed exponents as a linear map."""
+    """theta = M @ phi + c: ties (alpha = beta) and fixed exponents as a linear map; ``prior``
+    (mu, kappa) an optional Gaussian penalty on e = log E carried with it to every solve."""
     M: np.ndarray  # (5, k)
     c: np.ndarray  # (5,)
+    prior: tuple[float, float] | None = None
 
     @classmethod
     def make(cls, fix_alpha_eq_beta=False, fixed_alpha=None, fixed_beta=None, fixed_e=None):
@@ -213,7 +229,7 @@ def _newton(phi, P: ParamMap, x, y, logL, w, delta, *, max_iter=400, gtol=1e-12,
     def ev(ph, idx, order):
         th = P.theta(ph)
         ww = W[idx] if per_start_w else W
-        F, g, H = _objective(th, x, y, logL, ww, delta, order)
+        F, g, H = _objective(th, x, y, logL, ww, delta, order, P.prior)
         if g is not None:
             g = g @ P.M
         if H is not None:
@@ -302,7 +318,7 @@ def _polish(theta_c, P: ParamMap, x, y, logL, w, delta):
     from scipy.optimize import minimize
 
     def fun(ph):
-        F, g, _ = _objective(P.theta(ph[None, :]), x, y, logL, w, delta, order=1)
+        F, g, _ = _objective(P.theta(ph[None, :]), x, y, logL, w, delta, order=1, prior=P.prior)
         return float(F[0]), (g @ P.M)[0]
 
     phi0 = P.phi(theta_c[None, :])[0]
@@ -315,8 +331,8 @@ def _polish(theta_c, P: ParamMap, x, y, logL, w, delta):
 # ----------------------------------------------------------------------------- bootstrap worker
 def _bootstrap_chunk(args: tuple) -> np.ndarray:
     """Top-level (spawn-safe) worker: fit a chunk of resamples; returns (k, 5) natural theta."""
-    (x, y, logL, delta, starts_c, M, c, counts) = args
-    P = ParamMap(M, c)
+    (x, y, logL, delta, starts_c, M, c, counts, prior) = args
+    P = ParamMap(M, c, prior)
     n_res, R = counts.shape
     n_st = starts_c.shape[0]
     W = np.repeat(counts.astype(float), n_st, axis=0)  # (n_res * n_st, R)
@@ -327,7 +343,6 @@ def _bootstrap_chunk(args: tuple) -> np.ndarray:
     th = P.theta(phi).reshape(n_res, n_st, 5)[np.arange(n_res), best]
     gbest = gn.reshape(n_res, n_st)[np.arange(n_res), best]
     return np.concatenate([th, gbest[:, None]], axis=1)
-
 
 
 # ----------------------------------------------------------------------------- the two solves
@@ -373,7 +388,7 @@ def solve_multistart(x, y, logL, starts_nat, P: ParamMap, delta: float, weights=
         "alpha_spread": float(np.ptp(nat_all[near, 3])) if near.any() else float("nan"),
         "beta_spread": float(np.ptp(nat_all[near, 4])) if near.any() else float("nan"),
     }
-    _, g, _ = _objective(nat[None, :], x, y, logL, w, delta, order=1)
+    _, g, _ = _objective(nat[None, :], x, y, logL, w, delta, order=1, prior=P.prior)
     gnorm = float(np.linalg.norm((g @ P.M)[0]))
     return Optimum(theta=nat, objective=float(best_f), grad_norm=gnorm, agreement=agreement)
 
@@ -407,7 +422,7 @@ def bootstrap_refits(x, y, logL, P: ParamMap, theta_nat: np.ndarray, delta: floa
         starts.append(s)
     starts_c = np.unique(P.theta(P.phi(np.array(starts))), axis=0)
     chunk = 25
-    jobs = [(x - xm, y - ym, logL, float(delta), starts_c, P.M, P.c, counts[i:i + chunk])
+    jobs = [(x - xm, y - ym, logL, float(delta), starts_c, P.M, P.c, counts[i:i + chunk], P.prior)
             for i in range(0, n_boot, chunk)]
     results = []
     bar = tqdm(total=n_boot, desc="bootstrap refits", unit="fit", disable=not progress, file=None)

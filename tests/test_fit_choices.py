@@ -91,13 +91,16 @@ def test_select_backtest_chooses_by_inner_backtest_without_peeking():
     assert bt.splits[0].report is not None and "selected" in bt.split_table()[0]
 
 
-def test_cli_options_reach_the_fit(tmp_path, capsys):
+def test_cli_options_reach_the_fit(tmp_path, capsys, monkeypatch):
     import json
 
     import pandas as pd
 
+    import planner.fit_select
     from scaleplan.cli import main
 
+    # the forms' candidates are tested in test_select_with_forms_and_prior; Farseer's refits cost seconds
+    monkeypatch.setattr(planner.fit_select, "FORM_CANDIDATES", {})
     N, D, L = synthetic(seed=5, outliers=0)
     csv = tmp_path / "runs.csv"
     pd.DataFrame({"N": N, "D": D, "loss": L}).to_csv(csv, index=False)
@@ -138,3 +141,24 @@ def test_select_never_sees_the_holdout_rows():
     L2[top] *= 1.3
     a, b = selection(L), selection(L2)
     assert a["scores"] == b["scores"] and a["chosen"] == b["chosen"]
+
+
+def test_select_with_forms_and_prior():
+    """Forms and a prior on E are candidates like the others: a form can be chosen and then is the fit; with
+    a prior in the base fitter, only the "E prior" candidate carries it."""
+    from planner.fit_forms import FORMS, FormLaw
+    from planner.fit_prior import EPrior
+    from planner.fit_select import FORM_CANDIDATES, default_candidates
+
+    N, D, _ = synthetic(seed=8, outliers=0)
+    theta = np.array([np.log(1e13), np.log(5e12), 0.08, 0.11])  # data from Kaplan's form: it should win
+    L = FormLaw(FORMS["kaplan"], theta).predict(N, D) * np.exp(np.random.default_rng(0).normal(0, 0.002, N.size))
+    cands = {k: v for k, v in {**CANDIDATES, **FORM_CANDIDATES}.items() if k in ("free", "form kaplan", "form gadre")}
+    sel = SelectingFitter(ChinchillaFitter(grid="small", n_jobs=1), cands, inner_factors=(3.0,)).fit(N, D, L)
+    assert sel.selection_["chosen"] == "form kaplan" and sel.fitter_.form == "kaplan"
+    assert sel.result().meta["form"]["form"] == "kaplan"
+    base = ChinchillaFitter(E_prior=EPrior(1.8, 0.05))
+    all_c = default_candidates(base)
+    assert set(FORM_CANDIDATES) <= set(all_c) and any(k.startswith("E prior") for k in all_c)
+    prior_name = next(k for k in all_c if k.startswith("E prior"))
+    assert all_c[prior_name](np.array([1.0])) == {} and all_c["free"](np.array([1.0]))["E_prior"] is None

@@ -54,8 +54,22 @@ def register(sub) -> None:
                    help="drop the runs with C = 6 N D below C FLOPs before fitting")
     p.add_argument("--select", choices=("backtest",), metavar="backtest",
                    help="choose among fitting configurations (free, alpha=beta, compute-weighted, smallest runs "
-                        "dropped) by an inner backtest on the fitted runs only; the backtest then reports the whole "
-                        "procedure, selection included")
+                        "dropped, the forms kaplan/gadre/farseer, and the --E-prior fit when given) by an inner "
+                        "backtest on the fitted runs only; the backtest then reports the whole procedure, selection "
+                        "included")
+    p.add_argument("--E-prior", dest="E_prior", metavar="MEAN,SD",
+                   help="Gaussian prior on E (nats), applied to log E with sd/mean (planner/fit_prior.py)")
+    p.add_argument("--E-prior-from", dest="E_prior_from", metavar="FIT_JSON|LAW",
+                   help="prior on E from a fit.json (its E, sd = 95%% CI half-width / 1.96) or a preset law name")
+    p.add_argument("--form", choices=("chinchilla", "kaplan", "gadre", "farseer"), default="chinchilla",
+                   help="functional form: chinchilla (default), kaplan (2020 eq. 1.5), gadre (2024 L(C, M)), "
+                        "farseer (2025); non-Chinchilla forms are recorded in meta.form, a plan uses a Chinchilla fit")
+    p.add_argument("--group-by", metavar="COL", help="joint fit over the groups of COL (e.g. data sets) with "
+                   "--share parameters shared; fit.json holds --group's law and meta.groups")
+    p.add_argument("--group", metavar="VALUE", help="with --group-by: the group whose law fit.json holds "
+                   "(default: the group with most rows)")
+    p.add_argument("--share", default="alpha,beta", metavar="NAMES",
+                   help="with --group-by: parameters shared across groups, from alpha,beta,E (default alpha,beta)")
     p.add_argument("--compute-weight", type=nonneg_float, default=0.0, metavar="P",
                    help="weight each run's loss term by (C / C_max)^P, normalised to mean 1 (default 0: equal)")
     p.add_argument("--budget-rel-tol", type=nonneg_float, default=0.0, metavar="R",
@@ -94,6 +108,8 @@ def run(args) -> int:
                                or args.compute_weight or args.select):
         raise UserError("--holdout-top-compute/--alpha-eq-beta/--fixed-*/--backtest-factors/--min-compute/"
                         "--compute-weight/--select apply to approach 3 only; drop them or use --approach 3")
+    if args.approach == 2 and (args.E_prior or args.E_prior_from or args.form != "chinchilla" or args.group_by):
+        raise UserError("--E-prior/--E-prior-from/--form/--group-by apply to approach 3 only; use --approach 3")
     if args.no_backtest and args.backtest_factors:
         raise UserError("--no-backtest and --backtest-factors contradict each other; give one")
     if args.plot and not str(args.plot).lower().endswith((".html", ".htm")):
@@ -159,11 +175,9 @@ def _run_approach3(args, df, meta: dict) -> int:
                               drop_top_loss=args.drop_top_loss, min_tokens_per_param=args.min_tokens_per_param,
                               bootstrap=args.bootstrap, seed=args.seed, n_jobs=args.workers,
                               holdout_top_compute=args.holdout_top_compute, progress=True,
-                              min_compute=args.min_compute, compute_weight=args.compute_weight, fixed_E=args.fixed_E)
-    if args.select:
-        from planner.fit_select import SelectingFitter
-
-        fitter = SelectingFitter(fitter)
+                              min_compute=args.min_compute, compute_weight=args.compute_weight, fixed_E=args.fixed_E,
+                              E_prior=_e_prior(args))
+    fitter, df = _wrap_fitter(args, fitter, df)
     result = fit_runs(fitter, df, meta, backtest_factors=factors)
     skipped_backtest = result.backtest if result.backtest is not None and not result.backtest.predictions() else None
     if skipped_backtest is not None:  # no factor left enough runs on both sides: said, not stored
@@ -189,6 +203,61 @@ def _run_approach3(args, df, meta: dict) -> int:
     return 0
 
 
+def _e_prior(args):
+    """The EPrior of --E-prior / --E-prior-from (not both), or None."""
+    from planner.errors import UserError
+    from planner.fit_prior import e_prior_from, parse_e_prior
+
+    if args.E_prior and args.E_prior_from:
+        raise UserError("give --E-prior MEAN,SD or --E-prior-from FIT_JSON|LAW, not both")
+    if args.E_prior:
+        return parse_e_prior(args.E_prior)
+    return e_prior_from(args.E_prior_from) if args.E_prior_from else None
+
+
+def _wrap_fitter(args, fitter, df):
+    """--form, --group-by and --select around the base fitter; with --group-by, df becomes the target group."""
+    from planner.errors import UserError
+
+    if sum(bool(x) for x in (args.form != "chinchilla", args.group_by, args.select)) > 1:
+        raise UserError("--form, --group-by and --select are separate choices; give one (--select tries the forms)")
+    if args.form != "chinchilla":
+        from planner.fit_form_fitter import FormFitter
+
+        if args.budget:
+            raise UserError(f"--budget needs a Chinchilla-form law (closed-form allocation); the {args.form} form "
+                            "has none here: drop --budget or use --form chinchilla")
+        return FormFitter(form=args.form, **{k: getattr(fitter, k) for k in fitter.SETTINGS}), df
+    if args.group_by:
+        return _group_fitter(args, fitter, df)
+    if args.select:
+        from planner.fit_select import SelectingFitter
+
+        return SelectingFitter(fitter), df
+    return fitter, df
+
+
+def _group_fitter(args, fitter, df):
+    from planner.errors import UserError
+    from planner.fit_groups import GroupFitter, parse_share
+
+    share = parse_share(args.share)
+    if args.group_by not in df.columns:
+        raise UserError(f"--group-by {args.group_by!r} is not a column of {args.runs}; columns: {list(df.columns)}")
+    labels = df[args.group_by].astype(str)
+    counts = labels.value_counts()
+    if len(counts) < 2:
+        raise UserError(f"--group-by {args.group_by}: only one group ({counts.index[0]!r}); a joint fit needs two or more")
+    target = str(args.group) if args.group is not None else str(sorted(counts.index, key=lambda g: (-counts[g], g))[0])
+    if target not in counts.index:
+        raise UserError(f"--group {target!r} is not a value of {args.group_by}; values: {sorted(counts.index)}")
+    aux = {g: (df.loc[labels == g, "N"], df.loc[labels == g, "D"], df.loc[labels == g, "loss"])
+           for g in sorted(counts.index) if g != target}
+    sub = df[labels == target].reset_index(drop=True)
+    sub.attrs.update(df.attrs)
+    return GroupFitter(fitter, aux, share, target), sub
+
+
 def _approach3_lines(args, result, skipped_backtest=None) -> list[str]:
     law, ci = result.law, result.ci
     lines = [f"Approach 3 fit of {args.runs}: {result.n_rows} rows ({result.n_dropped} dropped), loss in nats",
@@ -206,6 +275,15 @@ def _approach3_lines(args, result, skipped_backtest=None) -> list[str]:
         lines.append(f"  holdout: {h.n_heldout} highest-compute rows, max rel error {h.max_abs_rel_error:.2%}, mean "
                      f"{h.mean_abs_rel_error:.2%}, {sum(r.inside_interval for r in h.rows)}/{h.n_heldout} inside the "
                      "95% prediction interval")
+    if result.meta.get("form"):
+        f = result.meta["form"]
+        lines.append(f"  form {f['form']} ({f['source']}): " + ", ".join(f"{k} = {v:.4g}" for k, v in f["params"].items())
+                     + f"; converged: {f['converged']}")
+    if result.meta.get("groups"):
+        lines.append(f"  joint fit over {args.group_by} sharing {','.join(result.meta['share'])}; law above = group "
+                     f"{result.meta['target_group']!r}; per group: " + "; ".join(
+                         f"{g}: E {v['E']:.4g} alpha {v['alpha']:.4g} beta {v['beta']:.4g} ({v['n_rows']} rows)"
+                         for g, v in result.meta["groups"].items()))
     sel = result.meta.get("select")
     if sel:
         scores = ", ".join(f"{k} {_pct(v) if v != float('inf') else 'n/a'}" for k, v in sel["scores"].items())
