@@ -67,3 +67,6 @@ MAX_LADDER_SIZES = 100
 #: calibrates this machine and trains proxies on it; runs that long belong on a cluster with explicit
 #: ``--flops`` budgets (and the 4-epoch data cap of a proxy corpus binds long before).
 MAX_BUDGET_MINUTES = 1e5
+#: ... and at least 0.1 minutes: the calibration alone takes 5-7 s on this 2-core machine
+#: (studies/demo_budget/ladder_budget.json), so a smaller budget is refused before it runs.
+MIN_BUDGET_MINUTES = 0.1

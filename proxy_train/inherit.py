@@ -18,6 +18,7 @@ Conventions:
 from __future__ import annotations
 
 import hashlib
+import warnings
 from pathlib import Path
 
 import torch
@@ -91,13 +92,21 @@ def check_compatible(inherit: dict, shape: dict, parameterization: str, n_layers
                         "the inherited model has exactly K layers (omit --n-layers)")
 
 
+def _read_weights(path: Path, device) -> dict:
+    """The ``model`` state dict in ``path`` (``weights_only``: no pickled code runs); torch's warnings
+    about a file it cannot parse are silenced, the caller turns the error into one line."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return torch.load(path, map_location=device, weights_only=True)["model"]
+
+
 def _load_source(inherit: dict, device) -> dict:
     path = Path(inherit["from_run"]) / inherit["weights"]
     if not path.is_file() or file_sha256(path) != inherit["sha256"]:
         raise UserError(f"{path} is missing or changed since this run was configured (sha256 differs); "
                         "rerun the command to inherit from the current file")
     try:
-        return torch.load(path, map_location=device, weights_only=True)["model"]
+        return _read_weights(path, device)
     except Exception as e:
         raise UserError(f"{path} cannot be read as weights ({type(e).__name__}); retrain the source run") from None
 
@@ -142,7 +151,7 @@ def load_final_model(run_dir: str | Path, flag: str = "--run"):
                         init=False)
     path = Path(run_dir) / WEIGHTS_FILE
     try:
-        model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True)["model"])
+        model.load_state_dict(_read_weights(path, "cpu"))
     except Exception as e:
         raise UserError(f"{path} does not hold this run's weights ({type(e).__name__}); retrain the run") from None
     return model, cfg, rec

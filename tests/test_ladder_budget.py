@@ -165,18 +165,19 @@ def test_cli_plan_only_uses_the_cached_calibration(tmp_path, toy):
 
 def test_cli_too_small_budget_calibrates_then_refuses_leaving_nothing(tmp_path, toy):
     """The real calibration (a few steps per width on this machine; no timing asserted), then a budget of
-    3 seconds: exit 2, one line naming the smallest budget that works, no study folder written."""
+    6 seconds (the smallest accepted, planner.limits.MIN_BUDGET_MINUTES): exit 2, one line naming the smallest
+    budget that works, no study folder written."""
     data, hp = toy
     study = tmp_path / "study"
     r = run_cli("ladder", "--study", study, "--data", data, "--hparams", hp, "--batch", BATCH, "--seq-len", SEQ,
-                "--workers", "1", "--budget-minutes", "0.05", "--plan-only")
+                "--workers", "1", "--budget-minutes", "0.1", "--plan-only")
     assert r.returncode == 2, r.stderr[-2000:]
     last = r.stderr.strip().splitlines()[-1]
-    assert last.startswith("error: --budget-minutes 0.05 is too small") and "give --budget-minutes " in last
+    assert last.startswith("error: --budget-minutes 0.1 is too small") and "give --budget-minutes " in last
     assert "Traceback" not in r.stderr and not study.exists()
 
 
-@pytest.mark.parametrize("value", ["0", "-3", "nan", "inf", "1e6", "abc"])
+@pytest.mark.parametrize("value", ["0", "-3", "nan", "inf", "1e6", "abc", "0.09"])
 def test_cli_bad_budget_exits_2_with_one_line(tmp_path, value):
     r = run_cli("ladder", "--study", tmp_path / "s", "--data", tmp_path, "--hparams", tmp_path / "h.yaml",
                 "--budget-minutes", value, "--plan-only")

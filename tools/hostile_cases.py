@@ -18,6 +18,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
+import hostile_cases_new as new_cases  # tools/ is on sys.path (tools/hostile_pass.py, tests/test_hostile_pass.py)
+
 __all__ = ["Case", "Link", "CASES", "FAST_IDS", "TEMPLATE", "BAD_NUMBERS", "case_by_id"]
 
 
@@ -514,7 +516,8 @@ def _misc() -> list[Case]:
     ]
 
 
-CASES: list[Case] = _numbers() + _paths() + _artefacts() + _misc()
+CASES: list[Case] = (_numbers() + _paths() + _artefacts() + _misc()
+                    + new_cases.numeric_cases(_numeric, TINY_LADDER) + new_cases.misc_cases(Case))
 #: The last fixes of issue 18 (plan, fit, ladder, transfer-check): one cheap case per class joins the CI subset.
 _FAST_FIXED = ("plan--vocab=hugeint", "plan--lr=tiny", "plan--price=1e308", "plan-hparams=base-head-dim-odd",
                "fit--bootstrap=hugeint", "fit-runs=dup-column", "fit-runs=huge", "ladder-out=proc",

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import argparse
 
-from planner.limits import MAX_BOOTSTRAP, MAX_BUDGET_MINUTES, MAX_LADDER_SIZES
+from planner.limits import MAX_BOOTSTRAP, MAX_BUDGET_MINUTES, MAX_LADDER_SIZES, MIN_BUDGET_MINUTES
 from planner.provenance import command_line
 from scaleplan.commands import add_workers_argument, emit, guards, positive_float
 from scaleplan.commands.ladder_queue import add_queue_arguments
@@ -59,7 +59,7 @@ def register(sub) -> None:
     b.add_argument("--tokens-per-param", help="budgets as multiples of N_non-embedding (default 5,7,10,14,20)")
     b.add_argument("--flops", help="isoFLOP budgets C1,C2,...: D = C / (6 N_total) per size")
     p.add_argument("--budget-minutes", metavar="M",
-                   type=guards.bounded_float(0, MAX_BUDGET_MINUTES, what="minutes",
+                   type=guards.bounded_float(MIN_BUDGET_MINUTES, MAX_BUDGET_MINUTES, lo_open=False, what="minutes",
                                              why="the budget mode plans proxies for one machine"),
                    help="choose sizes and budgets for M minutes of wall time on this machine (excludes --sizes, "
                         "--n-sizes, --n-range, --tokens-per-param, --flops)")
