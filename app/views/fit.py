@@ -70,6 +70,22 @@ if study is None and runs is None:
     st.info("No study chosen: showing published laws only. Pick a study in the sidebar or upload runs.")
 
 # ------------------------------------------------------------------ the law
+def fit_choice_lines(meta: dict) -> list[str]:
+    """Captions for the fitting choices fit.json records: a prior on E, a joint fit across groups."""
+    out = []
+    prior = meta.get("E_prior")
+    if isinstance(prior, dict) and {"mean", "sd"} <= set(prior):
+        out.append(f"Prior on E: {prior['mean']:.4g} ± {prior['sd']:.3g} (Gaussian on log E; "
+                   f"from {prior.get('source') or 'the command line'}).")
+    groups = meta.get("groups")
+    if isinstance(groups, dict) and groups:
+        shared = ", ".join(map(str, meta.get("share") or []))
+        rows = "; ".join(f"{g}: {v.get('n_rows', '?')} runs" for g, v in groups.items() if isinstance(v, dict))
+        out.append(f"Joint fit across {len(groups)} data sets sharing {shared or 'nothing'}; this law is "
+                   f"{meta.get('target_group', '?')}'s ({rows}).")
+    return out
+
+
 def fmt_pct(x) -> str:
     return "" if x is None else f"{100 * x:.2f}%"
 
@@ -85,6 +101,8 @@ if law is not None:
     sel = (fit.meta or {}).get("select")
     if isinstance(sel, dict) and sel.get("chosen"):
         st.caption(f"Fitting configuration chosen by an inner backtest on the fitted runs only: **{sel['chosen']}**.")
+    for line in fit_choice_lines(fit.meta or {}):
+        st.caption(line)
     ci = fit.ci
     rows = [{"parameter": k, "value": f"{getattr(law, k):.4g}",
              "95% CI": f"[{ci[k][0]:.4g}, {ci[k][1]:.4g}]" if k in ci else ""} for k in ("E", "A", "B", "alpha", "beta")]
