@@ -67,7 +67,8 @@ class FormFitter(ChinchillaFitter):
         samples = None
         n_boot = int(self.bootstrap) or (INTERVAL_BOOTSTRAP if self.holdout_top_compute else 0)
         if n_boot:
-            samples = bootstrap_form(form, x, y, logL, opt.theta, float(self.delta), n_boot, int(self.seed))
+            samples = bootstrap_form(form, x, y, logL, opt.theta, float(self.delta), n_boot, int(self.seed),
+                                     progress=bool(self.progress))
         self.bootstrap_converged_frac_ = None
         law = FormLaw(form, opt.theta, samples=samples, seed=int(self.seed))
         law.residuals = logL - np.log(law.predict(Nf, Df))

@@ -231,11 +231,15 @@ class FormLaw:
 BOOT_MAX_NFEV = 300
 
 
-def bootstrap_form(form: Form, x, y, logL, theta, delta: float, n_boot: int, seed: int) -> np.ndarray:
-    """(n_boot, p) refits on rows resampled with replacement, each started at ``theta``."""
+def bootstrap_form(form: Form, x, y, logL, theta, delta: float, n_boot: int, seed: int,
+                   progress: bool = False) -> np.ndarray:
+    """(n_boot, p) refits on rows resampled with replacement, each started at ``theta`` (a tqdm bar
+    with ``progress``: Farseer's refits take a fraction of a second each)."""
+    from tqdm.auto import tqdm
+
     rng = np.random.default_rng(seed)
     out = np.empty((n_boot, theta.size))
-    for i in range(n_boot):
+    for i in tqdm(range(n_boot), desc=f"bootstrap refits ({form.name})", unit="fit", disable=not progress):
         idx = rng.integers(0, x.size, x.size)
         out[i] = _refine(form, theta, x[idx], y[idx], logL[idx], delta, max_nfev=BOOT_MAX_NFEV).x
     return out

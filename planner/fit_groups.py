@@ -149,7 +149,8 @@ class GroupFitter:
         self.group_laws_ = {name: _law(th) for (name, *_), th in zip(groups, nats)}
         self.group_rows_ = {name: int(n.size) for name, n, _, _ in groups}
         n_boot = int(base.bootstrap)
-        samples = _bootstrap(data, idx, v, float(base.delta), n_boot, int(base.seed), xm, ym) if n_boot else None
+        samples = _bootstrap(data, idx, v, float(base.delta), n_boot, int(base.seed), xm, ym,
+                             progress=bool(base.progress)) if n_boot else None
         _, Nt, Dt, Lt = groups[0]
         law = self.group_laws_[self.target]
         self.law_ = ScalingLaw(*law.params, name="fit", source="scaleplan fit --group-by (joint fit, shared "
@@ -199,11 +200,14 @@ def _starts(thetas, idx) -> list[np.ndarray]:
     return starts
 
 
-def _bootstrap(data, idx, v, delta, n_boot, seed, xm, ym) -> np.ndarray:
-    """(n_boot, 5) target-group [E, A, B, alpha, beta] of joint refits on rows resampled within groups."""
+def _bootstrap(data, idx, v, delta, n_boot, seed, xm, ym, progress: bool = False) -> np.ndarray:
+    """(n_boot, 5) target-group [E, A, B, alpha, beta] of joint refits on rows resampled within groups
+    (a tqdm bar with ``progress``: each joint refit takes a fraction of a second)."""
+    from tqdm.auto import tqdm
+
     rng = np.random.default_rng(seed)
     out = np.empty((n_boot, 5))
-    for i in range(n_boot):
+    for i in tqdm(range(n_boot), desc="bootstrap refits (joint)", unit="fit", disable=not progress):
         w = [rng.multinomial(d[0].size, np.full(d[0].size, 1.0 / d[0].size)).astype(float) for d in data]
         vb = solve_joint(data, idx, [v], delta, weights=w)[0]
         a, b, e, al, be = _to_natural(vb[idx[0]], xm, ym)
